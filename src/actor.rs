@@ -1,0 +1,273 @@
+//! Who is acting: [`Actor`], [`CustomerRole`], and the authorization rules, as pure
+//! functions ([`Actor::access_to`]).
+//!
+//! The rules, in one place:
+//! - Only the owning customer's **global administrator** may add, change or remove the
+//!   partner of record ([`Access::Change`]).
+//! - Every other role of the owning customer (billing and service administrators,
+//!   delegated-admin partners) may view ([`Access::View`]).
+//! - Another customer, and any partner, sees nothing ([`Access::Hidden`]); the service
+//!   answers them as if the subscription did not exist, and refuses a partner before it
+//!   reads anything.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::id::{CustomerId, MpnId};
+use crate::subscription::Subscription;
+
+/// The person or system behind a call.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{Access, Actor, CloudService, CustomerId, CustomerRole, Subscription, SubscriptionId};
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
+///
+/// assert_eq!(Actor::global_admin(contoso.clone()).access_to(&sub), Access::Change);
+/// let billing = Actor::customer(contoso, CustomerRole::BillingAdministrator);
+/// assert_eq!(billing.access_to(&sub), Access::View);
+/// assert_eq!(Actor::global_admin(CustomerId::new("fabrikam")?).access_to(&sub), Access::Hidden);
+/// # Ok::<(), dpor::IdError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Actor {
+    /// A user of a customer's tenant, in one role.
+    Customer {
+        /// The customer (tenant) the user belongs to.
+        customer: CustomerId,
+        /// The user's role in that tenant.
+        role: CustomerRole,
+    },
+    /// A partner acting on its own behalf (never allowed to designate itself).
+    Partner {
+        /// The partner's MPN ID.
+        mpn_id: MpnId,
+    },
+}
+
+/// A user's role in the customer's tenant.
+///
+/// Serialized as an object tagged by `"type"`: `{"type":"global_administrator"}`,
+/// `{"type":"delegated_administrator","partner":"565380"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "CustomerRoleRepr", into = "CustomerRoleRepr")]
+#[non_exhaustive]
+pub enum CustomerRole {
+    /// The tenant owner: the only role that may designate the partner of record.
+    GlobalAdministrator,
+    /// Manages billing; may view the partner of record.
+    BillingAdministrator,
+    /// Manages a service; may view the partner of record.
+    ServiceAdministrator,
+    /// A partner with delegated administration rights in the tenant; may view, and
+    /// never designate (itself or anyone).
+    DelegatedAdministrator {
+        /// The partner holding the delegation.
+        partner: MpnId,
+    },
+}
+
+/// The wire form of [`CustomerRole`]: serde ignores unknown fields of internally
+/// tagged unit variants, hence the empty struct variants.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(clippy::enum_variant_names)] // mirrors the public names
+enum CustomerRoleRepr {
+    GlobalAdministrator {},
+    BillingAdministrator {},
+    ServiceAdministrator {},
+    DelegatedAdministrator { partner: MpnId },
+}
+
+impl From<CustomerRoleRepr> for CustomerRole {
+    fn from(repr: CustomerRoleRepr) -> Self {
+        match repr {
+            CustomerRoleRepr::GlobalAdministrator {} => CustomerRole::GlobalAdministrator,
+            CustomerRoleRepr::BillingAdministrator {} => CustomerRole::BillingAdministrator,
+            CustomerRoleRepr::ServiceAdministrator {} => CustomerRole::ServiceAdministrator,
+            CustomerRoleRepr::DelegatedAdministrator { partner } => {
+                CustomerRole::DelegatedAdministrator { partner }
+            }
+        }
+    }
+}
+
+impl From<CustomerRole> for CustomerRoleRepr {
+    fn from(role: CustomerRole) -> Self {
+        match role {
+            CustomerRole::GlobalAdministrator => CustomerRoleRepr::GlobalAdministrator {},
+            CustomerRole::BillingAdministrator => CustomerRoleRepr::BillingAdministrator {},
+            CustomerRole::ServiceAdministrator => CustomerRoleRepr::ServiceAdministrator {},
+            CustomerRole::DelegatedAdministrator { partner } => {
+                CustomerRoleRepr::DelegatedAdministrator { partner }
+            }
+        }
+    }
+}
+
+impl fmt::Display for CustomerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CustomerRole::GlobalAdministrator => f.write_str("global administrator"),
+            CustomerRole::BillingAdministrator => f.write_str("billing administrator"),
+            CustomerRole::ServiceAdministrator => f.write_str("service administrator"),
+            CustomerRole::DelegatedAdministrator { partner } => {
+                write!(f, "delegated administrator (partner {partner})")
+            }
+        }
+    }
+}
+
+/// What an [`Actor`] may do with one subscription.
+///
+/// Ordered: `Hidden < View < Change`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    /// The actor may not know that the subscription exists.
+    Hidden,
+    /// The actor may read the subscription, its partner of record and its history.
+    View,
+    /// The actor may also add, change and remove the partner of record.
+    Change,
+}
+
+impl Actor {
+    /// The owning customer's global administrator.
+    pub fn global_admin(customer: CustomerId) -> Self {
+        Actor::customer(customer, CustomerRole::GlobalAdministrator)
+    }
+
+    /// A user of `customer` in `role`.
+    pub fn customer(customer: CustomerId, role: CustomerRole) -> Self {
+        Actor::Customer { customer, role }
+    }
+
+    /// A partner acting on its own behalf.
+    pub fn partner(mpn_id: MpnId) -> Self {
+        Actor::Partner { mpn_id }
+    }
+
+    /// What this actor may do with `subscription`.
+    pub fn access_to(&self, subscription: &Subscription) -> Access {
+        match self {
+            Actor::Customer { customer, .. } if customer != subscription.customer() => {
+                Access::Hidden
+            }
+            Actor::Customer {
+                role: CustomerRole::GlobalAdministrator,
+                ..
+            } => Access::Change,
+            Actor::Customer { .. } => Access::View,
+            Actor::Partner { .. } => Access::Hidden,
+        }
+    }
+
+    /// Checks that this actor has at least `needed` on `subscription`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionNotFound`] when the subscription is hidden from the actor
+    /// (so that nobody learns which subscriptions exist), [`Error::Forbidden`] when
+    /// it may see but not do this.
+    ///
+    /// ```
+    /// use dpor::*;
+    ///
+    /// let contoso = CustomerId::new("contoso")?;
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Intune, "Intune");
+    /// let billing = Actor::customer(contoso, CustomerRole::BillingAdministrator);
+    /// assert!(billing.authorize(&sub, Access::View).is_ok());
+    /// assert!(matches!(billing.authorize(&sub, Access::Change), Err(Error::Forbidden { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn authorize(&self, subscription: &Subscription, needed: Access) -> Result<(), Error> {
+        let granted = self.access_to(subscription);
+        if granted == Access::Hidden {
+            return Err(Error::SubscriptionNotFound(subscription.id().clone()));
+        }
+        if granted < needed {
+            let role = match self {
+                Actor::Customer { role, .. } => role.to_string(),
+                Actor::Partner { .. } => "partner".to_owned(),
+            };
+            return Err(Error::Forbidden {
+                reason: format!(
+                    "only the customer's global administrator can change the partner of \
+                     record; a {role} can only view it"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SubscriptionId;
+    use crate::subscription::CloudService;
+
+    fn contoso() -> CustomerId {
+        CustomerId::new("contoso").unwrap()
+    }
+
+    fn sub() -> Subscription {
+        Subscription::new(
+            SubscriptionId::new("sub-1").unwrap(),
+            contoso(),
+            CloudService::Office365,
+            "E3",
+        )
+    }
+
+    #[test]
+    fn only_the_owners_global_admin_may_change() {
+        assert_eq!(
+            Actor::global_admin(contoso()).access_to(&sub()),
+            Access::Change
+        );
+    }
+
+    #[test]
+    fn other_roles_of_the_owner_may_view() {
+        let mpn = MpnId::parse("565380").unwrap();
+        for role in [
+            CustomerRole::BillingAdministrator,
+            CustomerRole::ServiceAdministrator,
+            CustomerRole::DelegatedAdministrator { partner: mpn },
+        ] {
+            assert_eq!(
+                Actor::customer(contoso(), role).access_to(&sub()),
+                Access::View
+            );
+        }
+    }
+
+    #[test]
+    fn other_customers_and_partners_see_nothing() {
+        let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
+        assert_eq!(other.access_to(&sub()), Access::Hidden);
+        let partner = Actor::partner(MpnId::parse("565380").unwrap());
+        assert_eq!(partner.access_to(&sub()), Access::Hidden);
+    }
+
+    #[test]
+    fn hidden_is_not_found_and_too_little_is_forbidden() {
+        let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
+        assert!(matches!(
+            other.authorize(&sub(), Access::View),
+            Err(Error::SubscriptionNotFound(_))
+        ));
+        let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
+        assert!(matches!(
+            billing.authorize(&sub(), Access::Change),
+            Err(Error::Forbidden { .. })
+        ));
+    }
+}

@@ -1,0 +1,321 @@
+//! The association state machine: pure transitions from one [`Subscription`] value to
+//! the next, with the [`AssociationEvent`]s that lead there.
+//!
+//! Nothing here does I/O or reads a clock: the instant is passed in. The rules:
+//!
+//! - Only an active subscription changes ([`Error::SubscriptionNotActive`]), and only to
+//!   a partner enrolled in the program ([`Error::PartnerNotEnrolled`]); checked in that
+//!   order, before the state.
+//! - The partner of record is the pair (partner, program). The same pair again is
+//!   [`Transition::Unchanged`].
+//! - Designating B where none is set: one event, `PartnerAssociated { B, replaced: None }`.
+//! - Replacing A by B (or A under another program): one version step with two events,
+//!   `PartnerRemoved { A, ReplacedBy(B) }` then `PartnerAssociated { B, replaced: Some(A) }`.
+//! - Removing A: `PartnerRemoved { A, RemovedByCustomer }`; with none set,
+//!   [`Error::NoPartnerOfRecord`].
+//! - Every change is exactly one version step; events are numbered on from
+//!   [`Subscription::last_event_sequence`], so sequences are 1-based and gap-free.
+
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::Error;
+use crate::event::{AssociationEvent, AssociationEventKind, RemovalReason};
+use crate::partner::{Partner, Program};
+use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
+
+/// The outcome of a transition: nothing to do, or the next value and its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// The subscription is already in the asked-for state: no version step, no event.
+    Unchanged,
+    /// The subscription changes.
+    Changed {
+        /// The subscription after the change (one version on).
+        next: Subscription,
+        /// The events of the change, in order.
+        events: Vec<AssociationEvent>,
+    },
+}
+
+impl Subscription {
+    /// Designates `partner` as partner of record for `program`, at `at`.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::SubscriptionNotActive`] when the subscription is
+    /// suspended or cancelled; [`Error::PartnerNotEnrolled`] when `partner` is not
+    /// enrolled in `program`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::macros::datetime;
+    ///
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+    /// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+    ///
+    /// let Transition::Changed { next, events } =
+    ///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+    /// else { unreachable!() };
+    /// assert_eq!(next.version(), 1);
+    /// assert_eq!(next.partner_of_record().map(|p| p.mpn_id()), Some(fabrikam.mpn_id()));
+    /// assert_eq!(events.len(), 1);
+    ///
+    /// // The same partner again changes nothing.
+    /// assert_eq!(next.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-06 10:00 UTC))?, Transition::Unchanged);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn associate(
+        &self,
+        partner: &Partner,
+        program: Program,
+        at: OffsetDateTime,
+    ) -> Result<Transition, Error> {
+        self.require_active()?;
+        if !partner.is_enrolled(program) {
+            return Err(Error::PartnerNotEnrolled {
+                mpn_id: partner.mpn_id(),
+                program,
+            });
+        }
+        let at = at.to_offset(UtcOffset::UTC);
+        let current = self.partner_of_record();
+        if current.is_some_and(|por| por.mpn_id() == partner.mpn_id() && por.program() == program) {
+            return Ok(Transition::Unchanged);
+        }
+        let mut kinds = Vec::with_capacity(2);
+        if let Some(previous) = current {
+            kinds.push(AssociationEventKind::PartnerRemoved {
+                partner: previous.mpn_id(),
+                reason: RemovalReason::ReplacedBy(partner.mpn_id()),
+            });
+        }
+        kinds.push(AssociationEventKind::PartnerAssociated {
+            partner: partner.mpn_id(),
+            partner_name: partner.name().to_owned(),
+            program,
+            replaced: current.map(PartnerOfRecord::mpn_id),
+        });
+        let por = PartnerOfRecord::new(partner.mpn_id(), partner.name().to_owned(), program, at);
+        Ok(self.change(Some(por), self.status(), at, kinds))
+    }
+
+    /// Removes the partner of record, at `at`.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::SubscriptionNotActive`] when the subscription is
+    /// suspended or cancelled; [`Error::NoPartnerOfRecord`] when none is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::macros::datetime;
+    ///
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Pay-as-you-go");
+    /// assert!(matches!(sub.remove_partner(datetime!(2026-01-05 10:00 UTC)), Err(Error::NoPartnerOfRecord(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_partner(&self, at: OffsetDateTime) -> Result<Transition, Error> {
+        self.require_active()?;
+        let Some(current) = self.partner_of_record() else {
+            return Err(Error::NoPartnerOfRecord(self.id().clone()));
+        };
+        let kind = AssociationEventKind::PartnerRemoved {
+            partner: current.mpn_id(),
+            reason: RemovalReason::RemovedByCustomer,
+        };
+        Ok(self.change(
+            None,
+            self.status(),
+            at.to_offset(UtcOffset::UTC),
+            vec![kind],
+        ))
+    }
+
+    fn require_active(&self) -> Result<(), Error> {
+        match self.status() {
+            SubscriptionStatus::Active => Ok(()),
+            status => Err(Error::SubscriptionNotActive {
+                subscription: self.id().clone(),
+                status,
+            }),
+        }
+    }
+
+    /// One version step to `partner_of_record` and `status`, recording `kinds` as
+    /// events numbered on from the last one.
+    fn change(
+        &self,
+        partner_of_record: Option<PartnerOfRecord>,
+        status: SubscriptionStatus,
+        at: OffsetDateTime,
+        kinds: Vec<AssociationEventKind>,
+    ) -> Transition {
+        let first = self.last_event_sequence() + 1;
+        let events: Vec<AssociationEvent> = (first..)
+            .zip(kinds)
+            .map(|(sequence, kind)| AssociationEvent {
+                subscription: self.id().clone(),
+                customer: self.customer().clone(),
+                sequence,
+                at,
+                kind,
+            })
+            .collect();
+        let next = self.successor(partner_of_record, status, events.len() as u64);
+        Transition::Changed { next, events }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{CustomerId, MpnId, SubscriptionId};
+    use crate::subscription::CloudService;
+    use time::macros::datetime;
+
+    const SELL: Program = Program::OnlineServicesSell;
+
+    fn sub() -> Subscription {
+        Subscription::new(
+            SubscriptionId::new("sub-1").unwrap(),
+            CustomerId::new("contoso").unwrap(),
+            CloudService::Office365,
+            "E3",
+        )
+    }
+
+    fn partner(id: &str) -> Partner {
+        Partner::new(MpnId::parse(id).unwrap(), format!("Partner {id}")).enrolled_in(SELL)
+    }
+
+    fn changed(t: Transition) -> (Subscription, Vec<AssociationEvent>) {
+        match t {
+            Transition::Changed { next, events } => (next, events),
+            Transition::Unchanged => panic!("expected a change"),
+        }
+    }
+
+    const T0: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+
+    #[test]
+    fn associating_when_none_is_one_event() {
+        let (next, events) = changed(sub().associate(&partner("565380"), SELL, T0).unwrap());
+        assert_eq!(next.version(), 1);
+        assert_eq!(next.last_event_sequence(), 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].sequence, 1);
+        assert!(matches!(
+            events[0].kind,
+            AssociationEventKind::PartnerAssociated { replaced: None, .. }
+        ));
+    }
+
+    #[test]
+    fn replacing_is_one_version_step_with_two_events() {
+        let (a, b) = (partner("565380"), partner("3664167"));
+        let (one, _) = changed(sub().associate(&a, SELL, T0).unwrap());
+        let (two, events) = changed(one.associate(&b, SELL, T0).unwrap());
+        assert_eq!(two.version(), 2);
+        assert_eq!(two.last_event_sequence(), 3);
+        assert_eq!(
+            events[0].kind,
+            AssociationEventKind::PartnerRemoved {
+                partner: a.mpn_id(),
+                reason: RemovalReason::ReplacedBy(b.mpn_id())
+            }
+        );
+        assert!(matches!(
+            events[1].kind,
+            AssociationEventKind::PartnerAssociated { replaced: Some(r), .. } if r == a.mpn_id()
+        ));
+        assert_eq!([events[0].sequence, events[1].sequence], [2, 3]);
+    }
+
+    #[test]
+    fn same_partner_under_another_program_is_a_replacement() {
+        let a = partner("565380").enrolled_in(Program::OnlineServicesUsage);
+        let (one, _) = changed(sub().associate(&a, SELL, T0).unwrap());
+        let (two, events) = changed(one.associate(&a, Program::OnlineServicesUsage, T0).unwrap());
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            two.partner_of_record().unwrap().program(),
+            Program::OnlineServicesUsage
+        );
+    }
+
+    #[test]
+    fn same_partner_again_is_unchanged() {
+        let a = partner("565380");
+        let (one, _) = changed(sub().associate(&a, SELL, T0).unwrap());
+        assert_eq!(one.associate(&a, SELL, T0).unwrap(), Transition::Unchanged);
+    }
+
+    #[test]
+    fn not_enrolled_partner_is_refused() {
+        let a = Partner::new(MpnId::parse("565380").unwrap(), "A");
+        assert!(matches!(
+            sub().associate(&a, SELL, T0),
+            Err(Error::PartnerNotEnrolled { program: SELL, .. })
+        ));
+    }
+
+    #[test]
+    fn inactive_subscription_is_refused_before_enrolment() {
+        let a = Partner::new(MpnId::parse("565380").unwrap(), "A");
+        let cancelled = sub().with_status(SubscriptionStatus::Cancelled);
+        assert!(matches!(
+            cancelled.associate(&a, SELL, T0),
+            Err(Error::SubscriptionNotActive {
+                status: SubscriptionStatus::Cancelled,
+                ..
+            })
+        ));
+        assert!(matches!(
+            cancelled.remove_partner(T0),
+            Err(Error::SubscriptionNotActive { .. })
+        ));
+    }
+
+    #[test]
+    fn removing_with_none_is_refused() {
+        assert!(matches!(
+            sub().remove_partner(T0),
+            Err(Error::NoPartnerOfRecord(_))
+        ));
+    }
+
+    #[test]
+    fn removing_records_removed_by_customer() {
+        let (one, _) = changed(sub().associate(&partner("565380"), SELL, T0).unwrap());
+        let (two, events) = changed(one.remove_partner(T0).unwrap());
+        assert!(two.partner_of_record().is_none());
+        assert_eq!(two.version(), 2);
+        assert!(matches!(
+            events[0].kind,
+            AssociationEventKind::PartnerRemoved {
+                reason: RemovalReason::RemovedByCustomer,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn transitions_never_modify_their_input() {
+        let before = sub();
+        let copy = before.clone();
+        let _ = before.associate(&partner("565380"), SELL, T0);
+        assert_eq!(before, copy);
+    }
+
+    #[test]
+    fn times_are_recorded_in_utc() {
+        let at = datetime!(2026-01-05 12:00 +02:00);
+        let (next, events) = changed(sub().associate(&partner("565380"), SELL, at).unwrap());
+        assert_eq!(events[0].at.offset(), UtcOffset::UTC);
+        assert_eq!(next.partner_of_record().unwrap().since(), at);
+    }
+}

@@ -1,0 +1,271 @@
+//! Errors: [`Error`] for the service and the transitions, and the port errors
+//! [`StoreError`], [`DirectoryError`] and [`NotifyError`] that host implementations
+//! return.
+//!
+//! The messages are written so that a portal can show them to the customer as they
+//! are. Each variant's docs say how a caller should react.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::id::{MpnId, MpnIdError, SubscriptionId};
+use crate::partner::Program;
+use crate::subscription::SubscriptionStatus;
+
+/// A boxed error from a host's backend (database driver, HTTP client, SMTP client).
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Everything that can go wrong in the partner-of-record flow.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// What was typed in the "Microsoft Partner ID" field is not an MPN ID.
+    ///
+    /// ### Handling
+    /// Show the message next to the field (HTTP 400). Nothing was looked up.
+    #[error("{0}")]
+    InvalidMpnId(#[from] MpnIdError),
+
+    /// No such subscription, or one this actor may not see (the two are answered the
+    /// same, so that nobody learns which subscriptions exist).
+    ///
+    /// ### Handling
+    /// HTTP 404.
+    #[error("subscription {0} was not found")]
+    SubscriptionNotFound(SubscriptionId),
+
+    /// The actor may see the subscription but not do this (only the customer's global
+    /// administrator designates the partner of record).
+    ///
+    /// ### Handling
+    /// HTTP 403; ask the customer's global administrator.
+    #[error("not allowed: {reason}")]
+    Forbidden {
+        /// Why, in words for the person who tried.
+        reason: String,
+    },
+
+    /// The directory has no partner with this MPN ID.
+    ///
+    /// ### Handling
+    /// Show next to the field: the customer should check the ID with the partner
+    /// (HTTP 404 or 422).
+    #[error("no partner with Partner ID (MPN ID) {0} was found; check the ID with your partner")]
+    PartnerNotFound(MpnId),
+
+    /// The partner exists but is not enrolled in the program the service is for.
+    ///
+    /// ### Handling
+    /// Show next to the field (HTTP 422); the partner must enrol first.
+    #[error(
+        "partner {mpn_id} is not enrolled in the {program} program and cannot be partner of record"
+    )]
+    PartnerNotEnrolled {
+        /// The partner.
+        mpn_id: MpnId,
+        /// The program it would need.
+        program: Program,
+    },
+
+    /// The subscription is suspended or cancelled: its partner of record is frozen.
+    ///
+    /// ### Handling
+    /// HTTP 409 or 422; offer no partner-of-record actions.
+    #[error("subscription {subscription} is {status}: its partner of record cannot be changed")]
+    SubscriptionNotActive {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// Its status.
+        status: SubscriptionStatus,
+    },
+
+    /// A removal was asked for but no partner of record is set.
+    ///
+    /// ### Handling
+    /// HTTP 409; refresh the view.
+    #[error("subscription {0} has no partner of record to remove")]
+    NoPartnerOfRecord(SubscriptionId),
+
+    /// The subscription changed since it was read (someone else changed its partner of
+    /// record in the meantime).
+    ///
+    /// ### Handling
+    /// HTTP 409: show the current state and let the customer check and submit again.
+    #[error(
+        "subscription {subscription} was changed by someone else in the meantime \
+         (expected version {expected}, found {actual}); check the partner again"
+    )]
+    Conflict {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// The version the caller had read.
+        expected: u64,
+        /// The version stored now.
+        actual: u64,
+    },
+
+    /// The partner check is too old (or dated in the future) to be submitted.
+    ///
+    /// ### Handling
+    /// HTTP 410: run "Check ID" again.
+    #[error("the partner check from {checked_at} has expired; check the partner ID again")]
+    CheckExpired {
+        /// When the check was made.
+        checked_at: OffsetDateTime,
+    },
+
+    /// The repository failed.
+    ///
+    /// ### Handling
+    /// HTTP 500 or 503; retrying the whole operation is safe (a failed commit changes
+    /// nothing).
+    #[error("the subscription store failed")]
+    Store(#[source] StoreError),
+
+    /// The partner directory failed.
+    ///
+    /// ### Handling
+    /// HTTP 502 or 503; retry later. Nothing was changed.
+    #[error("the partner directory is unavailable; try again later")]
+    Directory(#[from] DirectoryError),
+}
+
+impl From<StoreError> for Error {
+    /// A store conflict is a domain conflict ([`Error::Conflict`]), a missing row a
+    /// missing subscription; everything else stays a store error.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict {
+                subscription,
+                expected,
+                actual,
+            } => Error::Conflict {
+                subscription,
+                expected,
+                actual,
+            },
+            StoreError::NotFound(subscription) => Error::SubscriptionNotFound(subscription),
+            other => Error::Store(other),
+        }
+    }
+}
+
+/// What a [`Repository`](crate::Repository) reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The compare-and-swap of a commit failed: the stored version is not the expected
+    /// one. Nothing was written.
+    #[error("subscription {subscription} is at version {actual}, not {expected}")]
+    Conflict {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// The version the commit expected.
+        expected: u64,
+        /// The version stored.
+        actual: u64,
+    },
+    /// An insert found a subscription with the same id.
+    #[error("subscription {0} already exists")]
+    AlreadyExists(SubscriptionId),
+    /// A commit named a subscription that is not stored.
+    #[error("subscription {0} is not stored")]
+    NotFound(SubscriptionId),
+    /// The backend failed (connection, I/O, a row that does not decode).
+    #[error("the storage backend failed")]
+    Backend(#[source] BoxError),
+}
+
+/// An opaque error from a [`PartnerDirectory`](crate::PartnerDirectory): the lookup
+/// failed (as opposed to finding no partner, which is `Ok(None)`).
+///
+/// Its `Display` names the failing part only; the underlying error is its
+/// [`source`](std::error::Error::source), as error reporters expect.
+///
+/// ```
+/// use std::error::Error as _;
+/// use dpor::DirectoryError;
+///
+/// let error = DirectoryError::new("directory timed out");
+/// assert_eq!(error.to_string(), "the partner directory failed");
+/// assert_eq!(error.source().map(|s| s.to_string()).as_deref(), Some("directory timed out"));
+/// ```
+#[derive(Debug)]
+pub struct DirectoryError(BoxError);
+
+/// An opaque error from a [`Notifier`](crate::Notifier): the notification was not
+/// delivered and stays in the outbox.
+///
+/// ```
+/// use std::error::Error as _;
+/// use dpor::NotifyError;
+///
+/// let error = NotifyError::new("smtp: 421 try again later");
+/// assert_eq!(error.to_string(), "the notifier failed");
+/// assert!(error.source().is_some());
+/// ```
+#[derive(Debug)]
+pub struct NotifyError(BoxError);
+
+macro_rules! opaque_error {
+    ($name:ident, $what:literal) => {
+        impl $name {
+            /// Wraps the underlying error (anything that converts into a boxed error,
+            /// including a `&str` or `String` message).
+            pub fn new(source: impl Into<BoxError>) -> Self {
+                $name(source.into())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!("the ", $what, " failed"))
+            }
+        }
+
+        impl StdError for $name {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(self.0.as_ref())
+            }
+        }
+    };
+}
+
+opaque_error!(DirectoryError, "partner directory");
+opaque_error!(NotifyError, "notifier");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_conflict_becomes_domain_conflict() {
+        let subscription = SubscriptionId::new("s").unwrap();
+        let error = Error::from(StoreError::Conflict {
+            subscription,
+            expected: 1,
+            actual: 2,
+        });
+        assert!(matches!(
+            error,
+            Error::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_are_send_sync() {
+        fn check<T: Send + Sync + StdError + 'static>() {}
+        check::<Error>();
+        check::<StoreError>();
+        check::<DirectoryError>();
+        check::<NotifyError>();
+        check::<MpnIdError>();
+        check::<crate::id::IdError>();
+    }
+}

@@ -1,0 +1,196 @@
+//! What happened: [`AssociationEvent`]s in a subscription's history, and the
+//! [`Notification`]s (emails) they cause.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
+use crate::partner::Program;
+use crate::subscription::CloudService;
+
+/// One change of a subscription's partner of record, as kept in its history.
+///
+/// Incentives are paid on the history: it tells who was partner of record at any
+/// instant. `sequence` is 1-based and gap-free per subscription.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssociationEvent {
+    /// The subscription that changed.
+    pub subscription: SubscriptionId,
+    /// Its owner.
+    pub customer: CustomerId,
+    /// 1-based, gap-free position in the subscription's history.
+    pub sequence: u64,
+    /// When the change was decided (UTC).
+    #[serde(with = "crate::timestamp")]
+    pub at: OffsetDateTime,
+    /// What changed.
+    pub kind: AssociationEventKind,
+}
+
+/// What an [`AssociationEvent`] records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum AssociationEventKind {
+    /// A partner became partner of record.
+    PartnerAssociated {
+        /// The new partner of record.
+        partner: MpnId,
+        /// Its name in the directory at that moment.
+        partner_name: String,
+        /// The program the association counts for.
+        program: Program,
+        /// The partner it replaced, if any (its removal is the event just before).
+        replaced: Option<MpnId>,
+    },
+    /// A partner stopped being partner of record.
+    PartnerRemoved {
+        /// The former partner of record.
+        partner: MpnId,
+        /// Why.
+        reason: RemovalReason,
+    },
+}
+
+/// Why a partner stopped being partner of record.
+///
+/// Serialized as an object tagged by `"type"`: `{"type":"removed_by_customer"}`,
+/// `{"type":"replaced_by","partner":"565380"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "RemovalReasonRepr", into = "RemovalReasonRepr")]
+#[non_exhaustive]
+pub enum RemovalReason {
+    /// The customer removed it (deleted the MPN ID).
+    RemovedByCustomer,
+    /// The customer designated another partner (or the same one for another program).
+    ReplacedBy(MpnId),
+}
+
+/// The wire form of [`RemovalReason`]: serde cannot tag a newtype variant, and ignores
+/// unknown fields of internally tagged unit variants, hence `{}`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RemovalReasonRepr {
+    RemovedByCustomer {},
+    ReplacedBy { partner: MpnId },
+}
+
+impl From<RemovalReasonRepr> for RemovalReason {
+    fn from(repr: RemovalReasonRepr) -> Self {
+        match repr {
+            RemovalReasonRepr::RemovedByCustomer {} => RemovalReason::RemovedByCustomer,
+            RemovalReasonRepr::ReplacedBy { partner } => RemovalReason::ReplacedBy(partner),
+        }
+    }
+}
+
+impl From<RemovalReason> for RemovalReasonRepr {
+    fn from(reason: RemovalReason) -> Self {
+        match reason {
+            RemovalReason::RemovedByCustomer => RemovalReasonRepr::RemovedByCustomer {},
+            RemovalReason::ReplacedBy(partner) => RemovalReasonRepr::ReplacedBy { partner },
+        }
+    }
+}
+
+impl AssociationEventKind {
+    /// The partner to tell about this event, and what to tell it: `Added` to a newly
+    /// associated partner, `Removed` to a removed one.
+    pub fn notice(&self) -> Option<(MpnId, NotificationKind)> {
+        match self {
+            AssociationEventKind::PartnerAssociated { partner, .. } => {
+                Some((*partner, NotificationKind::Added))
+            }
+            AssociationEventKind::PartnerRemoved { partner, .. } => {
+                Some((*partner, NotificationKind::Removed))
+            }
+        }
+    }
+}
+
+/// What a [`Notification`] tells its partner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotificationKind {
+    /// "You are now partner of record for this subscription."
+    Added,
+    /// "You are no longer partner of record for this subscription."
+    Removed,
+}
+
+/// An email to a partner, kept in the outbox until the [`Notifier`](crate::Notifier)
+/// delivered it.
+///
+/// Its `id` is derived from the event it tells of, so it is the same on every delivery
+/// attempt: a notifier can drop duplicates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    /// Stable id: `"{subscription}#{event sequence}"`.
+    pub id: NotificationId,
+    /// The partner to tell.
+    pub partner: MpnId,
+    /// Where to send it, as the directory listed it when the change was decided.
+    pub contact_email: Option<String>,
+    /// Added or removed.
+    pub kind: NotificationKind,
+    /// The subscription concerned.
+    pub subscription: SubscriptionId,
+    /// Its owner.
+    pub customer: CustomerId,
+    /// Its cloud service.
+    pub service: CloudService,
+    /// When the change happened (UTC).
+    #[serde(with = "crate::timestamp")]
+    pub at: OffsetDateTime,
+}
+
+impl Notification {
+    /// The notification that `event` causes, if any, for a subscription of `service`,
+    /// sent to `contact_email`.
+    pub fn for_event(
+        event: &AssociationEvent,
+        service: &CloudService,
+        contact_email: Option<String>,
+    ) -> Option<Notification> {
+        let (partner, kind) = event.kind.notice()?;
+        Some(Notification {
+            id: NotificationId::for_event(&event.subscription, event.sequence),
+            partner,
+            contact_email,
+            kind,
+            subscription: event.subscription.clone(),
+            customer: event.customer.clone(),
+            service: service.clone(),
+            at: event.at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_reason_wire_form_is_tagged() {
+        let a = MpnId::parse("565380").unwrap();
+        assert_eq!(
+            serde_json::to_string(&RemovalReason::ReplacedBy(a)).unwrap(),
+            r#"{"type":"replaced_by","partner":"565380"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&RemovalReason::RemovedByCustomer).unwrap(),
+            r#"{"type":"removed_by_customer"}"#
+        );
+        assert!(
+            serde_json::from_str::<RemovalReason>(r#"{"type":"removed_by_customer","x":0}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<RemovalReason>(r#"{"type":"replaced_by","partner":"12"}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! Identifiers: [`MpnId`], [`SubscriptionId`], [`CustomerId`], [`NotificationId`] and
+//! the errors that say why a string is not one.
+//!
+//! Every identifier is a validated newtype: the only ways to build one go through
+//! the same checks (`parse`/`new`, [`FromStr`], [`TryFrom`] and serde
+//! deserialization), so a value of these types is always valid. All of them
+//! serialize as a JSON string and refuse anything else (a JSON number is not an id).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The fewest digits an [`MpnId`] may have.
+pub const MPN_ID_MIN_DIGITS: usize = 5;
+/// The most digits an [`MpnId`] may have.
+pub const MPN_ID_MAX_DIGITS: usize = 10;
+/// The most characters a [`SubscriptionId`] or [`CustomerId`] may have.
+pub const ID_MAX_CHARS: usize = 128;
+/// The most characters a [`NotificationId`] may have: room for a full
+/// [`SubscriptionId`], a `#` and a 64-bit sequence number.
+pub const NOTIFICATION_ID_MAX_CHARS: usize = 160;
+
+/// A partner's Microsoft Partner Network ID ("MPN ID", now "Partner ID").
+///
+/// The syntax is a front-door check only: 5 to 10 ASCII digits, leading zeros kept,
+/// surrounding whitespace trimmed. Whether a partner with that ID exists is for the
+/// [`PartnerDirectory`](crate::PartnerDirectory) to say ("Check ID").
+///
+/// `MpnId` is `Copy` and holds its digits inline: no allocation.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{MpnId, MpnIdError};
+///
+/// let id = MpnId::parse(" 0565380 ")?;
+/// assert_eq!(id.as_str(), "0565380"); // trimmed, leading zero kept
+/// assert_eq!(id.to_string().parse::<MpnId>()?, id);
+///
+/// assert_eq!(MpnId::parse("   "), Err(MpnIdError::Empty));
+/// assert_eq!(
+///     MpnId::parse("56a380"),
+///     Err(MpnIdError::InvalidCharacter { index: 2, character: 'a' })
+/// );
+/// assert_eq!(MpnId::parse("1234"), Err(MpnIdError::WrongLength { length: 4 }));
+/// # Ok::<(), MpnIdError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MpnId {
+    // Invariant: `digits[..len]` are ASCII digits, `len` is within
+    // MPN_ID_MIN_DIGITS..=MPN_ID_MAX_DIGITS and every byte after `len` is 0, so that
+    // the derived `Eq` and `Hash` agree with `as_str`.
+    digits: [u8; MPN_ID_MAX_DIGITS],
+    len: u8,
+}
+
+/// Why a string is not an [`MpnId`].
+///
+/// The checks run in this order on the input with surrounding whitespace removed:
+/// [`Empty`](Self::Empty), then the first character that is not an ASCII digit
+/// ([`InvalidCharacter`](Self::InvalidCharacter)), then the number of digits
+/// ([`WrongLength`](Self::WrongLength)).
+///
+/// The messages are written for the customer who typed the ID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum MpnIdError {
+    /// Nothing was entered, or only whitespace.
+    #[error("enter the partner's Partner ID (MPN ID): 5 to 10 digits")]
+    Empty,
+    /// A character that is not an ASCII digit `0`-`9`.
+    ///
+    /// `index` is its 0-based position, counted in characters of the input as
+    /// given (leading whitespace included).
+    #[error(
+        "a Partner ID (MPN ID) has digits only: {character:?} at position {} is not a digit",
+        index + 1
+    )]
+    InvalidCharacter {
+        /// 0-based position of the character in the input as given, in characters.
+        index: usize,
+        /// The offending character.
+        character: char,
+    },
+    /// All digits, but too few or too many.
+    #[error("a Partner ID (MPN ID) has 5 to 10 digits, this one has {length}")]
+    WrongLength {
+        /// The number of digits entered.
+        length: usize,
+    },
+}
+
+impl MpnId {
+    /// Parses what a customer typed into the "Microsoft Partner ID" field.
+    ///
+    /// # Errors
+    ///
+    /// [`MpnIdError`] says what is wrong with `input`; see its docs for the order of
+    /// the checks. Never panics, whatever the input.
+    pub fn parse(input: &str) -> Result<MpnId, MpnIdError> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(MpnIdError::Empty);
+        }
+        if let Some(offset) = trimmed.bytes().position(|b| !b.is_ascii_digit()) {
+            // Everything before `offset` is ASCII, so it counts one character a byte.
+            let leading = input.len() - input.trim_start().len();
+            let index = input[..leading].chars().count() + offset;
+            let character = trimmed[offset..].chars().next().unwrap_or_default();
+            return Err(MpnIdError::InvalidCharacter { index, character });
+        }
+        let length = trimmed.len();
+        if !(MPN_ID_MIN_DIGITS..=MPN_ID_MAX_DIGITS).contains(&length) {
+            return Err(MpnIdError::WrongLength { length });
+        }
+        let mut digits = [0; MPN_ID_MAX_DIGITS];
+        digits[..length].copy_from_slice(trimmed.as_bytes());
+        Ok(MpnId {
+            digits,
+            len: length as u8,
+        })
+    }
+
+    /// The canonical digits, leading zeros kept.
+    pub fn as_str(&self) -> &str {
+        // The digits are ASCII by construction, so this never takes the error arm.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// Why a string is not a [`SubscriptionId`], [`CustomerId`] or [`NotificationId`].
+///
+/// The checks run in this order on the input as given (nothing is trimmed):
+/// [`Empty`](Self::Empty), then the first whitespace or control character
+/// ([`InvalidCharacter`](Self::InvalidCharacter)), then the length
+/// ([`TooLong`](Self::TooLong)).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum IdError {
+    /// The id is empty or only whitespace.
+    #[error("the id is empty")]
+    Empty,
+    /// The id has more characters than allowed.
+    #[error("the id has {length} characters, at most {max} are allowed")]
+    TooLong {
+        /// The number of characters given.
+        length: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A whitespace or control character.
+    #[error("the id may not contain whitespace or control characters: {character:?} at position {}", index + 1)]
+    InvalidCharacter {
+        /// 0-based position of the character, in characters.
+        index: usize,
+        /// The offending character.
+        character: char,
+    },
+}
+
+fn validate_opaque(value: &str, max: usize) -> Result<(), IdError> {
+    if value.trim().is_empty() {
+        return Err(IdError::Empty);
+    }
+    let mut length = 0;
+    for (index, character) in value.chars().enumerate() {
+        if character.is_whitespace() || character.is_control() {
+            return Err(IdError::InvalidCharacter { index, character });
+        }
+        length += 1;
+    }
+    if length > max {
+        return Err(IdError::TooLong { length, max });
+    }
+    Ok(())
+}
+
+/// The traits every string-backed id shares: `Display`, `Debug`, `FromStr`,
+/// `TryFrom<&str>`, `TryFrom<String>`, `AsRef<str>`, ordering by the string, and
+/// serde as a validated string.
+macro_rules! string_id {
+    ($name:ident, $error:ty, $build:expr) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name))
+                    .field(&self.as_str())
+                    .finish()
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = $error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $build(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = $error;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                $build(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $build(s.as_str())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a string holding a valid ", stringify!($name)))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        $build(v).map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(Visitor)
+            }
+        }
+    };
+}
+
+string_id!(MpnId, MpnIdError, |s: &str| MpnId::parse(s));
+
+/// Declares an opaque, `Arc<str>`-backed id type: cheap to clone, validated on the way in.
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates `value` and wraps it.
+            ///
+            /// # Errors
+            ///
+            /// [`IdError`] when `value` is empty or blank, holds a whitespace or control
+            /// character, or is too long.
+            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                validate_opaque(&value, $max)?;
+                Ok(Self(Arc::from(value)))
+            }
+
+            /// The id as given.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        string_id!($name, IdError, |s: &str| $name::new(s));
+    };
+}
+
+opaque_id!(
+    /// The id of one cloud subscription: the unit a partner of record is set on.
+    ///
+    /// Opaque to the crate: 1 to 128 characters, none of them whitespace or control
+    /// characters. Clones share one allocation.
+    ///
+    /// ```
+    /// use dpor::{IdError, SubscriptionId};
+    ///
+    /// let id = SubscriptionId::new("sub-001")?;
+    /// assert_eq!(id.as_str(), "sub-001");
+    /// assert_eq!(SubscriptionId::new(""), Err(IdError::Empty));
+    /// assert!(matches!(SubscriptionId::new("a b"), Err(IdError::InvalidCharacter { index: 1, .. })));
+    /// # Ok::<(), IdError>(())
+    /// ```
+    SubscriptionId,
+    ID_MAX_CHARS
+);
+
+opaque_id!(
+    /// The id of a customer (tenant): the owner of subscriptions.
+    ///
+    /// Same rules as [`SubscriptionId`].
+    ///
+    /// ```
+    /// use dpor::CustomerId;
+    ///
+    /// let contoso: CustomerId = "contoso".parse()?;
+    /// assert_eq!(contoso.to_string(), "contoso");
+    /// # Ok::<(), dpor::IdError>(())
+    /// ```
+    CustomerId,
+    ID_MAX_CHARS
+);
+
+opaque_id!(
+    /// The id of one outbox [`Notification`](crate::Notification).
+    ///
+    /// The service derives it from the event the notification tells of, as
+    /// `"{subscription}#{sequence}"` (see [`NotificationId::for_event`]): unique within
+    /// a repository and identical across delivery retries, so a notifier can drop
+    /// duplicates. Same rules as [`SubscriptionId`], up to 160 characters.
+    ///
+    /// ```
+    /// use dpor::{NotificationId, SubscriptionId};
+    ///
+    /// let id = NotificationId::for_event(&SubscriptionId::new("sub-1")?, 3);
+    /// assert_eq!(id.as_str(), "sub-1#3");
+    /// # Ok::<(), dpor::IdError>(())
+    /// ```
+    NotificationId,
+    NOTIFICATION_ID_MAX_CHARS
+);
+
+impl NotificationId {
+    /// The id of the notification for event `sequence` of `subscription`.
+    ///
+    /// Always valid: a subscription id is at most 128 characters without whitespace,
+    /// and `#` and the digits of a `u64` add at most 21.
+    pub fn for_event(subscription: &SubscriptionId, sequence: u64) -> NotificationId {
+        NotificationId(Arc::from(format!("{subscription}#{sequence}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpn_id_keeps_leading_zeros_and_trims() {
+        let id = MpnId::parse("\t 0012345\n").unwrap();
+        assert_eq!(id.as_str(), "0012345");
+    }
+
+    #[test]
+    fn mpn_id_accepts_five_to_ten_digits() {
+        assert!(MpnId::parse("12345").is_ok());
+        assert!(MpnId::parse("1234567890").is_ok());
+        assert_eq!(
+            MpnId::parse("12345678901"),
+            Err(MpnIdError::WrongLength { length: 11 })
+        );
+    }
+
+    #[test]
+    fn mpn_id_reports_index_in_input_as_given() {
+        assert_eq!(
+            MpnId::parse("  12x45"),
+            Err(MpnIdError::InvalidCharacter {
+                index: 4,
+                character: 'x'
+            })
+        );
+        assert_eq!(
+            MpnId::parse("é12345"),
+            Err(MpnIdError::InvalidCharacter {
+                index: 0,
+                character: 'é'
+            })
+        );
+        // Interior whitespace is not trimmed away.
+        assert_eq!(
+            MpnId::parse("123 45"),
+            Err(MpnIdError::InvalidCharacter {
+                index: 3,
+                character: ' '
+            })
+        );
+    }
+
+    #[test]
+    fn mpn_id_rejects_full_width_digits() {
+        assert_eq!(
+            MpnId::parse("１２３４５"),
+            Err(MpnIdError::InvalidCharacter {
+                index: 0,
+                character: '１'
+            })
+        );
+    }
+
+    #[test]
+    fn mpn_id_invalid_character_comes_before_length() {
+        assert!(matches!(
+            MpnId::parse("1a"),
+            Err(MpnIdError::InvalidCharacter { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn mpn_id_orders_as_its_string() {
+        let a = MpnId::parse("100000").unwrap();
+        let b = MpnId::parse("99999").unwrap();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn mpn_id_serializes_as_validated_string() {
+        let id = MpnId::parse("565380").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"565380\"");
+        assert_eq!(serde_json::from_str::<MpnId>("\"565380\"").unwrap(), id);
+        assert!(serde_json::from_str::<MpnId>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<MpnId>("565380").is_err());
+    }
+
+    #[test]
+    fn opaque_id_rules() {
+        assert_eq!(CustomerId::new("   "), Err(IdError::Empty));
+        assert_eq!(
+            CustomerId::new("a\u{7}"),
+            Err(IdError::InvalidCharacter {
+                index: 1,
+                character: '\u{7}'
+            })
+        );
+        assert_eq!(
+            CustomerId::new("é".repeat(129)),
+            Err(IdError::TooLong {
+                length: 129,
+                max: 128
+            })
+        );
+        assert!(CustomerId::new("é".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn opaque_id_serde_is_validated() {
+        assert!(serde_json::from_str::<SubscriptionId>("\"a b\"").is_err());
+        assert!(serde_json::from_str::<SubscriptionId>("12").is_err());
+        let id: SubscriptionId = serde_json::from_str("\"sub-1\"").unwrap();
+        assert_eq!(id.as_str(), "sub-1");
+    }
+
+    #[test]
+    fn notification_id_for_longest_subscription_is_valid() {
+        let sub = SubscriptionId::new("s".repeat(ID_MAX_CHARS)).unwrap();
+        let id = NotificationId::for_event(&sub, u64::MAX);
+        assert_eq!(NotificationId::new(id.as_str()), Ok(id));
+    }
+}

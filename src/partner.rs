@@ -1,0 +1,120 @@
+//! Partners: [`Partner`] as the directory lists it, and the incentive [`Program`]s.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::MpnId;
+
+/// A partner incentive program that a partner of record association counts for.
+///
+/// The customer-side flow is the same for both; the service is configured for one
+/// ([`PorService::with_program`](crate::PorService::with_program)), and a partner must
+/// be enrolled in it to be designated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Program {
+    /// The Online Services **Sell** program (KB3185444): the default.
+    OnlineServicesSell,
+    /// The Online Services **Usage** program (KB3185425).
+    OnlineServicesUsage,
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Program::OnlineServicesSell => "Online Services Sell",
+            Program::OnlineServicesUsage => "Online Services Usage",
+        })
+    }
+}
+
+/// A partner as the [`PartnerDirectory`](crate::PartnerDirectory) lists it: what "Check
+/// ID" shows the customer, and where the confirmation email goes.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{MpnId, Partner, Program};
+///
+/// let partner = Partner::new(MpnId::parse("565380")?, "Fabrikam Consulting")
+///     .with_location("Seattle, US")
+///     .with_contact_email("por@fabrikam.example")
+///     .enrolled_in(Program::OnlineServicesSell);
+/// assert_eq!(partner.name(), "Fabrikam Consulting");
+/// assert!(partner.is_enrolled(Program::OnlineServicesSell));
+/// assert!(!partner.is_enrolled(Program::OnlineServicesUsage));
+/// # Ok::<(), dpor::MpnIdError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    mpn_id: MpnId,
+    name: String,
+    location: Option<String>,
+    contact_email: Option<String>,
+    programs: BTreeSet<Program>,
+}
+
+impl Partner {
+    /// A partner with an id and a display name, no location, no contact and enrolled in
+    /// no program.
+    pub fn new(mpn_id: MpnId, name: impl Into<String>) -> Self {
+        Partner {
+            mpn_id,
+            name: name.into(),
+            location: None,
+            contact_email: None,
+            programs: BTreeSet::new(),
+        }
+    }
+
+    /// Sets the location shown next to the name after "Check ID".
+    pub fn with_location(self, location: impl Into<String>) -> Self {
+        Partner {
+            location: Some(location.into()),
+            ..self
+        }
+    }
+
+    /// Sets the address that receives the "added" and "removed" emails.
+    pub fn with_contact_email(self, email: impl Into<String>) -> Self {
+        Partner {
+            contact_email: Some(email.into()),
+            ..self
+        }
+    }
+
+    /// Enrols the partner in `program` (in addition to any others).
+    pub fn enrolled_in(mut self, program: Program) -> Self {
+        self.programs.insert(program);
+        self
+    }
+
+    /// The partner's MPN ID.
+    pub fn mpn_id(&self) -> MpnId {
+        self.mpn_id
+    }
+
+    /// The partner's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The partner's location, if the directory gives one.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The address notifications go to, if the directory gives one.
+    pub fn contact_email(&self) -> Option<&str> {
+        self.contact_email.as_deref()
+    }
+
+    /// Whether the partner is enrolled in `program`.
+    pub fn is_enrolled(&self, program: Program) -> bool {
+        self.programs.contains(&program)
+    }
+}

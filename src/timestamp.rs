@@ -1,0 +1,30 @@
+//! Timestamps on the wire: RFC 3339 strings, always written in UTC.
+//!
+//! Used as `#[serde(with = "crate::timestamp")]` on every `OffsetDateTime` field of a
+//! record. Any RFC 3339 offset is accepted on the way in and normalized to UTC, so a
+//! record read back compares equal (an `OffsetDateTime` compares by instant).
+
+use serde::{Deserialize, Deserializer, Serializer};
+use time::OffsetDateTime;
+use time::UtcOffset;
+use time::format_description::well_known::Rfc3339;
+
+pub(crate) fn serialize<S: Serializer>(
+    at: &OffsetDateTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let text = at
+        .to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}
+
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OffsetDateTime, D::Error> {
+    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    OffsetDateTime::parse(&text, &Rfc3339)
+        .map(|at| at.to_offset(UtcOffset::UTC))
+        .map_err(serde::de::Error::custom)
+}

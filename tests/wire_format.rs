@@ -1,0 +1,170 @@
+//! The JSON wire format (DESIGN.md section 5), pinned byte for byte.
+
+use dpor::*;
+use time::macros::datetime;
+
+const SUBSCRIPTION: &str = r#"{"id":"sub-001","customer":"contoso","service":{"type":"office365"},"name":"Office 365 E3","status":"active","version":1,"last_event_sequence":1,"partner_of_record":{"mpn_id":"565380","partner_name":"Fabrikam Consulting","program":"online_services_sell","since":"2026-01-05T10:00:00Z"}}"#;
+const EVENT: &str = r#"{"subscription":"sub-001","customer":"contoso","sequence":3,"at":"2026-02-01T09:30:00Z","kind":{"type":"partner_removed","partner":"565380","reason":{"type":"replaced_by","partner":"3664167"}}}"#;
+const NOTIFICATION: &str = r#"{"id":"sub-001#1","partner":"565380","contact_email":"por@fabrikam.example","kind":"added","subscription":"sub-001","customer":"contoso","service":{"type":"office365"},"at":"2026-01-05T10:00:00Z"}"#;
+
+fn fabrikam() -> Partner {
+    Partner::new(MpnId::parse("565380").unwrap(), "Fabrikam Consulting")
+        .with_contact_email("por@fabrikam.example")
+        .enrolled_in(Program::OnlineServicesSell)
+}
+
+fn associated() -> (Subscription, Vec<AssociationEvent>) {
+    let sub = Subscription::new(
+        SubscriptionId::new("sub-001").unwrap(),
+        CustomerId::new("contoso").unwrap(),
+        CloudService::Office365,
+        "Office 365 E3",
+    );
+    match sub
+        .associate(
+            &fabrikam(),
+            Program::OnlineServicesSell,
+            datetime!(2026-01-05 10:00 UTC),
+        )
+        .unwrap()
+    {
+        Transition::Changed { next, events } => (next, events),
+        Transition::Unchanged => unreachable!(),
+    }
+}
+
+#[test]
+fn subscription_with_partner_of_record_is_pinned() {
+    let (sub, _) = associated();
+    assert_eq!(serde_json::to_string(&sub).unwrap(), SUBSCRIPTION);
+    assert_eq!(
+        serde_json::from_str::<Subscription>(SUBSCRIPTION).unwrap(),
+        sub
+    );
+}
+
+#[test]
+fn association_event_is_pinned() {
+    let event = AssociationEvent {
+        subscription: SubscriptionId::new("sub-001").unwrap(),
+        customer: CustomerId::new("contoso").unwrap(),
+        sequence: 3,
+        at: datetime!(2026-02-01 10:30 +01:00),
+        kind: AssociationEventKind::PartnerRemoved {
+            partner: MpnId::parse("565380").unwrap(),
+            reason: RemovalReason::ReplacedBy(MpnId::parse("3664167").unwrap()),
+        },
+    };
+    assert_eq!(
+        serde_json::to_string(&event).unwrap(),
+        EVENT,
+        "times are written in UTC"
+    );
+    assert_eq!(
+        serde_json::from_str::<AssociationEvent>(EVENT).unwrap(),
+        event
+    );
+}
+
+#[test]
+fn notification_is_pinned() {
+    let (sub, events) = associated();
+    let notification = Notification::for_event(
+        &events[0],
+        sub.service(),
+        fabrikam().contact_email().map(String::from),
+    )
+    .unwrap();
+    assert_eq!(serde_json::to_string(&notification).unwrap(), NOTIFICATION);
+    assert_eq!(
+        serde_json::from_str::<Notification>(NOTIFICATION).unwrap(),
+        notification
+    );
+}
+
+#[test]
+fn associated_event_wire_form() {
+    let (_, events) = associated();
+    assert_eq!(
+        serde_json::to_string(&events[0].kind).unwrap(),
+        r#"{"type":"partner_associated","partner":"565380","partner_name":"Fabrikam Consulting","program":"online_services_sell","replaced":null}"#
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_in_every_record() {
+    let with_extra = |json: &str| format!("{},\"extra\":1}}", &json[..json.len() - 1]);
+    assert!(serde_json::from_str::<Subscription>(&with_extra(SUBSCRIPTION)).is_err());
+    assert!(serde_json::from_str::<AssociationEvent>(&with_extra(EVENT)).is_err());
+    assert!(serde_json::from_str::<Notification>(&with_extra(NOTIFICATION)).is_err());
+    let nested = SUBSCRIPTION.replace(r#""since""#, r#""extra":1,"since""#);
+    assert!(serde_json::from_str::<Subscription>(&nested).is_err());
+    let in_kind = EVENT.replace(r#""reason""#, r#""extra":1,"reason""#);
+    assert!(serde_json::from_str::<AssociationEvent>(&in_kind).is_err());
+    for tagged in [
+        r#"{"type":"removed_by_customer","extra":1}"#,
+        r#"{"type":"replaced_by","partner":"565380","extra":1}"#,
+    ] {
+        assert!(
+            serde_json::from_str::<RemovalReason>(tagged).is_err(),
+            "{tagged}"
+        );
+    }
+    assert!(
+        serde_json::from_str::<CustomerRole>(r#"{"type":"global_administrator","extra":1}"#)
+            .is_err()
+    );
+    assert!(
+        serde_json::from_str::<Actor>(r#"{"type":"partner","mpn_id":"565380","extra":1}"#).is_err()
+    );
+}
+
+#[test]
+fn an_invalid_id_fails_the_whole_record() {
+    let bad_mpn = SUBSCRIPTION.replace(r#""mpn_id":"565380""#, r#""mpn_id":"56538a""#);
+    assert!(serde_json::from_str::<Subscription>(&bad_mpn).is_err());
+    let numeric = SUBSCRIPTION.replace(r#""mpn_id":"565380""#, r#""mpn_id":565380"#);
+    assert!(serde_json::from_str::<Subscription>(&numeric).is_err());
+    let bad_sub = EVENT.replace(r#""sub-001""#, r#""sub 001""#);
+    assert!(serde_json::from_str::<AssociationEvent>(&bad_sub).is_err());
+}
+
+#[test]
+fn field_less_enums_are_snake_case_strings() {
+    assert_eq!(
+        serde_json::to_string(&Program::OnlineServicesUsage).unwrap(),
+        r#""online_services_usage""#
+    );
+    assert_eq!(
+        serde_json::to_string(&SubscriptionStatus::Cancelled).unwrap(),
+        r#""cancelled""#
+    );
+    assert_eq!(
+        serde_json::to_string(&Action::EditPartnerOfRecord).unwrap(),
+        r#""edit_partner_of_record""#
+    );
+    assert_eq!(
+        serde_json::to_string(&NotificationKind::Removed).unwrap(),
+        r#""removed""#
+    );
+}
+
+#[test]
+fn tagged_enums_round_trip() {
+    let role = CustomerRole::DelegatedAdministrator {
+        partner: MpnId::parse("565380").unwrap(),
+    };
+    let json = serde_json::to_string(&role).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"delegated_administrator","partner":"565380"}"#
+    );
+    assert_eq!(serde_json::from_str::<CustomerRole>(&json).unwrap(), role);
+    let actor = Actor::global_admin(CustomerId::new("contoso").unwrap());
+    let json = serde_json::to_string(&actor).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"customer","customer":"contoso","role":{"type":"global_administrator"}}"#
+    );
+    assert_eq!(serde_json::from_str::<Actor>(&json).unwrap(), actor);
+}
