@@ -168,6 +168,20 @@ impl Actor {
         }
     }
 
+    /// Refuses a partner before anything is read: the customer-side operations are
+    /// for customers only.
+    pub(crate) fn require_customer(&self) -> Result<&CustomerId, Error> {
+        match self {
+            Actor::Customer { customer, .. } => Ok(customer),
+            Actor::Partner { mpn_id } => Err(Error::Forbidden {
+                reason: format!(
+                    "partner {mpn_id} cannot act on a customer's subscriptions: only the \
+                     customer's global administrator designates the partner of record"
+                ),
+            }),
+        }
+    }
+
     /// Checks that this actor has at least `needed` on `subscription`.
     ///
     /// # Errors

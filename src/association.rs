@@ -135,7 +135,8 @@ impl Subscription {
         ))
     }
 
-    fn require_active(&self) -> Result<(), Error> {
+    /// Only an active subscription changes its partner of record.
+    pub(crate) fn require_active(&self) -> Result<(), Error> {
         match self.status() {
             SubscriptionStatus::Active => Ok(()),
             status => Err(Error::SubscriptionNotActive {

@@ -11,7 +11,10 @@ pub mod association;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod memory;
 pub mod partner;
+pub mod ports;
+pub mod service;
 pub mod subscription;
 mod timestamp;
 
@@ -22,5 +25,8 @@ pub use event::{
     AssociationEvent, AssociationEventKind, Notification, NotificationKind, RemovalReason,
 };
 pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, SubscriptionId};
+pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
+pub use ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+pub use service::{DispatchReport, PartnerCheck, PorService, Receipt};
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};

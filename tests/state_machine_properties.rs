@@ -1,6 +1,9 @@
 //! Property tests of the association state machine: random sequences of associate and
 //! remove over random partners keep every invariant after every step.
 
+mod common;
+
+use common::replay;
 use dpor::*;
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -33,53 +36,6 @@ fn partner(index: usize, program: Program, enrolled: bool) -> Partner {
         format!("Partner {index}"),
     );
     if enrolled { p.enrolled_in(program) } else { p }
-}
-
-/// Replays a history, checking that it never shows two partners at once, and returns
-/// the partner of record (id and program) it ends with.
-fn replay(history: &[AssociationEvent]) -> Result<Option<(MpnId, Program)>, String> {
-    let mut current = None;
-    for event in history {
-        match &event.kind {
-            AssociationEventKind::PartnerAssociated {
-                partner,
-                program,
-                replaced,
-                ..
-            } => {
-                if current.is_some() {
-                    return Err(format!(
-                        "event {} associates a second partner",
-                        event.sequence
-                    ));
-                }
-                if let Some(replaced) = replaced {
-                    let previous = history.iter().rev().find(|e| e.sequence < event.sequence);
-                    let ok = matches!(previous.map(|e| &e.kind),
-                        Some(AssociationEventKind::PartnerRemoved { partner: p, reason: RemovalReason::ReplacedBy(b) })
-                            if p == replaced && b == partner);
-                    if !ok {
-                        return Err(format!(
-                            "event {} replaces without a removal just before",
-                            event.sequence
-                        ));
-                    }
-                }
-                current = Some((*partner, *program));
-            }
-            AssociationEventKind::PartnerRemoved { partner, .. } => match current {
-                Some((p, _)) if p == *partner => current = None,
-                _ => {
-                    return Err(format!(
-                        "event {} removes a partner that is not set",
-                        event.sequence
-                    ));
-                }
-            },
-            other => return Err(format!("unexpected event {other:?}")),
-        }
-    }
-    Ok(current)
 }
 
 proptest! {

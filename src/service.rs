@@ -1,0 +1,446 @@
+//! [`PorService`]: the customer's portal flow — list, check, submit, verify, remove —
+//! over the ports, with a transactional outbox for the partner emails.
+//!
+//! The service is a thin async shell: it reads through the [`Repository`] and the
+//! [`PartnerDirectory`], asks the pure rules ([`Actor::authorize`],
+//! [`Subscription::associate`], [`Subscription::remove_partner`]) what to do, commits the
+//! outcome with one compare-and-swap, then hands the commit's notifications to the
+//! [`Notifier`].
+//!
+//! # Delivery guarantee
+//!
+//! Notifications are written to the outbox **in the same commit** as the change, so a
+//! change is never without its emails and a failed commit sends none. Right after the
+//! commit the service tries to deliver them; what fails stays pending, and
+//! [`PorService::dispatch_pending`] retries it. A notification is marked delivered only
+//! after [`Notifier::notify`] returned `Ok`, so delivery is *at least once*: a crash
+//! between the two, or two dispatchers running at once, may deliver one twice, with the
+//! same [`Notification::id`](crate::Notification::id).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::{Access, Actor};
+use crate::association::Transition;
+use crate::error::Error;
+use crate::event::{AssociationEvent, Notification};
+use crate::id::{MpnId, NotificationId, SubscriptionId};
+use crate::partner::{Partner, Program};
+use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+use crate::subscription::{PartnerOfRecord, Subscription};
+
+/// How long a [`PartnerCheck`] may be submitted after it was made, by default.
+pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
+
+/// The partner-of-record service: one method per portal step.
+///
+/// Build it over the host's ports (or the [`memory`](crate::memory) defaults), then
+/// configure it with the `with_*` methods. See the [crate docs](crate) for the whole
+/// flow.
+pub struct PorService<R, D, N, C = SystemClock> {
+    repository: R,
+    directory: D,
+    notifier: N,
+    clock: C,
+    program: Program,
+    check_ttl: Duration,
+}
+
+impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PorService")
+            .field("program", &self.program)
+            .field("check_ttl", &self.check_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What "Check ID" found: the partner to confirm, and the state of the subscription it
+/// was checked against. Pass it back to [`PorService::submit`].
+///
+/// A check is serializable so that a portal can round-trip it through a form, which
+/// also makes it forgeable: `submit` re-verifies everything and trusts nothing in it
+/// but the subscription id, the partner's MPN ID, the version and the time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerCheck {
+    subscription: SubscriptionId,
+    partner: Partner,
+    program: Program,
+    current: Option<PartnerOfRecord>,
+    version: u64,
+    #[serde(with = "crate::timestamp")]
+    checked_at: OffsetDateTime,
+}
+
+impl PartnerCheck {
+    /// The subscription checked against.
+    pub fn subscription(&self) -> &SubscriptionId {
+        &self.subscription
+    }
+
+    /// The partner found: its name and location are what the portal shows.
+    pub fn partner(&self) -> &Partner {
+        &self.partner
+    }
+
+    /// The program the partner would be designated for.
+    pub fn program(&self) -> Program {
+        self.program
+    }
+
+    /// The partner of record at the time of the check, if any (the one to be replaced).
+    pub fn current(&self) -> Option<&PartnerOfRecord> {
+        self.current.as_ref()
+    }
+
+    /// The subscription's version at the time of the check.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the check was made.
+    pub fn checked_at(&self) -> OffsetDateTime {
+        self.checked_at
+    }
+
+    /// Whether submitting this check would change nothing (the partner is already
+    /// partner of record for this program).
+    pub fn is_current(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.mpn_id() == self.partner.mpn_id() && c.program() == self.program)
+    }
+}
+
+/// What a change did: the subscription after it, its events, and what became of its
+/// notifications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The subscription after the operation (unchanged when `changed` is false).
+    pub subscription: Subscription,
+    /// The events the operation committed (empty when `changed` is false).
+    pub events: Vec<AssociationEvent>,
+    /// Whether anything was committed.
+    pub changed: bool,
+    /// How many of this commit's notifications were delivered right away.
+    pub notifications_delivered: usize,
+    /// How many stay in the outbox for [`PorService::dispatch_pending`].
+    pub notifications_pending: usize,
+}
+
+/// What one [`PorService::dispatch_pending`] run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Notifications delivered (and marked delivered, unless marking failed).
+    pub delivered: usize,
+    /// Notifications whose delivery failed; they stay pending.
+    pub failed: usize,
+}
+
+impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
+    /// A service over these ports, with the system clock, the Online Services Sell
+    /// program and a 15-minute check lifetime.
+    pub fn new(repository: R, directory: D, notifier: N) -> Self {
+        PorService {
+            repository,
+            directory,
+            notifier,
+            clock: SystemClock,
+            program: Program::OnlineServicesSell,
+            check_ttl: DEFAULT_CHECK_TTL,
+        }
+    }
+}
+
+impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+    /// The same service reading the time from `clock` (a
+    /// [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> PorService<R, D, N, C2> {
+        PorService {
+            repository: self.repository,
+            directory: self.directory,
+            notifier: self.notifier,
+            clock,
+            program: self.program,
+            check_ttl: self.check_ttl,
+        }
+    }
+
+    /// The same service designating partners for `program` (default
+    /// [`Program::OnlineServicesSell`]). Partners must be enrolled in it.
+    pub fn with_program(self, program: Program) -> Self {
+        PorService { program, ..self }
+    }
+
+    /// The same service accepting checks up to `ttl` old at submit (default 15 minutes).
+    pub fn with_check_ttl(self, ttl: Duration) -> Self {
+        PorService {
+            check_ttl: ttl,
+            ..self
+        }
+    }
+
+    /// The repository, for the host's own reads (and for tests).
+    pub fn repository(&self) -> &R {
+        &self.repository
+    }
+
+    /// Steps 1-3: the actor's subscriptions with their partner of record, ordered by id.
+    ///
+    /// Every role of a customer sees the customer's subscriptions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a partner actor; [`Error::Store`] when the repository fails.
+    pub async fn subscriptions(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
+        let customer = actor.require_customer()?;
+        Ok(self.repository.list_by_customer(customer).await?)
+    }
+
+    /// One subscription, for any role of its customer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a partner actor; [`Error::SubscriptionNotFound`] when it
+    /// does not exist or belongs to another customer; [`Error::Store`].
+    pub async fn subscription(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, Error> {
+        self.load(actor, id, Access::View).await
+    }
+
+    /// Steps 5-6, "Check ID": parses what the customer typed, looks the partner up and
+    /// checks that it can be designated on this subscription.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::Forbidden`] for a partner actor;
+    /// [`Error::SubscriptionNotFound`]; [`Error::Forbidden`] unless the actor is the
+    /// customer's global administrator; [`Error::InvalidMpnId`];
+    /// [`Error::SubscriptionNotActive`]; [`Error::PartnerNotFound`] (or
+    /// [`Error::Directory`]); [`Error::PartnerNotEnrolled`]. [`Error::Store`] when the
+    /// repository fails.
+    pub async fn check_partner(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+        mpn_id: &str,
+    ) -> Result<PartnerCheck, Error> {
+        let stored = self.load(actor, subscription, Access::Change).await?;
+        let mpn_id = MpnId::parse(mpn_id)?;
+        stored.require_active()?;
+        let partner = self.find_partner(mpn_id).await?;
+        let now = self.clock.now();
+        // Would the transition succeed? (Checks enrolment; the outcome is not kept.)
+        stored.associate(&partner, self.program, now)?;
+        Ok(PartnerCheck {
+            subscription: stored.id().clone(),
+            partner,
+            program: self.program,
+            current: stored.partner_of_record().cloned(),
+            version: stored.version(),
+            checked_at: now,
+        })
+    }
+
+    /// Step 7, "Submit": designates the checked partner, replacing any other, and sends
+    /// the emails. Submitting the current partner of record again changes nothing.
+    ///
+    /// Nothing in `check` is trusted: the partner is looked up again and must be
+    /// enrolled in the **service's** program.
+    ///
+    /// # Errors
+    ///
+    /// In this order: the authorization errors of [`check_partner`](Self::check_partner);
+    /// [`Error::Conflict`] when the subscription changed since the check;
+    /// [`Error::CheckExpired`] when the check is older than the check lifetime or dated
+    /// in the future; [`Error::SubscriptionNotActive`]; [`Error::PartnerNotFound`] (or
+    /// [`Error::Directory`]); [`Error::PartnerNotEnrolled`]; [`Error::Conflict`] when
+    /// another change commits first; [`Error::Store`]. A failed delivery is not an
+    /// error: see [`Receipt::notifications_pending`].
+    pub async fn submit(&self, actor: &Actor, check: &PartnerCheck) -> Result<Receipt, Error> {
+        let stored = self
+            .load(actor, &check.subscription, Access::Change)
+            .await?;
+        if stored.version() != check.version {
+            return Err(Error::Conflict {
+                subscription: stored.id().clone(),
+                expected: check.version,
+                actual: stored.version(),
+            });
+        }
+        let now = self.clock.now();
+        if check.checked_at > now || now - check.checked_at > self.check_ttl {
+            return Err(Error::CheckExpired {
+                checked_at: check.checked_at,
+            });
+        }
+        stored.require_active()?;
+        let partner = self.find_partner(check.partner.mpn_id()).await?;
+        let transition = stored.associate(&partner, self.program, now)?;
+        self.apply(stored, transition, Some(&partner)).await
+    }
+
+    /// Step 8, "Edit partner of record": the current partner of record, for any role of
+    /// the customer.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscription`](Self::subscription).
+    pub async fn partner_of_record(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+    ) -> Result<Option<PartnerOfRecord>, Error> {
+        let stored = self.load(actor, subscription, Access::View).await?;
+        Ok(stored.partner_of_record().cloned())
+    }
+
+    /// Removes the partner of record (the customer deletes the MPN ID); the partner is
+    /// told.
+    ///
+    /// # Errors
+    ///
+    /// The authorization errors of [`check_partner`](Self::check_partner); then
+    /// [`Error::SubscriptionNotActive`]; [`Error::NoPartnerOfRecord`]; [`Error::Directory`]
+    /// when the removed partner's contact cannot be looked up; [`Error::Conflict`] when
+    /// another change commits first; [`Error::Store`].
+    pub async fn remove_partner(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+    ) -> Result<Receipt, Error> {
+        let stored = self.load(actor, subscription, Access::Change).await?;
+        let transition = stored.remove_partner(self.clock.now())?;
+        self.apply(stored, transition, None).await
+    }
+
+    /// Every change of the subscription's partner of record, ordered by sequence, for
+    /// any role of the customer.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscription`](Self::subscription).
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+    ) -> Result<Vec<AssociationEvent>, Error> {
+        let stored = self.load(actor, subscription, Access::View).await?;
+        Ok(self.repository.history(stored.id()).await?)
+    }
+
+    /// Delivers up to `limit` pending notifications, oldest first, and marks the
+    /// delivered ones. Run it from a periodic job; it needs no actor.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the outbox cannot be read or the deliveries cannot be
+    /// marked (they will then be delivered again: at least once).
+    pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
+        let pending = self.repository.pending_notifications(limit).await?;
+        let delivered = self.deliver(&pending).await;
+        self.repository.mark_delivered(&delivered).await?;
+        Ok(DispatchReport {
+            delivered: delivered.len(),
+            failed: pending.len() - delivered.len(),
+        })
+    }
+
+    /// Reads a subscription for `actor`, who needs `needed` on it. A partner is refused
+    /// before anything is read.
+    async fn load(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        needed: Access,
+    ) -> Result<Subscription, Error> {
+        actor.require_customer()?;
+        let stored = self
+            .repository
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))?;
+        actor.authorize(&stored, needed)?;
+        Ok(stored)
+    }
+
+    async fn find_partner(&self, mpn_id: MpnId) -> Result<Partner, Error> {
+        self.directory
+            .lookup(mpn_id)
+            .await?
+            .ok_or(Error::PartnerNotFound(mpn_id))
+    }
+
+    /// Commits `transition` of `stored` with its notifications, then delivers them.
+    /// `known` is a partner already looked up, whose contact need not be fetched again.
+    async fn apply(
+        &self,
+        stored: Subscription,
+        transition: Transition,
+        known: Option<&Partner>,
+    ) -> Result<Receipt, Error> {
+        let (next, events) = match transition {
+            Transition::Unchanged => {
+                return Ok(Receipt {
+                    subscription: stored,
+                    events: Vec::new(),
+                    changed: false,
+                    notifications_delivered: 0,
+                    notifications_pending: 0,
+                });
+            }
+            Transition::Changed { next, events } => (next, events),
+        };
+        let mut notifications = Vec::with_capacity(events.len());
+        for event in &events {
+            let Some((partner, _)) = event.kind.notice() else {
+                continue;
+            };
+            let contact = match known.filter(|p| p.mpn_id() == partner) {
+                Some(p) => p.contact_email().map(str::to_owned),
+                None => self
+                    .directory
+                    .lookup(partner)
+                    .await?
+                    .and_then(|p| p.contact_email().map(str::to_owned)),
+            };
+            notifications.extend(Notification::for_event(event, next.service(), contact));
+        }
+        self.repository
+            .commit(Commit {
+                expected_version: stored.version(),
+                next: next.clone(),
+                events: events.clone(),
+                notifications: notifications.clone(),
+            })
+            .await?;
+        let delivered = self.deliver(&notifications).await;
+        // The change is committed: failing to mark the deliveries only means they are
+        // delivered again by dispatch_pending (at least once), so it is not an error.
+        let _ = self.repository.mark_delivered(&delivered).await;
+        Ok(Receipt {
+            subscription: next,
+            events,
+            changed: true,
+            notifications_delivered: delivered.len(),
+            notifications_pending: notifications.len() - delivered.len(),
+        })
+    }
+
+    /// Tries each notification once; returns the ids of those delivered.
+    async fn deliver(&self, notifications: &[Notification]) -> Vec<NotificationId> {
+        let mut delivered = Vec::with_capacity(notifications.len());
+        for notification in notifications {
+            if self.notifier.notify(notification).await.is_ok() {
+                delivered.push(notification.id.clone());
+            }
+        }
+        delivered
+    }
+}

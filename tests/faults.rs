@@ -1,0 +1,259 @@
+//! Faults: a notifier, a directory and a repository that fail. A change is committed
+//! with its notifications or not at all, and no notification is lost.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use common::*;
+use dpor::*;
+
+#[tokio::test]
+async fn a_failing_notifier_leaves_the_email_pending_until_dispatched_once() {
+    let w = world().await;
+    w.notifier.fail_next(3);
+    let receipt = w.designate("sub-001", &fabrikam()).await;
+    assert!(receipt.changed, "the association is committed");
+    assert_eq!(
+        (
+            receipt.notifications_delivered,
+            receipt.notifications_pending
+        ),
+        (0, 1)
+    );
+    assert_eq!(
+        w.service
+            .partner_of_record(&admin(), &sub_id("sub-001"))
+            .await
+            .unwrap()
+            .unwrap()
+            .mpn_id(),
+        mpn("565380")
+    );
+    assert_eq!(w.repo.pending_notifications(10).await.unwrap().len(), 1);
+
+    // Two more failing attempts, then success.
+    assert_eq!(
+        w.service.dispatch_pending(10).await.unwrap(),
+        DispatchReport {
+            delivered: 0,
+            failed: 1
+        }
+    );
+    assert_eq!(
+        w.service.dispatch_pending(10).await.unwrap(),
+        DispatchReport {
+            delivered: 0,
+            failed: 1
+        }
+    );
+    assert_eq!(
+        w.service.dispatch_pending(10).await.unwrap(),
+        DispatchReport {
+            delivered: 1,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        w.service.dispatch_pending(10).await.unwrap(),
+        DispatchReport {
+            delivered: 0,
+            failed: 0
+        }
+    );
+
+    let sent = w.notifier.sent();
+    assert_eq!(sent.len(), 1, "delivered exactly once");
+    assert_eq!(sent[0].id.as_str(), "sub-001#1");
+    assert!(w.repo.pending_notifications(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_partly_failed_replacement_delivers_the_rest() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    w.notifier.fail_next(1);
+    let receipt = w.designate("sub-001", &northwind()).await;
+    assert_eq!(
+        (
+            receipt.notifications_delivered,
+            receipt.notifications_pending
+        ),
+        (1, 1)
+    );
+    let pending = w.repo.pending_notifications(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].partner, pending[0].kind),
+        (mpn("565380"), NotificationKind::Removed)
+    );
+    w.service.dispatch_pending(10).await.unwrap();
+    let ids: Vec<String> = w.notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(ids, ["sub-001#1", "sub-001#3", "sub-001#2"]);
+}
+
+#[tokio::test]
+async fn dispatch_respects_its_limit_oldest_first() {
+    let w = world().await;
+    w.notifier.fail_next(3);
+    for sub in ["sub-001", "sub-002", "sub-003"] {
+        w.designate(sub, &fabrikam()).await;
+    }
+    let report = w.service.dispatch_pending(2).await.unwrap();
+    assert_eq!(
+        report,
+        DispatchReport {
+            delivered: 2,
+            failed: 0
+        }
+    );
+    let subs: Vec<String> = w
+        .notifier
+        .sent()
+        .iter()
+        .map(|n| n.subscription.to_string())
+        .collect();
+    assert_eq!(subs, ["sub-001", "sub-002"]);
+}
+
+/// A repository whose commits (or marks) fail while the switch is on.
+#[derive(Clone)]
+struct Flaky {
+    inner: InMemoryRepository,
+    fail_commit: Arc<AtomicBool>,
+    fail_mark: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Repository for Flaky {
+    async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
+        self.inner.insert(s).await
+    }
+    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_customer(c).await
+    }
+    async fn list_by_partner(&self, p: &MpnId) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_partner(p).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        if self.fail_commit.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("connection reset".into()));
+        }
+        self.inner.commit(commit).await
+    }
+    async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
+        self.inner.history(id).await
+    }
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        self.inner.pending_notifications(limit).await
+    }
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        if self.fail_mark.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("connection reset".into()));
+        }
+        self.inner.mark_delivered(ids).await
+    }
+}
+
+fn flaky(
+    w: &World,
+) -> (
+    PorService<Flaky, InMemoryDirectory, RecordingNotifier, ManualClock>,
+    Flaky,
+) {
+    let repo = Flaky {
+        inner: w.repo.clone(),
+        fail_commit: Arc::default(),
+        fail_mark: Arc::default(),
+    };
+    let service = PorService::new(repo.clone(), w.directory.clone(), w.notifier.clone())
+        .with_clock(w.clock.clone());
+    (service, repo)
+}
+
+#[tokio::test]
+async fn a_failed_commit_changes_nothing_and_notifies_nobody() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    let (service, repo) = flaky(&w);
+    repo.fail_commit.store(true, Ordering::SeqCst);
+    let before = w.snapshot().await;
+
+    let check = service
+        .check_partner(&admin(), &sub_id("sub-001"), "3664167")
+        .await
+        .unwrap();
+    let error = service.submit(&admin(), &check).await.unwrap_err();
+    assert!(matches!(error, Error::Store(StoreError::Backend(_))));
+    assert!(matches!(
+        service.remove_partner(&admin(), &sub_id("sub-001")).await,
+        Err(Error::Store(_))
+    ));
+    assert_eq!(w.snapshot().await, before);
+
+    // Once the store is back, the same check goes through.
+    repo.fail_commit.store(false, Ordering::SeqCst);
+    assert!(service.submit(&admin(), &check).await.unwrap().changed);
+}
+
+#[tokio::test]
+async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_id() {
+    let w = world().await;
+    let (service, repo) = flaky(&w);
+    repo.fail_mark.store(true, Ordering::SeqCst);
+    let check = service
+        .check_partner(&admin(), &sub_id("sub-001"), "565380")
+        .await
+        .unwrap();
+    let receipt = service.submit(&admin(), &check).await.unwrap();
+    assert_eq!(receipt.notifications_delivered, 1);
+    assert!(matches!(
+        service.dispatch_pending(10).await,
+        Err(Error::Store(_))
+    ));
+
+    repo.fail_mark.store(false, Ordering::SeqCst);
+    assert_eq!(service.dispatch_pending(10).await.unwrap().delivered, 1);
+    let ids: Vec<String> = w.notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        ["sub-001#1", "sub-001#1", "sub-001#1"],
+        "at least once, same id every time"
+    );
+    assert!(w.repo.pending_notifications(10).await.unwrap().is_empty());
+}
+
+/// A directory that is down.
+struct Down;
+
+#[async_trait]
+impl PartnerDirectory for Down {
+    async fn lookup(&self, _: MpnId) -> Result<Option<Partner>, DirectoryError> {
+        Err(DirectoryError::new("directory timed out"))
+    }
+}
+
+#[tokio::test]
+async fn a_directory_failure_aborts_before_anything_is_committed() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    let down =
+        PorService::new(w.repo.clone(), Down, w.notifier.clone()).with_clock(w.clock.clone());
+    let before = w.snapshot().await;
+    assert!(matches!(
+        down.check_partner(&admin(), &sub_id("sub-002"), "565380")
+            .await,
+        Err(Error::Directory(_))
+    ));
+    // Removal needs the removed partner's contact: it aborts too.
+    assert!(matches!(
+        down.remove_partner(&admin(), &sub_id("sub-001")).await,
+        Err(Error::Directory(_))
+    ));
+    assert_eq!(w.snapshot().await, before);
+}
