@@ -55,6 +55,25 @@ pub enum Actor {
 ///
 /// Serialized as an object tagged by `"type"`: `{"type":"global_administrator"}`,
 /// `{"type":"delegated_administrator","partner":"565380"}`.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
+///
+/// // A partner with delegated admin rights may look, but never designate.
+/// let role = CustomerRole::DelegatedAdministrator { partner: MpnId::parse("565380")? };
+/// let delegated = Actor::customer(contoso, role.clone());
+/// assert_eq!(delegated.access_to(&sub), Access::View);
+/// assert!(sub.actions_for(&delegated).is_empty());
+///
+/// assert_eq!(role.to_string(), "delegated administrator (partner 565380)");
+/// assert_eq!(serde_json::to_string(&CustomerRole::GlobalAdministrator)?, r#"{"type":"global_administrator"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "CustomerRoleRepr", into = "CustomerRoleRepr")]
 #[non_exhaustive]
@@ -127,6 +146,21 @@ impl fmt::Display for CustomerRole {
 /// What an [`Actor`] may do with one subscription.
 ///
 /// Ordered: `Hidden < View < Change`.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Intune, "Intune");
+///
+/// let access = Actor::customer(contoso, CustomerRole::ServiceAdministrator).access_to(&sub);
+/// assert_eq!(access, Access::View);
+/// assert!(access >= Access::View); // may read the partner of record and its history
+/// assert!(access < Access::Change); // but may not change it
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Access {
     /// The actor may not know that the subscription exists.

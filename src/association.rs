@@ -24,6 +24,26 @@ use crate::partner::{Partner, Program};
 use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
 
 /// The outcome of a transition: nothing to do, or the next value and its events.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+///
+/// match sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))? {
+///     Transition::Unchanged => println!("already the partner of record: nothing to store"),
+///     Transition::Changed { next, events } => {
+///         // Store `next` and `events` together: see `Repository::commit`.
+///         assert_eq!(next.version(), sub.version() + 1);
+///         assert_eq!(events.len(), 1);
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// The subscription is already in the asked-for state: no version step, no event.

@@ -15,9 +15,53 @@ use crate::partner::Program;
 use crate::subscription::SubscriptionStatus;
 
 /// A boxed error from a host's backend (database driver, HTTP client, SMTP client).
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{BoxError, StoreError};
+///
+/// fn from_driver(error: std::io::Error) -> StoreError {
+///     StoreError::Backend(BoxError::from(error))
+/// }
+///
+/// let error = from_driver(std::io::Error::other("disk full"));
+/// assert_eq!(error.to_string(), "the storage backend failed");
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Everything that can go wrong in the partner-of-record flow.
+///
+/// # Examples
+///
+/// A portal's mapping to HTTP statuses, following each variant's "Handling" notes (the
+/// enum is `#[non_exhaustive]`, so a match outside this crate needs a wildcard arm):
+///
+/// ```
+/// use dpor::*;
+///
+/// fn http_status(error: &Error) -> u16 {
+///     match error {
+///         Error::InvalidMpnId(_) => 400,
+///         Error::Forbidden { .. } => 403,
+///         Error::SubscriptionNotFound(_) | Error::PartnerNotFound(_) => 404,
+///         Error::Conflict { .. } | Error::NoPartnerOfRecord(_) => 409,
+///         Error::CheckExpired { .. } => 410,
+///         Error::PartnerNotEnrolled { .. } | Error::SubscriptionNotActive { .. } => 422,
+///         Error::Directory(_) => 503,
+///         _ => 500,
+///     }
+/// }
+///
+/// let typo = Error::from(MpnIdError::WrongLength { length: 4 });
+/// assert_eq!(http_status(&typo), 400);
+/// assert_eq!(typo.to_string(), "a Partner ID (MPN ID) has 5 to 10 digits, this one has 4");
+///
+/// // A lost compare-and-swap in the store surfaces as a domain conflict.
+/// let race = Error::from(StoreError::Conflict { subscription: SubscriptionId::new("sub-1")?, expected: 1, actual: 2 });
+/// assert_eq!(http_status(&race), 409);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -153,6 +197,29 @@ impl From<StoreError> for Error {
 }
 
 /// What a [`Repository`](crate::Repository) reports.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repo = InMemoryRepository::new();
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+/// repo.insert(sub.clone()).await?;
+///
+/// // A commit decided on a stale version is refused, and changes nothing.
+/// let stale = Commit { expected_version: 5, next: sub, events: vec![], notifications: vec![] };
+/// let refused = repo.commit(stale).await;
+/// assert!(matches!(refused, Err(StoreError::Conflict { expected: 5, actual: 0, .. })));
+///
+/// // A host's repository wraps its driver's failures.
+/// let down = StoreError::Backend("connection refused".into());
+/// assert_eq!(down.to_string(), "the storage backend failed");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -12,6 +12,26 @@ use crate::subscription::CloudService;
 ///
 /// Incentives are paid on the history: it tells who was partner of record at any
 /// instant. `sequence` is 1-based and gap-free per subscription.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { events, .. } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+///
+/// let event = &events[0];
+/// assert_eq!((event.subscription.as_str(), event.customer.as_str()), ("sub-1", "contoso"));
+/// assert_eq!(event.sequence, 1); // the subscription's first event
+/// assert_eq!(event.at, datetime!(2026-01-05 10:00 UTC));
+/// assert!(matches!(event.kind, AssociationEventKind::PartnerAssociated { replaced: None, .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssociationEvent {
@@ -29,6 +49,31 @@ pub struct AssociationEvent {
 }
 
 /// What an [`AssociationEvent`] records.
+///
+/// # Examples
+///
+/// Rendering a history line (the enum is `#[non_exhaustive]`, so a match outside this
+/// crate needs a wildcard arm):
+///
+/// ```
+/// use dpor::*;
+///
+/// fn describe(kind: &AssociationEventKind) -> String {
+///     match kind {
+///         AssociationEventKind::PartnerAssociated { partner, partner_name, .. } => {
+///             format!("{partner_name} ({partner}) became partner of record")
+///         }
+///         AssociationEventKind::PartnerRemoved { partner, .. } => format!("{partner} was removed"),
+///         _ => "the partner of record changed".to_owned(),
+///     }
+/// }
+///
+/// let fabrikam = MpnId::parse("565380")?;
+/// let kind = AssociationEventKind::PartnerRemoved { partner: fabrikam, reason: RemovalReason::RemovedByCustomer };
+/// assert_eq!(describe(&kind), "565380 was removed");
+/// assert_eq!(kind.notice(), Some((fabrikam, NotificationKind::Removed)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -57,6 +102,28 @@ pub enum AssociationEventKind {
 ///
 /// Serialized as an object tagged by `"type"`: `{"type":"removed_by_customer"}`,
 /// `{"type":"replaced_by","partner":"565380"}`.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let (a, b, sell) = (MpnId::parse("565380")?, MpnId::parse("3664167")?, Program::OnlineServicesSell);
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let Transition::Changed { next, .. } =
+///     sub.associate(&Partner::new(a, "Fabrikam").enrolled_in(sell), sell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+/// let Transition::Changed { events, .. } =
+///     next.associate(&Partner::new(b, "Northwind").enrolled_in(sell), sell, datetime!(2026-02-01 10:00 UTC))?
+/// else { unreachable!() };
+///
+/// // Replacing A by B first removes A, saying why.
+/// let reason = RemovalReason::ReplacedBy(b);
+/// assert_eq!(events[0].kind, AssociationEventKind::PartnerRemoved { partner: a, reason: reason.clone() });
+/// assert_eq!(serde_json::to_string(&reason)?, r#"{"type":"replaced_by","partner":"3664167"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "RemovalReasonRepr", into = "RemovalReasonRepr")]
 #[non_exhaustive]
@@ -110,6 +177,27 @@ impl AssociationEventKind {
 }
 
 /// What a [`Notification`] tells its partner.
+///
+/// # Examples
+///
+/// Choosing an email's subject in a [`Notifier`](crate::Notifier) (the enum is
+/// `#[non_exhaustive]`, so a match outside this crate needs a wildcard arm):
+///
+/// ```
+/// use dpor::*;
+///
+/// fn subject(kind: NotificationKind, service: &CloudService) -> String {
+///     match kind {
+///         NotificationKind::Added => format!("You are now partner of record for {service}"),
+///         NotificationKind::Removed => format!("You are no longer partner of record for {service}"),
+///         _ => format!("Your partner of record status for {service} changed"),
+///     }
+/// }
+///
+/// assert_eq!(subject(NotificationKind::Added, &CloudService::Intune), "You are now partner of record for Intune");
+/// assert_eq!(serde_json::to_string(&NotificationKind::Removed)?, r#""removed""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -125,6 +213,26 @@ pub enum NotificationKind {
 ///
 /// Its `id` is derived from the event it tells of, so it is the same on every delivery
 /// attempt: a notifier can drop duplicates.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { events, .. } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+///
+/// let email = Notification::for_event(&events[0], sub.service(), Some("por@fabrikam.example".into()))
+///     .ok_or("the event tells nobody")?;
+/// assert_eq!(email.id.as_str(), "sub-1#1");
+/// assert_eq!((email.partner, email.kind), (fabrikam.mpn_id(), NotificationKind::Added));
+/// assert_eq!(email.contact_email.as_deref(), Some("por@fabrikam.example"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Notification {

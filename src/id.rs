@@ -64,6 +64,20 @@ pub struct MpnId {
 /// ([`WrongLength`](Self::WrongLength)).
 ///
 /// The messages are written for the customer who typed the ID.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{MpnId, MpnIdError};
+///
+/// let error = MpnId::parse("56538O").err();
+/// assert_eq!(error, Some(MpnIdError::InvalidCharacter { index: 5, character: 'O' }));
+/// // Show the message next to the "Microsoft Partner ID" field as it is:
+/// assert_eq!(
+///     error.map(|e| e.to_string()).as_deref(),
+///     Some("a Partner ID (MPN ID) has digits only: 'O' at position 6 is not a digit")
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum MpnIdError {
     /// Nothing was entered, or only whitespace.
@@ -135,6 +149,22 @@ impl MpnId {
 /// [`Empty`](Self::Empty), then the first whitespace or control character
 /// ([`InvalidCharacter`](Self::InvalidCharacter)), then the length
 /// ([`TooLong`](Self::TooLong)).
+///
+/// # Examples
+///
+/// ```
+/// use dpor::{CustomerId, IdError, SubscriptionId};
+///
+/// assert_eq!(CustomerId::new("   "), Err(IdError::Empty));
+/// assert_eq!(SubscriptionId::new("x".repeat(129)), Err(IdError::TooLong { length: 129, max: 128 }));
+///
+/// let error = SubscriptionId::new("sub 1").err();
+/// assert_eq!(error, Some(IdError::InvalidCharacter { index: 3, character: ' ' }));
+/// assert_eq!(
+///     error.map(|e| e.to_string()).as_deref(),
+///     Some("the id may not contain whitespace or control characters: ' ' at position 4")
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum IdError {
     /// The id is empty or only whitespace.
@@ -182,7 +212,8 @@ macro_rules! string_id {
     ($name:ident, $error:ty, $build:expr) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad` honours width and alignment: `{:<10}` lines ids up in tables.
+                f.pad(self.as_str())
             }
         }
 

@@ -12,6 +12,21 @@ use crate::id::MpnId;
 /// The customer-side flow is the same for both; the service is configured for one
 /// ([`PorService::with_program`](crate::PorService::with_program)), and a partner must
 /// be enrolled in it to be designated.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam")
+///     .enrolled_in(Program::OnlineServicesUsage);
+/// assert!(fabrikam.is_enrolled(Program::OnlineServicesUsage));
+/// assert!(!fabrikam.is_enrolled(Program::OnlineServicesSell));
+///
+/// assert_eq!(Program::OnlineServicesSell.to_string(), "Online Services Sell");
+/// assert_eq!(serde_json::to_string(&Program::OnlineServicesSell)?, r#""online_services_sell""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -40,6 +40,33 @@ use crate::subscription::Subscription;
 
 /// One atomic change for [`Repository::commit`]: the compare-and-swap of a
 /// subscription, its new events, and the notifications they cause.
+///
+/// # Examples
+///
+/// Committing a transition by hand (what [`PorService`](crate::PorService) does):
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repo = InMemoryRepository::new();
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// repo.insert(sub.clone()).await?;
+///
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { next, events } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+/// let notifications = events.iter().filter_map(|e| Notification::for_event(e, sub.service(), None)).collect();
+/// repo.commit(Commit { expected_version: sub.version(), next, events, notifications }).await?;
+///
+/// assert_eq!(repo.history(sub.id()).await?.len(), 1);
+/// assert_eq!(repo.pending_notifications(10).await?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
     /// The version the change was decided on; the commit fails unless it is stored.
@@ -56,6 +83,31 @@ pub struct Commit {
 ///
 /// See the [module docs](self) for how to implement it; [`InMemoryRepository`](crate::InMemoryRepository)
 /// is the reference implementation.
+///
+/// # Examples
+///
+/// Host code can take any repository, including a shared `Arc<dyn Repository>`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use dpor::*;
+///
+/// /// Which subscriptions a partner currently holds.
+/// async fn held_by(repo: &impl Repository, partner: &MpnId) -> Result<Vec<SubscriptionId>, StoreError> {
+///     Ok(repo.list_by_partner(partner).await?.iter().map(|s| s.id().clone()).collect())
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repo: Arc<dyn Repository> = Arc::new(InMemoryRepository::new());
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+/// repo.insert(sub.clone()).await?;
+///
+/// assert_eq!(repo.get(sub.id()).await?, Some(sub));
+/// assert!(held_by(&repo, &MpnId::parse("565380")?).await?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[async_trait]
 pub trait Repository: Send + Sync {
     /// Stores a new subscription (with an empty history).
@@ -123,6 +175,35 @@ pub trait Repository: Send + Sync {
 }
 
 /// The partner directory behind "Check ID": who a partner is, and what it is enrolled in.
+///
+/// # Examples
+///
+/// Implementing it (with the [`async_trait`](https://docs.rs/async-trait) attribute):
+///
+/// ```
+/// use dpor::async_trait;
+/// use dpor::*;
+///
+/// /// A directory that lists exactly one partner.
+/// struct OnePartner(Partner);
+///
+/// #[async_trait]
+/// impl PartnerDirectory for OnePartner {
+///     async fn lookup(&self, mpn_id: MpnId) -> Result<Option<Partner>, DirectoryError> {
+///         // A real directory maps its client's failures: `.map_err(DirectoryError::new)?`.
+///         Ok((self.0.mpn_id() == mpn_id).then(|| self.0.clone()))
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let directory = OnePartner(fabrikam.clone());
+/// assert_eq!(directory.lookup(fabrikam.mpn_id()).await?, Some(fabrikam));
+/// assert_eq!(directory.lookup(MpnId::parse("99999")?).await?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[async_trait]
 pub trait PartnerDirectory: Send + Sync {
     /// The partner with this MPN ID, or `None` when the directory has none.
@@ -138,6 +219,46 @@ pub trait PartnerDirectory: Send + Sync {
 /// Delivery is at least once: a notification whose delivery failed, or whose success
 /// could not be recorded, is delivered again later with the same
 /// [`Notification::id`], so an implementation may drop ids it has seen.
+///
+/// # Examples
+///
+/// A notifier that writes a log line instead of sending email:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use dpor::async_trait;
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// #[derive(Default)]
+/// struct LogNotifier(Mutex<Vec<String>>);
+///
+/// #[async_trait]
+/// impl Notifier for LogNotifier {
+///     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+///         let line = format!("{} {:?} partner {} ({})", n.id, n.kind, n.partner, n.service);
+///         self.0.lock().map_err(|_| NotifyError::new("log lock poisoned"))?.push(line);
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { events, .. } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+/// let notification = Notification::for_event(&events[0], sub.service(), None).ok_or("nobody to tell")?;
+///
+/// let log = LogNotifier::default();
+/// log.notify(&notification).await?;
+/// let lines = log.0.into_inner()?;
+/// lines.iter().for_each(|line| println!("{line}"));
+/// assert_eq!(lines, ["sub-1#1 Added partner 565380 (Office 365)"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Delivers one notification.
@@ -149,12 +270,49 @@ pub trait Notifier: Send + Sync {
 }
 
 /// Where the service gets the time: the only source of "now" in the crate.
+///
+/// # Examples
+///
+/// A clock pinned to one instant, for example to replay a batch as of its cut-off:
+///
+/// ```
+/// use dpor::*;
+/// use time::{OffsetDateTime, macros::datetime};
+///
+/// struct AsOf(OffsetDateTime);
+///
+/// impl Clock for AsOf {
+///     fn now(&self) -> OffsetDateTime {
+///         self.0
+///     }
+/// }
+///
+/// let clock = AsOf(datetime!(2026-01-31 23:59 UTC));
+/// assert_eq!(clock.now(), datetime!(2026-01-31 23:59 UTC));
+/// let service = PorService::new(InMemoryRepository::new(), InMemoryDirectory::new(), RecordingNotifier::new())
+///     .with_clock(clock);
+/// # drop(service);
+/// ```
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> OffsetDateTime;
 }
 
 /// The real clock (UTC).
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// // `PorService::new` reads the time from the system clock unless told otherwise.
+/// let service: PorService<_, _, _, SystemClock> =
+///     PorService::new(InMemoryRepository::new(), InMemoryDirectory::new(), RecordingNotifier::new());
+///
+/// let clock: &dyn Clock = &SystemClock;
+/// println!("it is now {}", clock.now());
+/// # drop(service);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SystemClock;
 

@@ -39,6 +39,32 @@ pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 /// Build it over the host's ports (or the [`memory`](crate::memory) defaults), then
 /// configure it with the `with_*` methods. See the [crate docs](crate) for the whole
 /// flow.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::{Duration, macros::datetime};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repository = InMemoryRepository::new();
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Azure, "Azure plan");
+/// repository.insert(sub).await?;
+///
+/// let service = PorService::new(repository, InMemoryDirectory::new(), RecordingNotifier::new())
+///     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)))
+///     .with_program(Program::OnlineServicesUsage)
+///     .with_check_ttl(Duration::minutes(5));
+///
+/// assert_eq!(service.subscriptions(&Actor::global_admin(contoso)).await?.len(), 1);
+/// // A partner never acts on a customer's subscriptions.
+/// let partner = Actor::partner(MpnId::parse("565380")?);
+/// assert!(matches!(service.subscriptions(&partner).await, Err(Error::Forbidden { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PorService<R, D, N, C = SystemClock> {
     repository: R,
     directory: D,
@@ -63,6 +89,38 @@ impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
 /// A check is serializable so that a portal can round-trip it through a form, which
 /// also makes it forgeable: `submit` re-verifies everything and trusts nothing in it
 /// but the subscription id, the partner's MPN ID, the version and the time.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// # use time::macros::datetime;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
+/// # let repository = InMemoryRepository::new();
+/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// # let directory = InMemoryDirectory::new().with_partner(
+/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
+/// # );
+/// # let notifier = RecordingNotifier::new();
+/// # let service = PorService::new(repository, directory, notifier.clone())
+/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
+/// # let admin = Actor::global_admin(contoso);
+/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
+/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// let check = service.check_partner(&admin, &sub, "565380").await?;
+/// // What the portal shows before "Submit":
+/// assert_eq!((check.partner().name(), check.partner().location()), ("Fabrikam", Some("Seattle, US")));
+/// assert!(check.current().is_none()); // nobody to replace
+/// assert_eq!((check.version(), check.checked_at()), (0, datetime!(2026-01-05 10:00 UTC)));
+///
+/// // A portal may round-trip the check through a form; `submit` re-verifies it.
+/// let from_form: PartnerCheck = serde_json::from_str(&serde_json::to_string(&check)?)?;
+/// assert!(service.submit(&admin, &from_form).await?.changed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerCheck {
@@ -117,6 +175,39 @@ impl PartnerCheck {
 
 /// What a change did: the subscription after it, its events, and what became of its
 /// notifications.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// # use time::macros::datetime;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
+/// # let repository = InMemoryRepository::new();
+/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// # let directory = InMemoryDirectory::new().with_partner(
+/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
+/// # );
+/// # let notifier = RecordingNotifier::new();
+/// # let service = PorService::new(repository, directory, notifier.clone())
+/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
+/// # let admin = Actor::global_admin(contoso);
+/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
+/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// let check = service.check_partner(&admin, &sub, "565380").await?;
+/// let receipt = service.submit(&admin, &check).await?;
+/// assert!(receipt.changed);
+/// assert_eq!((receipt.subscription.version(), receipt.events.len()), (1, 1));
+/// assert_eq!((receipt.notifications_delivered, receipt.notifications_pending), (1, 0));
+///
+/// // Submitting the current partner of record again changes nothing.
+/// let again = service.check_partner(&admin, &sub, "565380").await?;
+/// let receipt = service.submit(&admin, &again).await?;
+/// assert!(!receipt.changed && receipt.events.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
     /// The subscription after the operation (unchanged when `changed` is false).
@@ -132,6 +223,38 @@ pub struct Receipt {
 }
 
 /// What one [`PorService::dispatch_pending`] run did.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// # use time::macros::datetime;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
+/// # let repository = InMemoryRepository::new();
+/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// # let directory = InMemoryDirectory::new().with_partner(
+/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
+/// # );
+/// # let notifier = RecordingNotifier::new();
+/// # let service = PorService::new(repository, directory, notifier.clone())
+/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
+/// # let admin = Actor::global_admin(contoso);
+/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
+/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// notifier.fail_next(1); // the mail server is down for the next delivery
+/// let check = service.check_partner(&admin, &sub, "565380").await?;
+/// let receipt = service.submit(&admin, &check).await?;
+/// assert_eq!(receipt.notifications_pending, 1); // the change is made; the email waits
+///
+/// // Later, a periodic job retries the outbox.
+/// let report = service.dispatch_pending(100).await?;
+/// assert_eq!(report, DispatchReport { delivered: 1, failed: 0 });
+/// assert_eq!(notifier.sent().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DispatchReport {
     /// Notifications delivered (and marked delivered, unless marking failed).

@@ -17,6 +17,22 @@ use crate::partner::Program;
 ///
 /// Serialized as an object tagged by `"type"`: `{"type":"office365"}`,
 /// `{"type":"other","name":"AX7"}`.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// let ax = CloudService::Other("AX7".into());
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, ax, "AX7");
+/// assert_eq!(sub.service().to_string(), "AX7");
+/// assert_eq!(CloudService::Office365.to_string(), "Office 365");
+///
+/// assert_eq!(serde_json::to_string(&CloudService::Office365)?, r#"{"type":"office365"}"#);
+/// let read: CloudService = serde_json::from_str(r#"{"type":"other","name":"AX7"}"#)?;
+/// assert_eq!(&read, sub.service());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(from = "CloudServiceRepr", into = "CloudServiceRepr")]
 #[non_exhaustive]
@@ -96,6 +112,22 @@ impl fmt::Display for CloudService {
 
 /// Whether a subscription is in use. Only an `Active` one can have its partner of
 /// record changed.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan")
+///     .with_status(SubscriptionStatus::Suspended);
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+///
+/// let refused = sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC));
+/// assert!(matches!(refused, Err(Error::SubscriptionNotActive { status: SubscriptionStatus::Suspended, .. })));
+/// assert_eq!(sub.status().to_string(), "suspended");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
@@ -118,6 +150,28 @@ impl fmt::Display for SubscriptionStatus {
 }
 
 /// The partner currently designated on a subscription, for one program.
+///
+/// It is read from a [`Subscription`]; only the transitions set it.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Office365, "E3");
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam Consulting").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { next, .. } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+///
+/// let por = next.partner_of_record().ok_or("no partner of record")?;
+/// assert_eq!(por.mpn_id().as_str(), "565380");
+/// assert_eq!(por.partner_name(), "Fabrikam Consulting");
+/// assert_eq!(por.program(), Program::OnlineServicesSell);
+/// assert_eq!(por.since(), datetime!(2026-01-05 10:00 UTC));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerOfRecord {
@@ -165,6 +219,27 @@ impl PartnerOfRecord {
 }
 
 /// What the portal's "More Actions" menu offers on a subscription.
+///
+/// Ask [`Subscription::actions_for`] which ones to show to an actor.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::macros::datetime;
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let admin = Actor::global_admin(contoso.clone());
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso, CloudService::Office365, "E3");
+/// assert_eq!(sub.actions_for(&admin), [Action::AddPartnerOfRecord]);
+///
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let Transition::Changed { next, .. } =
+///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
+/// else { unreachable!() };
+/// assert_eq!(next.actions_for(&admin), [Action::EditPartnerOfRecord, Action::RemovePartnerOfRecord]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {

@@ -7,6 +7,51 @@ const SUBSCRIPTION: &str = r#"{"id":"sub-001","customer":"contoso","service":{"t
 const EVENT: &str = r#"{"subscription":"sub-001","customer":"contoso","sequence":3,"at":"2026-02-01T09:30:00Z","kind":{"type":"partner_removed","partner":"565380","reason":{"type":"replaced_by","partner":"3664167"}}}"#;
 const NOTIFICATION: &str = r#"{"id":"sub-001#1","partner":"565380","contact_email":"por@fabrikam.example","kind":"added","subscription":"sub-001","customer":"contoso","service":{"type":"office365"},"at":"2026-01-05T10:00:00Z"}"#;
 
+const PARTNER: &str = r#"{"mpn_id":"565380","name":"Fabrikam Consulting","location":"Seattle, US","contact_email":"por@fabrikam.example","programs":["online_services_sell"]}"#;
+const CHECK: &str = r#"{"subscription":"sub-001","partner":{"mpn_id":"565380","name":"Fabrikam Consulting","location":"Seattle, US","contact_email":"por@fabrikam.example","programs":["online_services_sell"]},"program":"online_services_sell","current":null,"version":0,"checked_at":"2026-01-05T09:58:00Z"}"#;
+
+#[test]
+fn the_readme_shows_exactly_the_pinned_examples() {
+    let readme = include_str!("../README.md");
+    for example in [SUBSCRIPTION, EVENT, NOTIFICATION, PARTNER, CHECK] {
+        assert!(
+            readme.contains(&format!("```json\n{example}\n```")),
+            "README lacks {example}"
+        );
+    }
+}
+
+#[test]
+fn partner_is_pinned() {
+    let partner = fabrikam().with_location("Seattle, US");
+    assert_eq!(serde_json::to_string(&partner).unwrap(), PARTNER);
+    assert_eq!(serde_json::from_str::<Partner>(PARTNER).unwrap(), partner);
+}
+
+#[tokio::test]
+async fn partner_check_is_pinned() {
+    let repo = InMemoryRepository::new();
+    let contoso = CustomerId::new("contoso").unwrap();
+    let sub = SubscriptionId::new("sub-001").unwrap();
+    repo.insert(Subscription::new(
+        sub.clone(),
+        contoso.clone(),
+        CloudService::Office365,
+        "Office 365 E3",
+    ))
+    .await
+    .unwrap();
+    let directory = InMemoryDirectory::new().with_partner(fabrikam().with_location("Seattle, US"));
+    let service = PorService::new(repo, directory, RecordingNotifier::new())
+        .with_clock(ManualClock::new(datetime!(2026-01-05 09:58 UTC)));
+    let check = service
+        .check_partner(&Actor::global_admin(contoso), &sub, "565380")
+        .await
+        .unwrap();
+    assert_eq!(serde_json::to_string(&check).unwrap(), CHECK);
+    assert_eq!(serde_json::from_str::<PartnerCheck>(CHECK).unwrap(), check);
+}
+
 fn fabrikam() -> Partner {
     Partner::new(MpnId::parse("565380").unwrap(), "Fabrikam Consulting")
         .with_contact_email("por@fabrikam.example")
