@@ -92,13 +92,7 @@ impl Subscription {
         program: Program,
         at: OffsetDateTime,
     ) -> Result<Transition, Error> {
-        self.require_active()?;
-        if !partner.is_enrolled(program) {
-            return Err(Error::PartnerNotEnrolled {
-                mpn_id: partner.mpn_id(),
-                program,
-            });
-        }
+        self.require_eligible(partner, program)?;
         let at = at.to_offset(UtcOffset::UTC);
         let current = self.partner_of_record();
         if current.is_some_and(|por| por.mpn_id() == partner.mpn_id() && por.program() == program) {
@@ -117,7 +111,7 @@ impl Subscription {
             program,
             replaced: current.map(PartnerOfRecord::mpn_id),
         });
-        let por = PartnerOfRecord::new(partner.mpn_id(), partner.name().to_owned(), program, at);
+        let por = PartnerOfRecord::new(partner.mpn_id(), partner.name(), program, at);
         Ok(self.change(Some(por), self.status(), at, kinds))
     }
 
@@ -153,6 +147,24 @@ impl Subscription {
             at.to_offset(UtcOffset::UTC),
             vec![kind],
         ))
+    }
+
+    /// Whether [`associate`](Self::associate) would accept `partner` for `program`:
+    /// the subscription is active and the partner enrolled, checked in that order.
+    /// What "Check ID" verifies, without building a transition.
+    pub(crate) fn require_eligible(
+        &self,
+        partner: &Partner,
+        program: Program,
+    ) -> Result<(), Error> {
+        self.require_active()?;
+        if !partner.is_enrolled(program) {
+            return Err(Error::PartnerNotEnrolled {
+                mpn_id: partner.mpn_id(),
+                program,
+            });
+        }
+        Ok(())
     }
 
     /// Only an active subscription changes its partner of record.

@@ -112,24 +112,39 @@ impl MpnId {
     ///
     /// [`MpnIdError`] says what is wrong with `input`; see its docs for the order of
     /// the checks. Never panics, whatever the input.
+    #[inline]
     pub fn parse(input: &str) -> Result<MpnId, MpnIdError> {
-        let trimmed = input.trim();
+        let bytes = input.as_bytes();
+        // Unicode-aware trimming only when an end is not a visible ASCII character.
+        let graphic = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+        let trimmed = if graphic(bytes.first()) && graphic(bytes.last()) {
+            input
+        } else {
+            input.trim()
+        };
         if trimmed.is_empty() {
             return Err(MpnIdError::Empty);
         }
-        if let Some(offset) = trimmed.bytes().position(|b| !b.is_ascii_digit()) {
-            // Everything before `offset` is ASCII, so it counts one character a byte.
-            let leading = input.len() - input.trim_start().len();
-            let index = input[..leading].chars().count() + offset;
-            let character = trimmed[offset..].chars().next().unwrap_or_default();
-            return Err(MpnIdError::InvalidCharacter { index, character });
+        let source = trimmed.as_bytes();
+        if source.len() > MPN_ID_MAX_DIGITS {
+            // Too long, unless a non-digit comes first.
+            return Err(match source.iter().position(|b| !b.is_ascii_digit()) {
+                Some(offset) => invalid_character(input, trimmed, offset),
+                None => MpnIdError::WrongLength {
+                    length: source.len(),
+                },
+            });
         }
-        let length = trimmed.len();
-        if !(MPN_ID_MIN_DIGITS..=MPN_ID_MAX_DIGITS).contains(&length) {
+        if let Some(offset) = source.iter().position(|b| !b.is_ascii_digit()) {
+            return Err(invalid_character(input, trimmed, offset));
+        }
+        // A fixed-length copy the compiler unrolls, zero-padded.
+        let digits: [u8; MPN_ID_MAX_DIGITS] =
+            std::array::from_fn(|i| source.get(i).copied().unwrap_or(0));
+        let length = source.len();
+        if length < MPN_ID_MIN_DIGITS {
             return Err(MpnIdError::WrongLength { length });
         }
-        let mut digits = [0; MPN_ID_MAX_DIGITS];
-        digits[..length].copy_from_slice(trimmed.as_bytes());
         Ok(MpnId {
             digits,
             len: length as u8,
@@ -141,6 +156,17 @@ impl MpnId {
         // The digits are ASCII by construction, so this never takes the error arm.
         std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
     }
+}
+
+/// The error for the first non-digit, at byte `offset` of `trimmed` (a slice of
+/// `input`), with its index counted in characters of `input`.
+#[cold]
+fn invalid_character(input: &str, trimmed: &str, offset: usize) -> MpnIdError {
+    // Everything before `offset` in `trimmed` is ASCII digits: one character a byte.
+    let leading = input.len() - input.trim_start().len();
+    let index = input[..leading].chars().count() + offset;
+    let character = trimmed[offset..].chars().next().unwrap_or_default();
+    MpnIdError::InvalidCharacter { index, character }
 }
 
 /// Why a string is not a [`SubscriptionId`], [`CustomerId`] or [`NotificationId`].

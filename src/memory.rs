@@ -10,15 +10,17 @@
 //! thread while it held one) is taken over as it is: no method leaves the state half
 //! changed before a point where it could panic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{DirectoryError, NotifyError, StoreError};
-use crate::event::{AssociationEvent, Notification};
+use crate::event::{AssociationEvent, AssociationEventKind, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository};
@@ -32,34 +34,75 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 const SHARDS: usize = 64;
 
 /// A subscription and its history, as one shard keeps them.
+///
+/// A shard holds `Box<Entry>` in a `HashSet` found by the subscription id (through
+/// `Borrow`), so that a slot of the table, spare capacity included, costs one pointer:
+/// the id is not stored twice and a whole entry is never left unused.
 #[derive(Debug)]
 struct Entry {
     subscription: Subscription,
-    history: Vec<AssociationEvent>,
+    history: Vec<StoredEvent>,
 }
 
-/// The outbox: notifications in the order they were committed.
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.subscription.id().hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.subscription.id() == other.subscription.id()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<SubscriptionId> for Box<Entry> {
+    fn borrow(&self) -> &SubscriptionId {
+        self.subscription.id()
+    }
+}
+
+/// An event without the subscription and customer ids, which its entry already holds.
+#[derive(Debug)]
+struct StoredEvent {
+    sequence: u64,
+    at: OffsetDateTime,
+    kind: AssociationEventKind,
+}
+
+/// One independently locked part of the store: its subscriptions, and the outbox of
+/// the notifications their commits wrote, so that a commit takes one lock only.
 #[derive(Debug, Default)]
-struct Outbox {
-    next: u64,
-    pending: BTreeMap<u64, Notification>,
-    position: HashMap<NotificationId, u64>,
+struct Shard {
+    entries: HashSet<Box<Entry>>,
+    /// Pending notifications by their global position (commit order).
+    outbox: BTreeMap<u64, Notification>,
+    positions: HashMap<NotificationId, u64>,
 }
 
 #[derive(Debug)]
 struct State {
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<SubscriptionId, Entry>>>,
-    by_customer: Mutex<HashMap<CustomerId, BTreeSet<SubscriptionId>>>,
-    by_partner: Mutex<HashMap<MpnId, BTreeSet<SubscriptionId>>>,
-    outbox: Mutex<Outbox>,
+    shards: Vec<Mutex<Shard>>,
+    /// Written on insert only (a subscription never changes customer).
+    by_customer: Mutex<HashMap<CustomerId, Vec<SubscriptionId>>>,
+    /// The next outbox position: orders notifications across shards, oldest first.
+    next_position: AtomicU64,
 }
 
-/// A [`Repository`] in memory: subscriptions in sharded maps (independent
-/// subscriptions do not contend), histories beside them, and an outbox.
+/// A [`Repository`] in memory: subscriptions in 64 independently locked shards (so
+/// that changes to independent subscriptions do not contend), each shard with the
+/// histories and the outbox of its subscriptions.
 ///
 /// `commit` is a true compare-and-swap under the subscription's shard lock: the stored
-/// subscription, its history and the outbox change together or not at all.
+/// subscription, its history and its outbox entries change together or not at all.
+///
+/// Costs: `get`, `insert` and `commit` are O(1); `list_by_customer` is O(k log k) in
+/// the customer's subscriptions; `list_by_partner` scans every subscription (O(n)):
+/// it is a rare, partner-side read, and keeping an index of it would put a shared lock
+/// on every commit. Use a database-backed repository for large partner portfolios.
 ///
 /// # Examples
 ///
@@ -88,8 +131,7 @@ impl Default for InMemoryRepository {
                 hasher: RandomState::new(),
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 by_customer: Mutex::default(),
-                by_partner: Mutex::default(),
-                outbox: Mutex::default(),
+                next_position: AtomicU64::new(0),
             }),
         }
     }
@@ -101,20 +143,18 @@ impl InMemoryRepository {
         Self::default()
     }
 
-    fn shard(&self, id: &SubscriptionId) -> MutexGuard<'_, HashMap<SubscriptionId, Entry>> {
+    fn shard(&self, id: &SubscriptionId) -> MutexGuard<'_, Shard> {
         let index = self.state.hasher.hash_one(id) as usize % SHARDS;
         lock(&self.state.shards[index])
     }
-
-    fn get_all(&self, ids: impl IntoIterator<Item = SubscriptionId>) -> Vec<Subscription> {
-        ids.into_iter()
-            .filter_map(|id| self.shard(&id).get(&id).map(|e| e.subscription.clone()))
-            .collect()
-    }
 }
 
-fn current_partner(subscription: &Subscription) -> Option<MpnId> {
-    subscription.partner_of_record().map(|p| p.mpn_id())
+/// Deletes a notification from a shard's outbox; whether it was there.
+fn deliver_from(shard: &mut Shard, id: &NotificationId) -> bool {
+    match shard.positions.remove(id) {
+        Some(position) => shard.outbox.remove(&position).is_some(),
+        None => false,
+    }
 }
 
 #[async_trait]
@@ -122,119 +162,154 @@ impl Repository for InMemoryRepository {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         let id = subscription.id().clone();
         let mut shard = self.shard(&id);
-        if shard.contains_key(&id) {
+        if shard.entries.contains(&id) {
             return Err(StoreError::AlreadyExists(id));
         }
         lock(&self.state.by_customer)
             .entry(subscription.customer().clone())
             .or_default()
-            .insert(id.clone());
-        if let Some(partner) = current_partner(&subscription) {
-            lock(&self.state.by_partner)
-                .entry(partner)
-                .or_default()
-                .insert(id.clone());
-        }
-        shard.insert(
-            id,
-            Entry {
-                subscription,
-                history: Vec::new(),
-            },
-        );
+            .push(id.clone());
+        let entry = Entry {
+            subscription,
+            history: Vec::new(),
+        };
+        shard.entries.insert(Box::new(entry));
         Ok(())
     }
 
     async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        Ok(self.shard(id).get(id).map(|e| e.subscription.clone()))
+        Ok(self
+            .shard(id)
+            .entries
+            .get(id)
+            .map(|e| e.subscription.clone()))
     }
 
     async fn list_by_customer(
         &self,
         customer: &CustomerId,
     ) -> Result<Vec<Subscription>, StoreError> {
-        let ids = lock(&self.state.by_customer)
+        let mut ids = lock(&self.state.by_customer)
             .get(customer)
             .cloned()
             .unwrap_or_default();
-        Ok(self.get_all(ids))
+        ids.sort_unstable();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                self.shard(id)
+                    .entries
+                    .get(id)
+                    .map(|e| e.subscription.clone())
+            })
+            .collect())
     }
 
     async fn list_by_partner(&self, partner: &MpnId) -> Result<Vec<Subscription>, StoreError> {
-        let ids = lock(&self.state.by_partner)
-            .get(partner)
-            .cloned()
-            .unwrap_or_default();
-        // The index may run ahead of or behind a concurrent commit; the stored
-        // subscription decides.
-        let mut found = self.get_all(ids);
-        found.retain(|s| current_partner(s) == Some(*partner));
+        let mut found = Vec::new();
+        for shard in &self.state.shards {
+            found.extend(
+                lock(shard)
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        e.subscription.partner_of_record().map(|p| p.mpn_id()) == Some(*partner)
+                    })
+                    .map(|e| e.subscription.clone()),
+            );
+        }
+        found.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         Ok(found)
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let id = commit.next.id().clone();
-        let mut shard = self.shard(&id);
-        let Some(entry) = shard.get_mut(&id) else {
+        let mut guard = self.shard(&id);
+        let shard = &mut *guard;
+        // A set has no `get_mut`: take the entry out and put it back (same id, same
+        // slot hash), moving the box, not the entry.
+        let Some(mut entry) = shard.entries.take(&id) else {
             return Err(StoreError::NotFound(id));
         };
         let actual = entry.subscription.version();
         if actual != commit.expected_version {
+            shard.entries.insert(entry);
             return Err(StoreError::Conflict {
                 subscription: id,
                 expected: commit.expected_version,
                 actual,
             });
         }
-        let (before, after) = (
-            current_partner(&entry.subscription),
-            current_partner(&commit.next),
-        );
-        if before != after {
-            let mut by_partner = lock(&self.state.by_partner);
-            if let Some(ids) = before.and_then(|p| by_partner.get_mut(&p)) {
-                ids.remove(&id);
-            }
-            if let Some(partner) = after {
-                by_partner.entry(partner).or_default().insert(id.clone());
-            }
-        }
-        {
-            let mut outbox = lock(&self.state.outbox);
-            for notification in commit.notifications {
-                let position = outbox.next;
-                outbox.next += 1;
-                outbox.position.insert(notification.id.clone(), position);
-                outbox.pending.insert(position, notification);
-            }
-        }
-        entry.history.extend(commit.events);
+        entry
+            .history
+            .extend(commit.events.into_iter().map(|e| StoredEvent {
+                sequence: e.sequence,
+                at: e.at,
+                kind: e.kind,
+            }));
         entry.subscription = commit.next;
+        shard.entries.insert(entry);
+        for notification in commit.notifications {
+            let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
+            shard.positions.insert(notification.id.clone(), position);
+            shard.outbox.insert(position, notification);
+        }
         Ok(())
     }
 
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
-        Ok(self
-            .shard(id)
-            .get(id)
-            .map(|e| e.history.clone())
-            .unwrap_or_default())
-    }
-
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        Ok(lock(&self.state.outbox)
-            .pending
-            .values()
-            .take(limit)
-            .cloned()
+        let shard = self.shard(id);
+        let Some(entry) = shard.entries.get(id) else {
+            return Ok(Vec::new());
+        };
+        let (subscription, customer) = (entry.subscription.id(), entry.subscription.customer());
+        Ok(entry
+            .history
+            .iter()
+            .map(|e| AssociationEvent {
+                subscription: subscription.clone(),
+                customer: customer.clone(),
+                sequence: e.sequence,
+                at: e.at,
+                kind: e.kind.clone(),
+            })
             .collect())
     }
 
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        // The oldest `limit` of each shard, merged by position.
+        let mut oldest: Vec<(u64, Notification)> = Vec::new();
+        for shard in &self.state.shards {
+            let shard = lock(shard);
+            oldest.extend(
+                shard
+                    .outbox
+                    .iter()
+                    .take(limit)
+                    .map(|(p, n)| (*p, n.clone())),
+            );
+        }
+        oldest.sort_unstable_by_key(|(position, _)| *position);
+        Ok(oldest.into_iter().take(limit).map(|(_, n)| n).collect())
+    }
+
     async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        let mut outbox = lock(&self.state.outbox);
         for id in ids {
-            if let Some(position) = outbox.position.remove(id) {
-                outbox.pending.remove(&position);
+            // The service names a notification "{subscription}#{sequence}", and keeps
+            // it in its subscription's shard; any other id is searched for.
+            let home = id
+                .as_str()
+                .rsplit_once('#')
+                .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok());
+            if let Some(home) = home
+                && deliver_from(&mut self.shard(&home), id)
+            {
+                continue;
+            }
+            for shard in &self.state.shards {
+                if deliver_from(&mut lock(shard), id) {
+                    break;
+                }
             }
         }
         Ok(())

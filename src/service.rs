@@ -358,9 +358,8 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         let mpn_id = MpnId::parse(mpn_id)?;
         stored.require_active()?;
         let partner = self.find_partner(mpn_id).await?;
+        stored.require_eligible(&partner, self.program)?;
         let now = self.clock.now();
-        // Would the transition succeed? (Checks enrolment; the outcome is not kept.)
-        stored.associate(&partner, self.program, now)?;
         Ok(PartnerCheck {
             subscription: stored.id().clone(),
             partner,

@@ -176,7 +176,9 @@ impl fmt::Display for SubscriptionStatus {
 #[serde(deny_unknown_fields)]
 pub struct PartnerOfRecord {
     mpn_id: MpnId,
-    partner_name: String,
+    // Boxed, not `String`: a store holds one per subscription, and spare capacity is
+    // never needed.
+    partner_name: Box<str>,
     program: Program,
     #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
@@ -185,13 +187,13 @@ pub struct PartnerOfRecord {
 impl PartnerOfRecord {
     pub(crate) fn new(
         mpn_id: MpnId,
-        partner_name: String,
+        partner_name: &str,
         program: Program,
         since: OffsetDateTime,
     ) -> Self {
         PartnerOfRecord {
             mpn_id,
-            partner_name,
+            partner_name: partner_name.into(),
             program,
             since,
         }
@@ -278,7 +280,7 @@ pub struct Subscription {
     id: SubscriptionId,
     customer: CustomerId,
     service: CloudService,
-    name: String,
+    name: Box<str>,
     status: SubscriptionStatus,
     version: u64,
     last_event_sequence: u64,
@@ -297,7 +299,7 @@ impl Subscription {
             id,
             customer,
             service,
-            name: name.into(),
+            name: name.into().into_boxed_str(),
             status: SubscriptionStatus::Active,
             version: 0,
             last_event_sequence: 0,

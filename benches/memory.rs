@@ -1,0 +1,152 @@
+//! Memory held by `InMemoryRepository`: bytes per subscription with a partner of record
+//! set, and bytes per history event, counted by a global allocator that lives in this
+//! bench binary only (never in the library).
+//!
+//! Targets: at most 300 bytes per subscription, at most 160 bytes per event.
+//!
+//! Run with `cargo bench --bench memory`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::pin::pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use dpor::*;
+use time::{Duration, macros::datetime};
+
+/// Counts the bytes currently allocated.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+fn changed(t: Result<Transition, Error>) -> (Subscription, Vec<AssociationEvent>) {
+    match t {
+        Ok(Transition::Changed { next, events }) => (next, events),
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+const SELL: Program = Program::OnlineServicesSell;
+
+fn partner(mpn: &str, name: &str) -> Partner {
+    Partner::new(MpnId::parse(mpn).unwrap(), name).enrolled_in(SELL)
+}
+
+/// Bytes held per subscription with a partner of record set (its history events are
+/// counted separately), for `n` subscriptions of one customer. Each subscription is
+/// built inside the measured window, so its own allocations count.
+fn per_subscription(n: usize) -> f64 {
+    let at = datetime!(2026-01-05 10:00 UTC);
+    let customer = CustomerId::new("contoso").unwrap();
+    let a = partner("565380", "Fabrikam Consulting");
+    let before = live();
+    let repo = InMemoryRepository::new();
+    for i in 0..n {
+        let id = SubscriptionId::new(format!("sub-{i:07}")).unwrap();
+        let sub = Subscription::new(
+            id,
+            customer.clone(),
+            CloudService::Office365,
+            "Office 365 E3",
+        );
+        ready(repo.insert(changed(sub.associate(&a, SELL, at)).0)).unwrap();
+    }
+    (live() - before) as f64 / n as f64
+}
+
+/// Bytes held per history event, after `changes` replacements on one subscription.
+fn per_event(changes: usize) -> f64 {
+    let at = datetime!(2026-01-05 10:00 UTC);
+    let (a, b) = (
+        partner("565380", "Fabrikam Consulting"),
+        partner("3664167", "Northwind Traders"),
+    );
+    let repo = InMemoryRepository::new();
+    let mut sub = Subscription::new(
+        SubscriptionId::new("sub-x").unwrap(),
+        CustomerId::new("contoso").unwrap(),
+        CloudService::Office365,
+        "E3",
+    );
+    ready(repo.insert(sub.clone())).unwrap();
+    let before = live();
+    let mut events = 0;
+    for k in 0..changes {
+        let partner = if k % 2 == 0 { &a } else { &b };
+        let (next, new) = changed(sub.associate(partner, SELL, at + Duration::seconds(k as i64)));
+        events += new.len();
+        let commit = Commit {
+            expected_version: sub.version(),
+            next: next.clone(),
+            events: new,
+            notifications: vec![],
+        };
+        ready(repo.commit(commit)).unwrap();
+        sub = next;
+    }
+    (live() - before) as f64 / events as f64
+}
+
+fn main() {
+    // Hash maps and vectors grow by doubling, so the cost per item depends on where
+    // the count falls between two sizes: report several counts and judge the worst.
+    let subscriptions: Vec<(usize, f64)> = [1_000, 100_000, 1_000_000]
+        .map(|n| (n, per_subscription(n)))
+        .into();
+    let events: Vec<(usize, f64)> = [1_000, 10_000, 100_000].map(|n| (n, per_event(n))).into();
+    for (n, bytes) in &subscriptions {
+        println!("memory/subscription_with_por/{n}: {bytes:.0} bytes");
+    }
+    for (n, bytes) in &events {
+        println!("memory/history_event/{n}_changes: {bytes:.0} bytes");
+    }
+    let worst = |rows: &[(usize, f64)]| rows.iter().map(|r| r.1).fold(0.0, f64::max);
+    let (s, e) = (worst(&subscriptions), worst(&events));
+    println!(
+        "memory/subscription_with_por: worst {s:.0} bytes (target <= 300): {}",
+        verdict(s, 300.0)
+    );
+    println!(
+        "memory/history_event: worst {e:.0} bytes (target <= 160): {}",
+        verdict(e, 160.0)
+    );
+}
+
+fn verdict(value: f64, target: f64) -> &'static str {
+    if value <= target { "met" } else { "NOT met" }
+}

@@ -1,0 +1,274 @@
+//! Check + submit through `PorService` on the in-memory defaults, against a raw
+//! baseline doing the same work by hand (`Mutex<HashMap<String, Option<String>>>` plus a
+//! `Vec` of events).
+//!
+//! Targets: at most 3x the baseline per operation; flat in the number of subscriptions
+//! (1M vs 1k: at most 1.3x); flat in the length of the history (10,000 vs 1 past
+//! changes: at most 1.2x); two threads on independent subscriptions at least 1.6x the
+//! throughput of one.
+//!
+//! The in-memory ports never wait, so every future is polled to completion in place:
+//! the figures are the crate's own cost, with no runtime in them.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dpor::*;
+
+/// Polls a future that never waits (the in-memory ports) to completion.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// A host's notifier that accepts everything (so the bench does not pile up emails).
+struct Discard;
+
+#[async_trait]
+impl Notifier for Discard {
+    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
+
+const PARTNERS: [&str; 2] = ["565380", "3664167"];
+
+type Service = PorService<InMemoryRepository, InMemoryDirectory, Discard>;
+
+struct World {
+    service: Service,
+    admins: Vec<Actor>,
+    ids: Vec<SubscriptionId>,
+}
+
+/// `subscriptions` subscriptions split evenly, in blocks, over `customers` customers.
+fn world(subscriptions: usize, customers: usize) -> World {
+    let repo = InMemoryRepository::new();
+    let customer_ids: Vec<CustomerId> = (0..customers)
+        .map(|c| CustomerId::new(format!("customer-{c}")).unwrap())
+        .collect();
+    let ids: Vec<SubscriptionId> = (0..subscriptions)
+        .map(|i| SubscriptionId::new(format!("sub-{i:07}")).unwrap())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let customer = customer_ids[i * customers / subscriptions].clone();
+        let sub = Subscription::new(
+            id.clone(),
+            customer,
+            CloudService::Office365,
+            "Office 365 E3",
+        );
+        ready(repo.insert(sub)).unwrap();
+    }
+    let directory = InMemoryDirectory::new();
+    for (i, mpn) in PARTNERS.iter().enumerate() {
+        directory.insert(
+            Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
+                .with_contact_email(format!("partner{i}@example.com"))
+                .enrolled_in(Program::OnlineServicesSell),
+        );
+    }
+    World {
+        service: PorService::new(repo, directory, Discard),
+        admins: customer_ids.into_iter().map(Actor::global_admin).collect(),
+        ids,
+    }
+}
+
+impl World {
+    /// Operation `k`: check and submit on subscription `k mod n`, alternating partners,
+    /// so that every operation is a real change.
+    fn op(&self, admin: &Actor, ids: &[SubscriptionId], k: usize) {
+        let id = &ids[k % ids.len()];
+        let mpn = PARTNERS[(k / ids.len()) % 2];
+        let check = ready(self.service.check_partner(admin, id, mpn)).unwrap();
+        let receipt = ready(self.service.submit(admin, &check)).unwrap();
+        debug_assert!(receipt.changed);
+        black_box(receipt);
+    }
+}
+
+/// The same rules by hand, with no abstraction.
+struct Baseline {
+    subscriptions: Mutex<HashMap<String, Option<String>>>,
+    partners: HashMap<String, (String, bool)>,
+    events: Mutex<Vec<(String, &'static str, String)>>,
+    outbox: Mutex<Vec<(String, &'static str, String)>>,
+}
+
+impl Baseline {
+    fn new(subscriptions: usize) -> Self {
+        Baseline {
+            subscriptions: Mutex::new(
+                (0..subscriptions)
+                    .map(|i| (format!("sub-{i:07}"), None))
+                    .collect(),
+            ),
+            partners: PARTNERS
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.to_string(), (format!("Partner {i}"), true)))
+                .collect(),
+            events: Mutex::default(),
+            outbox: Mutex::default(),
+        }
+    }
+
+    fn op(&self, ids: &[String], k: usize) -> Result<bool, &'static str> {
+        let sub = &ids[k % ids.len()];
+        let mpn = PARTNERS[(k / ids.len()) % 2].trim();
+        // Check ID: syntax, subscription, directory, enrolment.
+        if !(5..=10).contains(&mpn.len()) || !mpn.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("invalid MPN ID");
+        }
+        if !self.subscriptions.lock().unwrap().contains_key(sub) {
+            return Err("not found");
+        }
+        let (name, enrolled) = self.partners.get(mpn).ok_or("unknown partner")?;
+        if !enrolled {
+            return Err("not enrolled");
+        }
+        black_box(name);
+        // Submit: re-verify, replace, record, enqueue.
+        let (_, enrolled) = self.partners.get(mpn).ok_or("unknown partner")?;
+        if !enrolled {
+            return Err("not enrolled");
+        }
+        let mut subscriptions = self.subscriptions.lock().unwrap();
+        let current = subscriptions.get_mut(sub).ok_or("not found")?;
+        if current.as_deref() == Some(mpn) {
+            return Ok(false);
+        }
+        let previous = current.replace(mpn.to_owned());
+        let mut events = self.events.lock().unwrap();
+        let mut outbox = self.outbox.lock().unwrap();
+        if let Some(previous) = previous {
+            events.push((sub.clone(), "removed", previous.clone()));
+            outbox.push((sub.clone(), "removed", previous));
+        }
+        events.push((sub.clone(), "added", mpn.to_owned()));
+        outbox.push((sub.clone(), "added", mpn.to_owned()));
+        Ok(true)
+    }
+}
+
+fn per_operation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("service/check_submit");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30);
+    let w = world(1_000, 1);
+    let mut k = 0;
+    group.bench_function("dpor", |b| {
+        b.iter(|| {
+            w.op(&w.admins[0], &w.ids, k);
+            k += 1;
+        })
+    });
+    let base = Baseline::new(1_000);
+    let ids: Vec<String> = (0..1_000).map(|i| format!("sub-{i:07}")).collect();
+    let mut k = 0;
+    group.bench_function("baseline", |b| {
+        b.iter(|| {
+            black_box(base.op(&ids, k)).unwrap();
+            k += 1;
+        })
+    });
+    group.finish();
+}
+
+fn scale(c: &mut Criterion) {
+    let mut group = c.benchmark_group("service/subscriptions");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30);
+    for n in [1_000, 1_000_000] {
+        let w = world(n, 1);
+        let mut k = 0;
+        group.bench_function(format!("{n}"), |b| {
+            b.iter(|| {
+                w.op(&w.admins[0], &w.ids, k);
+                k += 1;
+            })
+        });
+    }
+    group.finish();
+}
+
+fn history(c: &mut Criterion) {
+    let mut group = c.benchmark_group("service/history");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30);
+    for past in [1, 10_000] {
+        let w = world(1, 1);
+        for k in 0..past {
+            w.op(&w.admins[0], &w.ids, k);
+        }
+        let mut k = past;
+        group.bench_function(format!("{past}"), |b| {
+            b.iter(|| {
+                w.op(&w.admins[0], &w.ids, k);
+                k += 1;
+            })
+        });
+    }
+    group.finish();
+}
+
+fn threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("service/threads");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20);
+    // Two customers, each with its own subscriptions: each thread acts for one of them,
+    // as two customers' administrators would. The partners are shared.
+    let two = world(2_000, 2);
+    // The same with one customer owning both halves: its id's shared reference count
+    // is touched by every clone, from both threads.
+    let one = world(2_000, 1);
+    for (label, threads, w) in [
+        ("1", 1usize, &two),
+        ("2", 2, &two),
+        ("2_one_customer", 2, &one),
+    ] {
+        // Each thread's operations continue where its last batch stopped, so that every
+        // operation stays a real change.
+        let next: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                // `iters` operations in all, split over the threads, each on its own
+                // subscriptions: the time per operation is the inverse of throughput.
+                let per_thread = (iters as usize).div_ceil(threads);
+                let chunk = w.ids.len() / 2; // one customer's subscriptions
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for (t, next) in next.iter().enumerate() {
+                        let ids = &w.ids[t * chunk..(t + 1) * chunk];
+                        let admin = &w.admins[t % w.admins.len()];
+                        let base = next.fetch_add(per_thread, Ordering::Relaxed);
+                        scope.spawn(move || {
+                            (base..base + per_thread).for_each(|k| w.op(admin, ids, k))
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_operation, scale, history, threads);
+criterion_main!(benches);
