@@ -6,9 +6,14 @@
 //!   partner of record ([`Access::Change`]).
 //! - Every other role of the owning customer (billing and service administrators,
 //!   delegated-admin partners) may view ([`Access::View`]).
-//! - Another customer, and any partner, sees nothing ([`Access::Hidden`]); the service
-//!   answers them as if the subscription did not exist, and refuses a partner before it
-//!   reads anything.
+//! - A partner sees the subscriptions where it is the current partner of record, and
+//!   their history ([`Access::View`]); nothing else, and it never changes anything.
+//! - Another customer sees nothing ([`Access::Hidden`]); the service answers as if the
+//!   subscription did not exist. On customer-side operations the service refuses a
+//!   partner before it reads anything.
+//! - The lifecycle (suspend, reactivate, cancel, migrate) is the billing side: the
+//!   owning customer's global or billing administrator ([`Actor::may_manage_lifecycle`]);
+//!   a host's billing system calls with `Actor::customer(owner, BillingAdministrator)`.
 
 use std::fmt;
 
@@ -198,8 +203,42 @@ impl Actor {
                 ..
             } => Access::Change,
             Actor::Customer { .. } => Access::View,
-            Actor::Partner { .. } => Access::Hidden,
+            Actor::Partner { mpn_id } => {
+                let current = subscription.partner_of_record().map(|p| p.mpn_id());
+                if current == Some(*mpn_id) {
+                    Access::View
+                } else {
+                    Access::Hidden
+                }
+            }
         }
+    }
+
+    /// Whether this actor may suspend, reactivate, cancel or migrate `subscription`: the
+    /// owning customer's global or billing administrator.
+    pub fn may_manage_lifecycle(&self, subscription: &Subscription) -> bool {
+        matches!(self, Actor::Customer { customer, role: CustomerRole::GlobalAdministrator | CustomerRole::BillingAdministrator }
+            if customer == subscription.customer())
+    }
+
+    /// Checks [`may_manage_lifecycle`](Self::may_manage_lifecycle).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionNotFound`] when the subscription is hidden from the actor,
+    /// [`Error::Forbidden`] when it may see but not manage it.
+    pub fn authorize_lifecycle(&self, subscription: &Subscription) -> Result<(), Error> {
+        if self.access_to(subscription) == Access::Hidden {
+            return Err(Error::SubscriptionNotFound(subscription.id().clone()));
+        }
+        if !self.may_manage_lifecycle(subscription) {
+            return Err(Error::Forbidden {
+                reason: "only the customer's global or billing administrator can suspend, \
+                         reactivate, cancel or migrate a subscription"
+                    .to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a partner before anything is read: the customer-side operations are
@@ -298,11 +337,45 @@ mod tests {
     }
 
     #[test]
-    fn other_customers_and_partners_see_nothing() {
+    fn other_customers_and_other_partners_see_nothing() {
         let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
         assert_eq!(other.access_to(&sub()), Access::Hidden);
         let partner = Actor::partner(MpnId::parse("565380").unwrap());
         assert_eq!(partner.access_to(&sub()), Access::Hidden);
+    }
+
+    #[test]
+    fn the_partner_of_record_may_view_only() {
+        use crate::association::Transition;
+        use crate::partner::{Partner, Program};
+        let mpn = MpnId::parse("565380").unwrap();
+        let p = Partner::new(mpn, "P").enrolled_in(Program::OnlineServicesSell);
+        let at = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let Ok(Transition::Changed { next, .. }) =
+            sub().associate(&p, Program::OnlineServicesSell, at)
+        else {
+            panic!("expected a change")
+        };
+        assert_eq!(Actor::partner(mpn).access_to(&next), Access::View);
+        assert!(next.actions_for(&Actor::partner(mpn)).is_empty());
+        assert!(!Actor::partner(mpn).may_manage_lifecycle(&next));
+    }
+
+    #[test]
+    fn billing_admins_manage_the_lifecycle() {
+        let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
+        assert!(billing.may_manage_lifecycle(&sub()));
+        assert!(Actor::global_admin(contoso()).may_manage_lifecycle(&sub()));
+        let service = Actor::customer(contoso(), CustomerRole::ServiceAdministrator);
+        assert!(matches!(
+            service.authorize_lifecycle(&sub()),
+            Err(Error::Forbidden { .. })
+        ));
+        let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
+        assert!(matches!(
+            other.authorize_lifecycle(&sub()),
+            Err(Error::SubscriptionNotFound(_))
+        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::error::Error;
 use crate::event::{AssociationEvent, AssociationEventKind, RemovalReason};
+use crate::id::SubscriptionId;
 use crate::partner::{Partner, Program};
 use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
 
@@ -147,6 +148,122 @@ impl Subscription {
             at.to_offset(UtcOffset::UTC),
             vec![kind],
         ))
+    }
+
+    /// Suspends an active subscription, at `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionCancelled`] when it is cancelled.
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::macros::datetime;
+    ///
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+    /// let Transition::Changed { next, .. } = sub.suspend(datetime!(2026-03-01 00:00 UTC))? else { unreachable!() };
+    /// assert_eq!(next.status(), SubscriptionStatus::Suspended);
+    /// assert_eq!(next.suspend(datetime!(2026-03-02 00:00 UTC))?, Transition::Unchanged);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn suspend(&self, at: OffsetDateTime) -> Result<Transition, Error> {
+        self.lifecycle(SubscriptionStatus::Suspended, at)
+    }
+
+    /// Reactivates a suspended subscription, at `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionCancelled`] when it is cancelled.
+    pub fn reactivate(&self, at: OffsetDateTime) -> Result<Transition, Error> {
+        self.lifecycle(SubscriptionStatus::Active, at)
+    }
+
+    /// Cancels the subscription, at `at`. Cancelling a cancelled one is
+    /// [`Transition::Unchanged`].
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` keeps the transitions uniform.
+    pub fn cancel(&self, at: OffsetDateTime) -> Result<Transition, Error> {
+        self.lifecycle(SubscriptionStatus::Cancelled, at)
+    }
+
+    /// Moves the subscription to `new_id`, at `at`: returns this subscription's
+    /// transition (its partner removed with [`RemovalReason::SubscriptionMigrated`],
+    /// then [`AssociationEventKind::SubscriptionMigrated`], status cancelled) and the new
+    /// subscription (active, version 0, **no** partner of record).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionCancelled`] when it is cancelled (or already migrated);
+    /// [`Error::SubscriptionAlreadyExists`] when `new_id` is its own id.
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::macros::datetime;
+    ///
+    /// let sub = Subscription::new(SubscriptionId::new("ea-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure EA");
+    /// let (old, new) = sub.migrate(SubscriptionId::new("mca-1")?, datetime!(2026-04-01 00:00 UTC))?;
+    /// assert!(matches!(old, Transition::Changed { ref next, .. } if next.status() == SubscriptionStatus::Cancelled));
+    /// assert_eq!((new.id().as_str(), new.partner_of_record()), ("mca-1", None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migrate(
+        &self,
+        new_id: SubscriptionId,
+        at: OffsetDateTime,
+    ) -> Result<(Transition, Subscription), Error> {
+        if self.status() == SubscriptionStatus::Cancelled {
+            return Err(Error::SubscriptionCancelled(self.id().clone()));
+        }
+        if &new_id == self.id() {
+            return Err(Error::SubscriptionAlreadyExists(new_id));
+        }
+        let mut kinds = Vec::with_capacity(2);
+        if let Some(current) = self.partner_of_record() {
+            kinds.push(AssociationEventKind::PartnerRemoved {
+                partner: current.mpn_id(),
+                reason: RemovalReason::SubscriptionMigrated,
+            });
+        }
+        kinds.push(AssociationEventKind::SubscriptionMigrated { to: new_id.clone() });
+        let migrated = Subscription::new(
+            new_id,
+            self.customer().clone(),
+            self.service().clone(),
+            self.name(),
+        );
+        let at = at.to_offset(UtcOffset::UTC);
+        let transition = self.change(None, SubscriptionStatus::Cancelled, at, kinds);
+        Ok((transition, migrated))
+    }
+
+    /// Moves the status to `target`, recording the matching lifecycle event.
+    fn lifecycle(
+        &self,
+        target: SubscriptionStatus,
+        at: OffsetDateTime,
+    ) -> Result<Transition, Error> {
+        let from = self.status();
+        if from == target {
+            return Ok(Transition::Unchanged);
+        }
+        if from == SubscriptionStatus::Cancelled {
+            return Err(Error::SubscriptionCancelled(self.id().clone()));
+        }
+        let partner = self.partner_of_record().map(PartnerOfRecord::mpn_id);
+        let kind = match target {
+            SubscriptionStatus::Active => AssociationEventKind::SubscriptionReactivated { partner },
+            SubscriptionStatus::Suspended => {
+                AssociationEventKind::SubscriptionSuspended { partner }
+            }
+            SubscriptionStatus::Cancelled => {
+                AssociationEventKind::SubscriptionCancelled { partner }
+            }
+        };
+        let por = self.partner_of_record().cloned();
+        Ok(self.change(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
     }
 
     /// Whether [`associate`](Self::associate) would accept `partner` for `program`:
@@ -342,6 +459,59 @@ mod tests {
         let copy = before.clone();
         let _ = before.associate(&partner("565380"), SELL, T0);
         assert_eq!(before, copy);
+    }
+
+    #[test]
+    fn suspension_keeps_the_partner_and_blocks_changes() {
+        let (one, _) = changed(sub().associate(&partner("565380"), SELL, T0).unwrap());
+        let (suspended, events) = changed(one.suspend(T0).unwrap());
+        assert_eq!(suspended.status(), SubscriptionStatus::Suspended);
+        assert!(suspended.partner_of_record().is_some());
+        assert_eq!(events[0].sequence, 2);
+        assert!(matches!(
+            suspended.remove_partner(T0),
+            Err(Error::SubscriptionNotActive { .. })
+        ));
+        let (active, _) = changed(suspended.reactivate(T0).unwrap());
+        assert_eq!(active.status(), SubscriptionStatus::Active);
+        assert_eq!(active.version(), 3);
+    }
+
+    #[test]
+    fn a_cancelled_subscription_no_longer_changes() {
+        let (cancelled, _) = changed(sub().cancel(T0).unwrap());
+        assert_eq!(cancelled.cancel(T0).unwrap(), Transition::Unchanged);
+        for result in [cancelled.suspend(T0), cancelled.reactivate(T0)] {
+            assert!(matches!(result, Err(Error::SubscriptionCancelled(_))));
+        }
+        assert!(matches!(
+            cancelled.migrate(SubscriptionId::new("new").unwrap(), T0),
+            Err(Error::SubscriptionCancelled(_))
+        ));
+    }
+
+    #[test]
+    fn migration_drops_the_partner_of_record() {
+        let (one, _) = changed(sub().associate(&partner("565380"), SELL, T0).unwrap());
+        let (old, new) = one
+            .migrate(SubscriptionId::new("new").unwrap(), T0)
+            .unwrap();
+        let (old, events) = changed(old);
+        assert_eq!(old.status(), SubscriptionStatus::Cancelled);
+        assert!(old.partner_of_record().is_none());
+        assert!(matches!(
+            events[0].kind,
+            AssociationEventKind::PartnerRemoved {
+                reason: RemovalReason::SubscriptionMigrated,
+                ..
+            }
+        ));
+        assert!(matches!(
+            events[1].kind,
+            AssociationEventKind::SubscriptionMigrated { .. }
+        ));
+        assert_eq!((new.version(), new.partner_of_record()), (0, None));
+        assert_eq!(new.customer(), old.customer());
     }
 
     #[test]

@@ -125,6 +125,20 @@ pub enum Error {
         status: SubscriptionStatus,
     },
 
+    /// The subscription is cancelled (or was migrated): it can no longer change.
+    ///
+    /// ### Handling
+    /// HTTP 409; offer no actions on it.
+    #[error("subscription {0} is cancelled and can no longer change")]
+    SubscriptionCancelled(SubscriptionId),
+
+    /// A subscription with this id already exists (the target of a migration).
+    ///
+    /// ### Handling
+    /// HTTP 409; choose another id.
+    #[error("a subscription with id {0} already exists")]
+    SubscriptionAlreadyExists(SubscriptionId),
+
     /// A removal was asked for but no partner of record is set.
     ///
     /// ### Handling
@@ -178,7 +192,8 @@ pub enum Error {
 
 impl From<StoreError> for Error {
     /// A store conflict is a domain conflict ([`Error::Conflict`]), a missing row a
-    /// missing subscription; everything else stays a store error.
+    /// missing subscription, a duplicate id [`Error::SubscriptionAlreadyExists`];
+    /// everything else stays a store error.
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict {
@@ -191,6 +206,9 @@ impl From<StoreError> for Error {
                 actual,
             },
             StoreError::NotFound(subscription) => Error::SubscriptionNotFound(subscription),
+            StoreError::AlreadyExists(subscription) => {
+                Error::SubscriptionAlreadyExists(subscription)
+            }
             other => Error::Store(other),
         }
     }

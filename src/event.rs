@@ -96,6 +96,30 @@ pub enum AssociationEventKind {
         /// Why.
         reason: RemovalReason,
     },
+    /// The subscription was suspended: the partner of record stays, its attribution
+    /// pauses.
+    SubscriptionSuspended {
+        /// The partner of record at that moment, if any.
+        partner: Option<MpnId>,
+    },
+    /// The subscription was reactivated: attribution resumes.
+    SubscriptionReactivated {
+        /// The partner of record at that moment, if any.
+        partner: Option<MpnId>,
+    },
+    /// The subscription was cancelled: the partner of record stays on the record,
+    /// frozen, and its attribution ends.
+    SubscriptionCancelled {
+        /// The partner of record at that moment, if any.
+        partner: Option<MpnId>,
+    },
+    /// The subscription moved to another commerce platform as a new subscription, which
+    /// starts with no partner of record; this one ends (a `PartnerRemoved` with
+    /// [`RemovalReason::SubscriptionMigrated`] comes just before when one was set).
+    SubscriptionMigrated {
+        /// The new subscription.
+        to: SubscriptionId,
+    },
 }
 
 /// Why a partner stopped being partner of record.
@@ -132,6 +156,9 @@ pub enum RemovalReason {
     RemovedByCustomer,
     /// The customer designated another partner (or the same one for another program).
     ReplacedBy(MpnId),
+    /// The subscription was migrated to another commerce platform; the partner of
+    /// record is not carried over.
+    SubscriptionMigrated,
 }
 
 /// The wire form of [`RemovalReason`]: serde cannot tag a newtype variant, and ignores
@@ -141,6 +168,7 @@ pub enum RemovalReason {
 enum RemovalReasonRepr {
     RemovedByCustomer {},
     ReplacedBy { partner: MpnId },
+    SubscriptionMigrated {},
 }
 
 impl From<RemovalReasonRepr> for RemovalReason {
@@ -148,6 +176,7 @@ impl From<RemovalReasonRepr> for RemovalReason {
         match repr {
             RemovalReasonRepr::RemovedByCustomer {} => RemovalReason::RemovedByCustomer,
             RemovalReasonRepr::ReplacedBy { partner } => RemovalReason::ReplacedBy(partner),
+            RemovalReasonRepr::SubscriptionMigrated {} => RemovalReason::SubscriptionMigrated,
         }
     }
 }
@@ -157,13 +186,14 @@ impl From<RemovalReason> for RemovalReasonRepr {
         match reason {
             RemovalReason::RemovedByCustomer => RemovalReasonRepr::RemovedByCustomer {},
             RemovalReason::ReplacedBy(partner) => RemovalReasonRepr::ReplacedBy { partner },
+            RemovalReason::SubscriptionMigrated => RemovalReasonRepr::SubscriptionMigrated {},
         }
     }
 }
 
 impl AssociationEventKind {
     /// The partner to tell about this event, and what to tell it: `Added` to a newly
-    /// associated partner, `Removed` to a removed one.
+    /// associated partner, `Removed` to a removed one; nobody for lifecycle events.
     pub fn notice(&self) -> Option<(MpnId, NotificationKind)> {
         match self {
             AssociationEventKind::PartnerAssociated { partner, .. } => {
@@ -172,6 +202,10 @@ impl AssociationEventKind {
             AssociationEventKind::PartnerRemoved { partner, .. } => {
                 Some((*partner, NotificationKind::Removed))
             }
+            AssociationEventKind::SubscriptionSuspended { .. }
+            | AssociationEventKind::SubscriptionReactivated { .. }
+            | AssociationEventKind::SubscriptionCancelled { .. }
+            | AssociationEventKind::SubscriptionMigrated { .. } => None,
         }
     }
 }

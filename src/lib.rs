@@ -111,7 +111,10 @@
 //!
 //! - [`ports`] explains how to implement the traits over your own storage and email.
 //! - [`service`] documents the order of checks and the delivery guarantee.
-//! - [`association`] holds the state machine's rules; [`actor`] the authorization rules.
+//! - [`association`] holds the state machine's rules (including the subscription
+//!   lifecycle); [`actor`] the authorization rules.
+//! - [`attribution`] answers who was partner of record when, and who is eligible for
+//!   incentives; [`PorService::partner_portfolio`] is the partner side.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -119,6 +122,7 @@
 
 pub mod actor;
 pub mod association;
+pub mod attribution;
 pub mod error;
 pub mod event;
 pub mod id;
@@ -135,6 +139,9 @@ pub use async_trait::async_trait;
 
 pub use actor::{Access, Actor, CustomerRole};
 pub use association::Transition;
+pub use attribution::{
+    Disqualification, Eligibility, IncentivePolicy, PartnerLink, PartnerLinkError, PorPeriod,
+};
 pub use error::{BoxError, DirectoryError, Error, NotifyError, StoreError};
 pub use event::{
     AssociationEvent, AssociationEventKind, Notification, NotificationKind, RemovalReason,
@@ -143,7 +150,7 @@ pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, Subscriptio
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
 pub use ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
-pub use service::{DispatchReport, PartnerCheck, PorService, Receipt};
+pub use service::{BulkMode, BulkOutcome, DispatchReport, PartnerCheck, PorService, Receipt};
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};
 
 /// The README's code examples, compiled and run as doc tests.

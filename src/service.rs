@@ -24,12 +24,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::actor::{Access, Actor};
 use crate::association::Transition;
+use crate::attribution;
 use crate::error::Error;
-use crate::event::{AssociationEvent, Notification};
+use crate::event::{AssociationEvent, AssociationEventKind, Notification};
 use crate::id::{MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
-use crate::subscription::{PartnerOfRecord, Subscription};
+use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
 
 /// How long a [`PartnerCheck`] may be submitted after it was made, by default.
 pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
@@ -220,6 +221,24 @@ pub struct Receipt {
     pub notifications_delivered: usize,
     /// How many stay in the outbox for [`PorService::dispatch_pending`].
     pub notifications_pending: usize,
+}
+
+/// Whether [`PorService::submit_many`] changes anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BulkMode {
+    /// Check and submit each subscription.
+    Apply,
+    /// Check each subscription and report what would change; change nothing.
+    DryRun,
+}
+
+/// What [`PorService::submit_many`] did (or would do) on one subscription.
+#[derive(Debug)]
+pub struct BulkOutcome {
+    /// The subscription.
+    pub subscription: SubscriptionId,
+    /// `Ok(true)` changed (or would change), `Ok(false)` already so, or why not.
+    pub result: Result<bool, Error>,
 }
 
 /// What one [`PorService::dispatch_pending`] run did.
@@ -442,19 +461,194 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         self.apply(stored, transition, None).await
     }
 
-    /// Every change of the subscription's partner of record, ordered by sequence, for
-    /// any role of the customer.
+    /// Every event of the subscription (partner changes and lifecycle), ordered by
+    /// sequence: for any role of the customer, and for the partner that is its current
+    /// partner of record (a partner-side read).
     ///
     /// # Errors
     ///
-    /// As [`subscription`](Self::subscription).
+    /// [`Error::SubscriptionNotFound`] when it does not exist or is hidden from the
+    /// actor (another customer's, or a partner that is not its partner of record);
+    /// [`Error::Store`].
     pub async fn history(
         &self,
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Vec<AssociationEvent>, Error> {
-        let stored = self.load(actor, subscription, Access::View).await?;
+        let stored = self.load_shared(actor, subscription, Access::View).await?;
         Ok(self.repository.history(stored.id()).await?)
+    }
+
+    /// Who the subscription was attributed to at `at` (see
+    /// [`attribution::partner_of_record_at`]); for the same actors as
+    /// [`history`](Self::history).
+    ///
+    /// # Errors
+    ///
+    /// As [`history`](Self::history).
+    pub async fn partner_of_record_at(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        at: OffsetDateTime,
+    ) -> Result<Option<MpnId>, Error> {
+        let history = self.history(actor, id).await?;
+        Ok(attribution::partner_of_record_at(&history, at))
+    }
+
+    /// The partner side: the subscriptions where the acting partner is partner of
+    /// record now, ordered by id (cancelled ones included, with their status: the
+    /// partner of record stays on a cancelled subscription's record).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a customer actor; [`Error::Store`].
+    pub async fn partner_portfolio(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
+        match actor {
+            Actor::Partner { mpn_id } => Ok(self.repository.list_by_partner(mpn_id).await?),
+            Actor::Customer { .. } => Err(Error::Forbidden {
+                reason: "the partner portfolio is for partners; customers list their \
+                         subscriptions"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Designates one partner on many subscriptions of the customer in one call: one
+    /// [`BulkOutcome`] per id, in order. Each subscription is checked and submitted on
+    /// its own, atomically; a failure on one neither undoes nor blocks the others.
+    /// [`BulkMode::DryRun`] only checks, and reports what would change.
+    ///
+    /// # Errors
+    ///
+    /// For the whole call, before anything is read: [`Error::Forbidden`] for a
+    /// partner actor, [`Error::InvalidMpnId`]. Everything else is per subscription, in
+    /// its outcome, exactly as [`check_partner`](Self::check_partner) and
+    /// [`submit`](Self::submit) report it.
+    pub async fn submit_many(
+        &self,
+        actor: &Actor,
+        mpn_id: &str,
+        ids: &[SubscriptionId],
+        mode: BulkMode,
+    ) -> Result<Vec<BulkOutcome>, Error> {
+        actor.require_customer()?;
+        let mpn_id = MpnId::parse(mpn_id)?;
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let result = match self.check_partner(actor, id, mpn_id.as_str()).await {
+                Ok(check) if mode == BulkMode::DryRun => Ok(!check.is_current()),
+                Ok(check) => self.submit(actor, &check).await.map(|r| r.changed),
+                Err(error) => Err(error),
+            };
+            outcomes.push(BulkOutcome {
+                subscription: id.clone(),
+                result,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Suspends the subscription (billing side): its partner of record stays, its
+    /// attribution pauses, and no partner-of-record change is possible until
+    /// [`reactivate`](Self::reactivate). Suspending a suspended one changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] unless the actor is the owning customer's global or billing
+    /// administrator; [`Error::SubscriptionNotFound`]; [`Error::SubscriptionCancelled`];
+    /// [`Error::Conflict`] when another change commits first; [`Error::Store`].
+    pub async fn suspend(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
+        let stored = self.load_lifecycle(actor, id).await?;
+        let transition = stored.suspend(self.clock.now())?;
+        self.apply(stored, transition, None).await
+    }
+
+    /// Reactivates a suspended subscription (billing side): attribution resumes.
+    ///
+    /// # Errors
+    ///
+    /// As [`suspend`](Self::suspend).
+    pub async fn reactivate(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
+        let stored = self.load_lifecycle(actor, id).await?;
+        let transition = stored.reactivate(self.clock.now())?;
+        self.apply(stored, transition, None).await
+    }
+
+    /// Cancels the subscription for good (billing side): the partner of record stays on
+    /// the record, frozen; its attribution ends. Cancelling twice changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`suspend`](Self::suspend), but never [`Error::SubscriptionCancelled`].
+    pub async fn cancel(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
+        let stored = self.load_lifecycle(actor, id).await?;
+        let transition = stored.cancel(self.clock.now())?;
+        self.apply(stored, transition, None).await
+    }
+
+    /// Moves the subscription to another commerce platform as `new_id` (billing side).
+    /// The new subscription starts with **no** partner of record, as when an Enterprise
+    /// Agreement subscription moves to modern commerce; the old one removes its partner
+    /// (who is notified) and ends. The receipt is the old subscription's.
+    ///
+    /// The two steps are committed one after the other: first the old subscription,
+    /// then the new one is inserted. Should the insert fail, calling `migrate` again
+    /// with the same ids completes it.
+    ///
+    /// # Errors
+    ///
+    /// As [`suspend`](Self::suspend); [`Error::SubscriptionAlreadyExists`] when `new_id`
+    /// is taken (nothing changed); [`Error::Directory`] when the removed partner's
+    /// contact cannot be looked up (nothing changed).
+    pub async fn migrate(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        new_id: SubscriptionId,
+    ) -> Result<Receipt, Error> {
+        let stored = self.load_lifecycle(actor, id).await?;
+        if self.repository.get(&new_id).await?.is_some() {
+            return Err(Error::SubscriptionAlreadyExists(new_id));
+        }
+        if let Some(migrated) = self.unfinished_migration(&stored, &new_id).await? {
+            self.repository.insert(migrated).await?;
+            return Ok(Receipt {
+                subscription: stored,
+                events: Vec::new(),
+                changed: true,
+                notifications_delivered: 0,
+                notifications_pending: 0,
+            });
+        }
+        let (transition, migrated) = stored.migrate(new_id, self.clock.now())?;
+        let receipt = self.apply(stored, transition, None).await?;
+        self.repository.insert(migrated).await?;
+        Ok(receipt)
+    }
+
+    /// The new subscription of a migration to `new_id` whose old side was committed but
+    /// whose new side was not inserted, if `stored` is such a case.
+    async fn unfinished_migration(
+        &self,
+        stored: &Subscription,
+        new_id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, Error> {
+        if stored.status() != SubscriptionStatus::Cancelled {
+            return Ok(None);
+        }
+        let history = self.repository.history(stored.id()).await?;
+        let migrated_here = history.last().is_some_and(|e| {
+            matches!(&e.kind, AssociationEventKind::SubscriptionMigrated { to } if to == new_id)
+        });
+        Ok(migrated_here.then(|| {
+            Subscription::new(
+                new_id.clone(),
+                stored.customer().clone(),
+                stored.service().clone(),
+                stored.name(),
+            )
+        }))
     }
 
     /// Delivers up to `limit` pending notifications, oldest first, and marks the
@@ -474,8 +668,8 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         })
     }
 
-    /// Reads a subscription for `actor`, who needs `needed` on it. A partner is refused
-    /// before anything is read.
+    /// Reads a subscription for a customer-side operation: a partner is refused before
+    /// anything is read; then `actor` needs `needed` on it.
     async fn load(
         &self,
         actor: &Actor,
@@ -483,13 +677,39 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         needed: Access,
     ) -> Result<Subscription, Error> {
         actor.require_customer()?;
-        let stored = self
-            .repository
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))?;
+        self.load_shared(actor, id, needed).await
+    }
+
+    /// Reads a subscription for an operation partners may use too (the partner-side
+    /// reads): `actor` needs `needed` on it.
+    async fn load_shared(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        needed: Access,
+    ) -> Result<Subscription, Error> {
+        let stored = self.read(id).await?;
         actor.authorize(&stored, needed)?;
         Ok(stored)
+    }
+
+    /// Reads a subscription for a lifecycle operation (the billing side).
+    async fn load_lifecycle(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, Error> {
+        actor.require_customer()?;
+        let stored = self.read(id).await?;
+        actor.authorize_lifecycle(&stored)?;
+        Ok(stored)
+    }
+
+    async fn read(&self, id: &SubscriptionId) -> Result<Subscription, Error> {
+        self.repository
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))
     }
 
     async fn find_partner(&self, mpn_id: MpnId) -> Result<Partner, Error> {

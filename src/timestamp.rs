@@ -28,3 +28,26 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         .map(|at| at.to_offset(UtcOffset::UTC))
         .map_err(serde::de::Error::custom)
 }
+
+/// `Option<OffsetDateTime>` as an RFC 3339 string or `null`.
+pub(crate) mod option {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(
+        at: &Option<OffsetDateTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => super::serialize(at, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Utc(#[serde(with = "super")] OffsetDateTime);
+        Ok(Option::<Utc>::deserialize(deserializer)?.map(|Utc(at)| at))
+    }
+}

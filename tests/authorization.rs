@@ -22,40 +22,44 @@ fn outcome<T>(result: Result<T, Error>) -> Outcome {
     }
 }
 
-/// (actor, may view, may change); a hidden subscription reads as not found.
-fn actors() -> Vec<(Actor, Outcome, Outcome)> {
+/// (actor, customer-side reads, history (a partner-side read too), changes), on
+/// sub-001 whose partner of record is Northwind (3664167). A hidden subscription reads
+/// as not found.
+fn actors() -> Vec<(Actor, Outcome, Outcome, Outcome)> {
     use CustomerRole::*;
+    use Outcome::*;
+    let delegated = DelegatedAdministrator {
+        partner: mpn("565380"),
+    };
     vec![
-        (admin(), Outcome::Ok, Outcome::Ok),
+        (admin(), Ok, Ok, Ok),
         (
             Actor::customer(contoso(), BillingAdministrator),
-            Outcome::Ok,
-            Outcome::Forbidden,
+            Ok,
+            Ok,
+            Forbidden,
         ),
         (
             Actor::customer(contoso(), ServiceAdministrator),
-            Outcome::Ok,
-            Outcome::Forbidden,
+            Ok,
+            Ok,
+            Forbidden,
         ),
-        (
-            Actor::customer(
-                contoso(),
-                DelegatedAdministrator {
-                    partner: mpn("565380"),
-                },
-            ),
-            Outcome::Ok,
-            Outcome::Forbidden,
-        ),
+        (Actor::customer(contoso(), delegated), Ok, Ok, Forbidden),
+        // Another partner: refused, and may not learn the subscription exists.
         (
             Actor::partner(mpn("565380")),
-            Outcome::Forbidden,
-            Outcome::Forbidden,
+            Forbidden,
+            NotFound,
+            Forbidden,
         ),
+        // The partner of record itself: its history, nothing else.
+        (Actor::partner(mpn("3664167")), Forbidden, Ok, Forbidden),
         (
             Actor::global_admin(CustomerId::new("litware").unwrap()),
-            Outcome::NotFound,
-            Outcome::NotFound,
+            NotFound,
+            NotFound,
+            NotFound,
         ),
     ]
 }
@@ -71,7 +75,7 @@ async fn every_actor_against_every_operation() {
         .await
         .unwrap();
 
-    for (actor, view, change) in actors() {
+    for (actor, view, history, change) in actors() {
         let before = w.snapshot().await;
         assert_eq!(
             outcome(w.service.subscription(&actor, &sub).await),
@@ -85,7 +89,7 @@ async fn every_actor_against_every_operation() {
         );
         assert_eq!(
             outcome(w.service.history(&actor, &sub).await),
-            view,
+            history,
             "{actor:?} history"
         );
         if change != Outcome::Ok {
@@ -169,7 +173,7 @@ async fn actions_follow_the_rules() {
         .subscription(&admin(), &sub_id("sub-001"))
         .await
         .unwrap();
-    for (actor, _, change) in actors() {
+    for (actor, _, _, change) in actors() {
         let expected: &[Action] = if change == Outcome::Ok {
             &[Action::AddPartnerOfRecord]
         } else {

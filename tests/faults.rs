@@ -124,11 +124,15 @@ struct Flaky {
     inner: InMemoryRepository,
     fail_commit: Arc<AtomicBool>,
     fail_mark: Arc<AtomicBool>,
+    fail_insert: Arc<AtomicBool>,
 }
 
 #[async_trait]
 impl Repository for Flaky {
     async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
+        if self.fail_insert.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("connection reset".into()));
+        }
         self.inner.insert(s).await
     }
     async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
@@ -170,6 +174,7 @@ fn flaky(
         inner: w.repo.clone(),
         fail_commit: Arc::default(),
         fail_mark: Arc::default(),
+        fail_insert: Arc::default(),
     };
     let service = PorService::new(repo.clone(), w.directory.clone(), w.notifier.clone())
         .with_clock(w.clock.clone());
@@ -256,4 +261,42 @@ async fn a_directory_failure_aborts_before_anything_is_committed() {
         Err(Error::Directory(_))
     ));
     assert_eq!(w.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_migration_cut_short_is_completed_by_calling_it_again() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    let (service, repo) = flaky(&w);
+    repo.fail_insert.store(true, Ordering::SeqCst);
+    let new = sub_id("sub-001-new");
+    assert!(matches!(
+        service
+            .migrate(&admin(), &sub_id("sub-001"), new.clone())
+            .await,
+        Err(Error::Store(_))
+    ));
+    assert!(w.repo.get(&new).await.unwrap().is_none());
+
+    repo.fail_insert.store(false, Ordering::SeqCst);
+    let receipt = service
+        .migrate(&admin(), &sub_id("sub-001"), new.clone())
+        .await
+        .unwrap();
+    assert!(receipt.changed);
+    let migrated = w.repo.get(&new).await.unwrap().unwrap();
+    assert_eq!(migrated.partner_of_record(), None);
+    // The old side was committed once: one removal, one email.
+    let removals = w
+        .notifier
+        .sent()
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Removed)
+        .count();
+    assert_eq!(removals, 1);
+    // And a third call finds the work done.
+    assert!(matches!(
+        service.migrate(&admin(), &sub_id("sub-001"), new).await,
+        Err(Error::SubscriptionAlreadyExists(_))
+    ));
 }

@@ -213,3 +213,43 @@ fn tagged_enums_round_trip() {
     );
     assert_eq!(serde_json::from_str::<Actor>(&json).unwrap(), actor);
 }
+
+#[test]
+fn lifecycle_events_and_periods_wire_form() {
+    let suspended = AssociationEventKind::SubscriptionSuspended {
+        partner: Some(MpnId::parse("565380").unwrap()),
+    };
+    assert_eq!(
+        serde_json::to_string(&suspended).unwrap(),
+        r#"{"type":"subscription_suspended","partner":"565380"}"#
+    );
+    let migrated = AssociationEventKind::SubscriptionMigrated {
+        to: SubscriptionId::new("mca-1").unwrap(),
+    };
+    assert_eq!(
+        serde_json::to_string(&migrated).unwrap(),
+        r#"{"type":"subscription_migrated","to":"mca-1"}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&RemovalReason::SubscriptionMigrated).unwrap(),
+        r#"{"type":"subscription_migrated"}"#
+    );
+    assert!(
+        serde_json::from_str::<RemovalReason>(r#"{"type":"subscription_migrated","x":1}"#).is_err()
+    );
+    assert!(
+        serde_json::from_str::<AssociationEventKind>(
+            r#"{"type":"subscription_cancelled","partner":null,"x":1}"#
+        )
+        .is_err()
+    );
+    let period = PorPeriod {
+        partner: MpnId::parse("565380").unwrap(),
+        program: Program::OnlineServicesSell,
+        from: datetime!(2026-01-05 10:00 UTC),
+        to: None,
+    };
+    let json = r#"{"partner":"565380","program":"online_services_sell","from":"2026-01-05T10:00:00Z","to":null}"#;
+    assert_eq!(serde_json::to_string(&period).unwrap(), json);
+    assert_eq!(serde_json::from_str::<PorPeriod>(json).unwrap(), period);
+}
