@@ -129,13 +129,30 @@ pub mod id;
 pub mod memory;
 pub mod partner;
 pub mod ports;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod service;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 pub mod subscription;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
 mod timestamp;
 
 /// The attribute the port traits are declared with, re-exported so that an
 /// implementation needs no extra dependency: `#[dpor::async_trait] impl Repository for ...`.
 pub use async_trait::async_trait;
+
+/// The sqlx crate the SQL repositories are built on (their pools are sqlx types),
+/// re-exported so that a host uses the same version.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
 
 pub use actor::{Access, Actor, CustomerRole};
 pub use association::Transition;
@@ -150,7 +167,11 @@ pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, Subscriptio
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
 pub use ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresRepository;
 pub use service::{BulkMode, BulkOutcome, DispatchReport, PartnerCheck, PorService, Receipt};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteRepository;
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};
 
 /// The README's code examples, compiled and run as doc tests.

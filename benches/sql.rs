@@ -1,0 +1,251 @@
+//! Check + submit throughput on the SQL repositories against a hand-written sqlx
+//! baseline that issues the same statements (reads, the compare-and-swap transaction,
+//! the outbox marking) with no abstraction and pre-encoded JSON.
+//!
+//! Target: dpor at least 0.8x the baseline's throughput.
+//!
+//! SQLite runs on a temporary file in WAL mode; PostgreSQL needs
+//! `DPOR_TEST_POSTGRES_URL` (`source .ci/postgres.sh` starts one) and is skipped
+//! without it. Run with `cargo bench --all-features --bench sql`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dpor::sqlx;
+use dpor::*;
+use tokio::runtime::Runtime;
+
+const SUBSCRIPTIONS: usize = 100;
+const PARTNERS: [&str; 2] = ["565380", "3664167"];
+
+fn directory() -> InMemoryDirectory {
+    let directory = InMemoryDirectory::new();
+    for (i, mpn) in PARTNERS.iter().enumerate() {
+        directory.insert(
+            Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
+                .with_contact_email(format!("partner{i}@example.com"))
+                .enrolled_in(Program::OnlineServicesSell),
+        );
+    }
+    directory
+}
+
+struct Accept;
+
+#[async_trait]
+impl Notifier for Accept {
+    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
+
+fn ids() -> Vec<SubscriptionId> {
+    (0..SUBSCRIPTIONS)
+        .map(|i| SubscriptionId::new(format!("sub-{i:04}")).unwrap())
+        .collect()
+}
+
+async fn seed<R: Repository>(repo: &R) {
+    let customer = CustomerId::new("contoso").unwrap();
+    for id in ids() {
+        repo.insert(Subscription::new(
+            id,
+            customer.clone(),
+            CloudService::Office365,
+            "E3",
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+/// What the baseline remembers instead of reading it back: per subscription, its
+/// version, its last event sequence and its partner.
+type Versions = HashMap<String, (i64, i64, Option<&'static str>)>;
+
+/// The same statements by hand, written once per database (sqlx's generic bounds are
+/// more trouble than two copies made by a macro).
+macro_rules! baseline {
+    ($name:ident, $pool:ty) => {
+        async fn $name(pool: &$pool, versions: &mut Versions, k: usize) {
+            let id = format!("sub-{:04}", k % SUBSCRIPTIONS);
+            let mpn = PARTNERS[(k / SUBSCRIPTIONS) % 2];
+            let get = "SELECT id, version, record FROM dpor_subscriptions WHERE id = $1";
+            for _ in 0..2 {
+                // Check ID, then the re-read at submit.
+                sqlx::query(get)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .unwrap();
+            }
+            let (version, sequence, current) = versions.get(&id).copied().unwrap_or((0, 0, None));
+            let mut tx = pool.begin().await.unwrap();
+            let updated = sqlx::query(
+                "UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 \
+                 WHERE id = $4 AND version = $5",
+            )
+            .bind(Some(mpn))
+            .bind(version + 1)
+            .bind(format!(
+                r#"{{"id":"{id}","partner":"{mpn}","version":{}}}"#,
+                version + 1
+            ))
+            .bind(id.as_str())
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            assert_eq!(updated.rows_affected(), 1);
+            let events: &[&str] = if current.is_some() {
+                &["removed", "added"]
+            } else {
+                &["added"]
+            };
+            let mut outbox = Vec::new();
+            for (i, kind) in events.iter().enumerate() {
+                let seq = sequence + 1 + i as i64;
+                sqlx::query(
+                    "INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, $2, $3)",
+                )
+                .bind(id.as_str())
+                .bind(seq)
+                .bind(format!(
+                    r#"{{"subscription":"{id}","sequence":{seq},"kind":"{kind}"}}"#
+                ))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                let nid = format!("{id}#{seq}");
+                sqlx::query("INSERT INTO dpor_outbox (id, notification) VALUES ($1, $2)")
+                    .bind(nid.as_str())
+                    .bind(format!(r#"{{"id":"{nid}","kind":"{kind}"}}"#))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                outbox.push(nid);
+            }
+            tx.commit().await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            for nid in &outbox {
+                sqlx::query("UPDATE dpor_outbox SET delivered = TRUE WHERE id = $1")
+                    .bind(nid.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            versions.insert(id, (version + 1, sequence + events.len() as i64, Some(mpn)));
+        }
+    };
+}
+
+baseline!(sqlite_baseline, sqlx::SqlitePool);
+baseline!(postgres_baseline, sqlx::PgPool);
+
+fn run_dpor<R: Repository>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
+    let service = PorService::new(repo, directory(), Accept);
+    let admin = Actor::global_admin(CustomerId::new("contoso").unwrap());
+    let ids = ids();
+    let mut k = 0;
+    let mut g = c.benchmark_group(group);
+    g.measurement_time(Duration::from_secs(5)).sample_size(20);
+    g.bench_function("dpor", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let id = &ids[k % SUBSCRIPTIONS];
+                let mpn = PARTNERS[(k / SUBSCRIPTIONS) % 2];
+                let check = service.check_partner(&admin, id, mpn).await.unwrap();
+                assert!(service.submit(&admin, &check).await.unwrap().changed);
+            });
+            k += 1;
+        })
+    });
+    g.finish();
+}
+
+/// Benchmarks `op` (one baseline operation) next to dpor's in `group`.
+fn run_baseline<F: AsyncFnMut(usize)>(c: &mut Criterion, rt: &Runtime, group: &str, mut op: F) {
+    let mut k = 0;
+    let mut g = c.benchmark_group(group);
+    g.measurement_time(Duration::from_secs(5)).sample_size(20);
+    g.bench_function("baseline", |b| {
+        b.iter(|| {
+            rt.block_on(op(k));
+            k += 1;
+        })
+    });
+    g.finish();
+}
+
+fn temp_db(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}", path.display())
+}
+
+fn sqlite(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let repo = rt.block_on(async {
+        let repo = SqliteRepository::connect(&temp_db("dpor")).await.unwrap();
+        repo.migrate().await.unwrap();
+        seed(&repo).await;
+        repo
+    });
+    run_dpor(c, &rt, "sql/sqlite_file_wal/check_submit", repo);
+    let pool = rt.block_on(async {
+        let repo = SqliteRepository::connect(&temp_db("baseline"))
+            .await
+            .unwrap();
+        repo.migrate().await.unwrap();
+        seed(&repo).await;
+        repo.pool().clone()
+    });
+    let mut versions = Versions::new();
+    run_baseline(c, &rt, "sql/sqlite_file_wal/check_submit", async |k| {
+        sqlite_baseline(&pool, &mut versions, k).await
+    });
+}
+
+fn postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("DPOR_TEST_POSTGRES_URL") else {
+        eprintln!("sql/postgres: skipped, DPOR_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rt = Runtime::new().unwrap();
+    let fresh = |schema: &'static str| {
+        let url = url.clone();
+        async move {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url)
+                .unwrap()
+                .options([("search_path", schema)]);
+            let repo =
+                PostgresRepository::from_pool(sqlx::PgPool::connect_with(options).await.unwrap());
+            repo.migrate().await.unwrap();
+            seed(&repo).await;
+            repo
+        }
+    };
+    let repo = rt.block_on(fresh("dpor_bench"));
+    run_dpor(c, &rt, "sql/postgres/check_submit", repo);
+    let pool = rt.block_on(fresh("dpor_bench_baseline")).pool().clone();
+    let mut versions = Versions::new();
+    run_baseline(c, &rt, "sql/postgres/check_submit", async |k| {
+        postgres_baseline(&pool, &mut versions, k).await
+    });
+}
+
+criterion_group!(benches, sqlite, postgres);
+criterion_main!(benches);

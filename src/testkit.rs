@@ -1,0 +1,417 @@
+//! A conformance suite for [`Repository`] implementations. Enabled by the `testkit`
+//! feature.
+//!
+//! Run it from a test of your own store, with a factory that returns a new, **empty**
+//! repository on every call:
+//!
+//! ```
+//! use dpor::InMemoryRepository;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! dpor::testkit::check_repository(|| async { InMemoryRepository::new() }).await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What it checks: a duplicate insert fails and changes nothing; a stale
+//! compare-and-swap is a conflict with the stored version and changes nothing (state,
+//! history and outbox); an unknown subscription is not found; a commit stores the
+//! state, the events and the notifications together; lists are ordered by id (byte
+//! order), history by sequence, the outbox oldest first; `list_by_partner` follows
+//! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids.
+
+use std::fmt;
+use std::future::Future;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::association::Transition;
+use crate::error::StoreError;
+use crate::event::{AssociationEvent, Notification};
+use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
+use crate::partner::{Partner, Program};
+use crate::ports::{Commit, Repository};
+use crate::subscription::{CloudService, Subscription};
+
+/// A check of the suite that a repository failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConformanceFailure {
+    /// The check's name.
+    pub check: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConformanceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "repository conformance check `{}` failed: {}",
+            self.check, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConformanceFailure {}
+
+/// Runs every check, each on a fresh repository from `make`; stops at the first
+/// failure.
+///
+/// # Errors
+///
+/// The first [`ConformanceFailure`].
+pub async fn check_repository<R, F, Fut>(make: F) -> Result<(), ConformanceFailure>
+where
+    R: Repository,
+    F: Fn() -> Fut,
+    Fut: Future<Output = R>,
+{
+    duplicate_insert_fails(&make().await).await?;
+    stale_commit_conflicts_and_changes_nothing(&make().await).await?;
+    unknown_subscription_is_not_found(&make().await).await?;
+    commit_stores_everything_together(&make().await).await?;
+    lists_are_ordered(&make().await).await?;
+    list_by_partner_follows_changes(&make().await).await?;
+    outbox_is_oldest_first_and_marking_is_idempotent(&make().await).await?;
+    Ok(())
+}
+
+/// Returns a failure of `check` unless `condition` holds.
+macro_rules! ensure {
+    ($check:expr, $condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(ConformanceFailure { check: $check, message: format!($($message)+) });
+        }
+    };
+}
+
+/// Unwraps a repository result, turning an error into a failure of `check`.
+fn ok<T>(check: &'static str, result: Result<T, StoreError>) -> Result<T, ConformanceFailure> {
+    result.map_err(|e| ConformanceFailure {
+        check,
+        message: format!("unexpected error: {e} ({e:?})"),
+    })
+}
+
+const AT: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+
+fn id(s: &str) -> Result<SubscriptionId, ConformanceFailure> {
+    SubscriptionId::new(s).map_err(|e| ConformanceFailure {
+        check: "fixture",
+        message: e.to_string(),
+    })
+}
+
+fn customer(s: &str) -> Result<CustomerId, ConformanceFailure> {
+    CustomerId::new(s).map_err(|e| ConformanceFailure {
+        check: "fixture",
+        message: e.to_string(),
+    })
+}
+
+fn partner(mpn: &str) -> Result<Partner, ConformanceFailure> {
+    let mpn_id = MpnId::parse(mpn).map_err(|e| ConformanceFailure {
+        check: "fixture",
+        message: e.to_string(),
+    })?;
+    Ok(Partner::new(mpn_id, format!("Partner {mpn}"))
+        .with_contact_email(format!("p{mpn}@example.com"))
+        .enrolled_in(Program::OnlineServicesSell))
+}
+
+fn subscription(sub: &str, owner: &str) -> Result<Subscription, ConformanceFailure> {
+    Ok(Subscription::new(
+        id(sub)?,
+        customer(owner)?,
+        CloudService::Office365,
+        "E3",
+    ))
+}
+
+/// The commit that designates `partner` on `current` (replacing any other), with one
+/// notification per event, as the service would build it.
+fn designate(current: &Subscription, partner: &Partner) -> Result<Commit, ConformanceFailure> {
+    commit_of(
+        current,
+        current.associate(partner, Program::OnlineServicesSell, AT),
+    )
+}
+
+fn commit_of(
+    current: &Subscription,
+    transition: Result<Transition, crate::error::Error>,
+) -> Result<Commit, ConformanceFailure> {
+    match transition {
+        Ok(Transition::Changed { next, events }) => {
+            let notifications = events
+                .iter()
+                .filter_map(|e| Notification::for_event(e, next.service(), None))
+                .collect();
+            Ok(Commit {
+                expected_version: current.version(),
+                next,
+                events,
+                notifications,
+            })
+        }
+        other => Err(ConformanceFailure {
+            check: "fixture",
+            message: format!("expected a change, got {other:?}"),
+        }),
+    }
+}
+
+/// Everything observable about one subscription.
+async fn observe<R: Repository>(
+    check: &'static str,
+    repo: &R,
+    sub: &SubscriptionId,
+) -> Result<
+    (
+        Option<Subscription>,
+        Vec<AssociationEvent>,
+        Vec<Notification>,
+    ),
+    ConformanceFailure,
+> {
+    Ok((
+        ok(check, repo.get(sub).await)?,
+        ok(check, repo.history(sub).await)?,
+        ok(check, repo.pending_notifications(usize::MAX).await)?,
+    ))
+}
+
+async fn duplicate_insert_fails<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "duplicate_insert_fails";
+    let original = subscription("s-1", "c-1")?;
+    ok(CHECK, repo.insert(original.clone()).await)?;
+    let impostor = Subscription::new(id("s-1")?, customer("c-2")?, CloudService::Azure, "other");
+    let result = repo.insert(impostor).await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::AlreadyExists(s)) if s.as_str() == "s-1"),
+        "a second insert of s-1 gave {result:?}, expected AlreadyExists"
+    );
+    let stored = ok(CHECK, repo.get(original.id()).await)?;
+    ensure!(
+        CHECK,
+        stored.as_ref() == Some(&original),
+        "the original changed: {stored:?}"
+    );
+    Ok(())
+}
+
+async fn stale_commit_conflicts_and_changes_nothing<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "stale_commit_conflicts_and_changes_nothing";
+    let sub = subscription("s-1", "c-1")?;
+    ok(CHECK, repo.insert(sub.clone()).await)?;
+    let first = designate(&sub, &partner("565380")?)?;
+    let stale = designate(&sub, &partner("3664167")?)?;
+    let after_first = first.next.clone();
+    ok(CHECK, repo.commit(first).await)?;
+    let before = observe(CHECK, repo, sub.id()).await?;
+    let result = repo.commit(stale).await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::Conflict { expected: 0, actual: 1, subscription }) if subscription == sub.id()),
+        "a commit expecting version 0 on version 1 gave {result:?}, expected Conflict {{ expected: 0, actual: 1 }}"
+    );
+    let after = observe(CHECK, repo, sub.id()).await?;
+    ensure!(
+        CHECK,
+        after == before,
+        "a refused commit changed something: {before:?} became {after:?}"
+    );
+    ensure!(
+        CHECK,
+        after.0.as_ref() == Some(&after_first),
+        "the stored state is not the first commit's"
+    );
+    Ok(())
+}
+
+async fn unknown_subscription_is_not_found<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "unknown_subscription_is_not_found";
+    let ghost = subscription("ghost", "c-1")?;
+    let result = repo.commit(designate(&ghost, &partner("565380")?)?).await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::NotFound(s)) if s == ghost.id()),
+        "a commit on an unknown subscription gave {result:?}, expected NotFound"
+    );
+    let (state, history, outbox) = observe(CHECK, repo, ghost.id()).await?;
+    ensure!(
+        CHECK,
+        state.is_none() && history.is_empty() && outbox.is_empty(),
+        "it left traces"
+    );
+    Ok(())
+}
+
+async fn commit_stores_everything_together<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "commit_stores_everything_together";
+    let sub = subscription("s-1", "c-1")?;
+    ok(CHECK, repo.insert(sub.clone()).await)?;
+    let first = designate(&sub, &partner("565380")?)?;
+    let one = first.next.clone();
+    ok(CHECK, repo.commit(first).await)?;
+    let replace = designate(&one, &partner("3664167")?)?;
+    let (two, events, notifications) = (
+        replace.next.clone(),
+        replace.events.clone(),
+        replace.notifications.clone(),
+    );
+    ok(CHECK, repo.commit(replace).await)?;
+    let (state, history, outbox) = observe(CHECK, repo, sub.id()).await?;
+    ensure!(
+        CHECK,
+        state.as_ref() == Some(&two),
+        "state {state:?}, expected {two:?}"
+    );
+    let sequences: Vec<u64> = history.iter().map(|e| e.sequence).collect();
+    ensure!(
+        CHECK,
+        sequences == [1, 2, 3],
+        "history sequences {sequences:?}, expected [1, 2, 3]"
+    );
+    ensure!(
+        CHECK,
+        history[1..] == events[..],
+        "the history does not end with the commit's events"
+    );
+    ensure!(
+        CHECK,
+        outbox.len() == 3 && outbox[1..] == notifications[..],
+        "the outbox lacks the commit's notifications: {outbox:?}"
+    );
+    Ok(())
+}
+
+async fn lists_are_ordered<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "lists_are_ordered";
+    // Byte order: upper case before lower case, '-' before digits; inserted shuffled.
+    for name in ["b-2", "B-1", "a-10", "a-9", "a-1"] {
+        ok(CHECK, repo.insert(subscription(name, "c-1")?).await)?;
+    }
+    ok(CHECK, repo.insert(subscription("z-other", "c-2")?).await)?;
+    let listed: Vec<String> = ok(CHECK, repo.list_by_customer(&customer("c-1")?).await)?
+        .iter()
+        .map(|s| s.id().to_string())
+        .collect();
+    ensure!(
+        CHECK,
+        listed == ["B-1", "a-1", "a-10", "a-9", "b-2"],
+        "list_by_customer gave {listed:?}, expected the customer's ids in byte order"
+    );
+    let none = ok(CHECK, repo.list_by_customer(&customer("c-3")?).await)?;
+    ensure!(CHECK, none.is_empty(), "an unknown customer lists {none:?}");
+    let history = ok(CHECK, repo.history(&id("nobody")?).await)?;
+    ensure!(
+        CHECK,
+        history.is_empty(),
+        "an unknown subscription has history {history:?}"
+    );
+    Ok(())
+}
+
+async fn list_by_partner_follows_changes<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "list_by_partner_follows_changes";
+    let (a, b) = (partner("565380")?, partner("3664167")?);
+    let mut current = Vec::new();
+    for name in ["s-2", "s-1", "s-3"] {
+        let sub = subscription(name, "c-1")?;
+        ok(CHECK, repo.insert(sub.clone()).await)?;
+        let commit = designate(&sub, &a)?;
+        current.push(commit.next.clone());
+        ok(CHECK, repo.commit(commit).await)?;
+    }
+    let ids = |subs: Vec<Subscription>| subs.iter().map(|s| s.id().to_string()).collect::<Vec<_>>();
+    let listed = ids(ok(CHECK, repo.list_by_partner(&a.mpn_id()).await)?);
+    ensure!(
+        CHECK,
+        listed == ["s-1", "s-2", "s-3"],
+        "partner A lists {listed:?}"
+    );
+    // Replace A by B on s-1; remove A from s-3.
+    ok(CHECK, repo.commit(designate(&current[1], &b)?).await)?;
+    ok(
+        CHECK,
+        repo.commit(commit_of(&current[2], current[2].remove_partner(AT))?)
+            .await,
+    )?;
+    let listed = ids(ok(CHECK, repo.list_by_partner(&a.mpn_id()).await)?);
+    ensure!(
+        CHECK,
+        listed == ["s-2"],
+        "after the changes partner A lists {listed:?}, expected [s-2]"
+    );
+    let listed = ids(ok(CHECK, repo.list_by_partner(&b.mpn_id()).await)?);
+    ensure!(
+        CHECK,
+        listed == ["s-1"],
+        "partner B lists {listed:?}, expected [s-1]"
+    );
+    Ok(())
+}
+
+async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "outbox_is_oldest_first_and_marking_is_idempotent";
+    let mut expected = Vec::new();
+    for name in ["s-3", "s-1", "s-2"] {
+        let sub = subscription(name, "c-1")?;
+        ok(CHECK, repo.insert(sub.clone()).await)?;
+        let commit = designate(&sub, &partner("565380")?)?;
+        expected.extend(commit.notifications.iter().map(|n| n.id.clone()));
+        ok(CHECK, repo.commit(commit).await)?;
+    }
+    let pending =
+        |n: Vec<Notification>| n.into_iter().map(|n| n.id).collect::<Vec<NotificationId>>();
+    let all = pending(ok(CHECK, repo.pending_notifications(10).await)?);
+    ensure!(
+        CHECK,
+        all == expected,
+        "pending {all:?}, expected commit order {expected:?}"
+    );
+    let two = pending(ok(CHECK, repo.pending_notifications(2).await)?);
+    ensure!(CHECK, two == expected[..2], "pending(2) gave {two:?}");
+
+    let unknown = NotificationId::new("nobody#1").map_err(|e| ConformanceFailure {
+        check: CHECK,
+        message: e.to_string(),
+    })?;
+    ok(
+        CHECK,
+        repo.mark_delivered(&[expected[0].clone(), unknown.clone()])
+            .await,
+    )?;
+    ok(
+        CHECK,
+        repo.mark_delivered(&[expected[0].clone(), unknown]).await,
+    )?;
+    let rest = pending(ok(CHECK, repo.pending_notifications(10).await)?);
+    ensure!(
+        CHECK,
+        rest == expected[1..],
+        "after marking the first, pending is {rest:?}"
+    );
+    ok(CHECK, repo.mark_delivered(&expected).await)?;
+    let none = ok(CHECK, repo.pending_notifications(10).await)?;
+    ensure!(
+        CHECK,
+        none.is_empty(),
+        "after marking all, pending is {none:?}"
+    );
+    Ok(())
+}

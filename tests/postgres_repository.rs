@@ -1,0 +1,201 @@
+//! `PostgresRepository`: the conformance suite, scale-out (two service instances with
+//! separate pools racing on the same subscriptions), and bad rows.
+//!
+//! Needs `DPOR_TEST_POSTGRES_URL` (`.ci/run` starts a throwaway cluster and sets it).
+//! Without it the tests say they were skipped and pass, unless `CI` is set.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::*;
+use dpor::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use dpor::*;
+
+fn url() -> Option<String> {
+    match std::env::var("DPOR_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("DPOR_TEST_POSTGRES_URL must be set in CI (.ci/run starts PostgreSQL)")
+        }
+        Err(_) => {
+            eprintln!("skipped: DPOR_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A repository in a new, empty schema of its own.
+async fn fresh(url: &str) -> PostgresRepository {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let schema = format!(
+        "dpor_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; "))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    in_schema(url, &schema).await
+}
+
+async fn in_schema(url: &str, schema: &str) -> PostgresRepository {
+    let options = PgConnectOptions::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let repo = PostgresRepository::from_pool(pool);
+    repo.migrate().await.unwrap();
+    repo
+}
+
+use dpor::sqlx;
+
+#[tokio::test]
+async fn postgres_repository_conforms() {
+    let Some(url) = url() else { return };
+    if let Err(failure) = testkit::check_repository(|| fresh(&url)).await {
+        panic!("{failure}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
+    let Some(url) = url() else { return };
+    let first = fresh(&url).await;
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(first.pool())
+        .await
+        .unwrap();
+    let second = in_schema(&url, &schema).await; // a separate pool on the same tables
+    const SUBS: u64 = 6;
+    for s in 0..SUBS {
+        first
+            .insert(Subscription::new(
+                sub_id(&format!("s-{s}")),
+                contoso(),
+                CloudService::Office365,
+                "E3",
+            ))
+            .await
+            .unwrap();
+    }
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    let instances = [
+        Arc::new(PorService::new(
+            first.clone(),
+            directory.clone(),
+            RecordingNotifier::new(),
+        )),
+        Arc::new(PorService::new(second, directory, RecordingNotifier::new())),
+    ];
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let service = instances[(t % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut changed = 0u64;
+            for k in 0..30u64 {
+                let sub = sub_id(&format!("s-{}", (k * 5 + t) % SUBS));
+                let result = if (k + t) % 5 == 0 {
+                    service.remove_partner(&admin(), &sub).await
+                } else {
+                    let mpn = if (k + t) % 2 == 0 {
+                        "565380"
+                    } else {
+                        "3664167"
+                    };
+                    match service.check_partner(&admin(), &sub, mpn).await {
+                        Ok(check) => service.submit(&admin(), &check).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                match result {
+                    Ok(r) => changed += u64::from(r.changed),
+                    Err(Error::Conflict { .. } | Error::NoPartnerOfRecord(_)) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            changed
+        }));
+    }
+    let mut changed = 0;
+    for t in tasks {
+        changed += t.await.unwrap();
+    }
+    assert!(changed > 0);
+    let mut versions = 0;
+    let mut events = 0;
+    for s in 0..SUBS {
+        let id = sub_id(&format!("s-{s}"));
+        let sub = first.get(&id).await.unwrap().unwrap();
+        let history = first.history(&id).await.unwrap();
+        assert_eq!(
+            replay(&history).unwrap(),
+            sub.partner_of_record().map(|p| (p.mpn_id(), p.program()))
+        );
+        let seq: Vec<u64> = history.iter().map(|e| e.sequence).collect();
+        assert_eq!(
+            seq,
+            (1..=history.len() as u64).collect::<Vec<_>>(),
+            "no event lost or duplicated"
+        );
+        versions += sub.version();
+        events += history.len();
+    }
+    assert_eq!(
+        versions, changed,
+        "every committed change is one version step"
+    );
+    // One notification per event in the store, each id once.
+    let outbox: Vec<(String, bool)> = sqlx::query_as("SELECT id, delivered FROM dpor_outbox")
+        .fetch_all(first.pool())
+        .await
+        .unwrap();
+    assert_eq!(outbox.len(), events);
+    let ids: std::collections::BTreeSet<&String> = outbox.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), events);
+    assert!(outbox.iter().all(|(_, delivered)| *delivered));
+}
+
+#[tokio::test]
+async fn a_row_that_no_longer_decodes_is_a_typed_error() {
+    let Some(url) = url() else { return };
+    let repo = fresh(&url).await;
+    repo.insert(Subscription::new(
+        sub_id("sub-001"),
+        contoso(),
+        CloudService::Office365,
+        "E3",
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE dpor_subscriptions SET record = replace(record, '\"sub-001\"', '\"sub 001\"')",
+    )
+    .execute(repo.pool())
+    .await
+    .unwrap();
+    assert!(matches!(
+        repo.get(&sub_id("sub-001")).await,
+        Err(StoreError::Backend(_))
+    ));
+}

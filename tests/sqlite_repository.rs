@@ -1,0 +1,235 @@
+//! `SqliteRepository`: the conformance suite, durability across a reopen, bad rows,
+//! and the service racing on a file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::*;
+use dpor::*;
+
+async fn memory() -> SqliteRepository {
+    let repo = SqliteRepository::connect("sqlite::memory:").await.unwrap();
+    repo.migrate().await.unwrap();
+    repo
+}
+
+/// A database file that is removed when dropped.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempDb(std::env::temp_dir().join(format!("dpor-test-{}-{n}.db", std::process::id())))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_repository_conforms() {
+    if let Err(failure) = testkit::check_repository(memory).await {
+        panic!("{failure}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent() {
+    let repo = memory().await;
+    repo.migrate().await.unwrap();
+    repo.migrate().await.unwrap();
+}
+
+#[tokio::test]
+async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
+    let db = TempDb::new();
+    {
+        let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+        repo.migrate().await.unwrap();
+        repo.insert(Subscription::new(
+            sub_id("sub-001"),
+            contoso(),
+            CloudService::Office365,
+            "E3",
+        ))
+        .await
+        .unwrap();
+        let notifier = RecordingNotifier::new();
+        notifier.fail_next(10);
+        let directory = InMemoryDirectory::new()
+            .with_partner(fabrikam())
+            .with_partner(northwind());
+        let service = PorService::new(repo, directory, notifier).with_clock(ManualClock::new(T0));
+        for mpn in ["565380", "3664167"] {
+            let check = service
+                .check_partner(&admin(), &sub_id("sub-001"), mpn)
+                .await
+                .unwrap();
+            let receipt = service.submit(&admin(), &check).await.unwrap();
+            assert_eq!(receipt.notifications_delivered, 0);
+        }
+        // Everything is dropped here: pool, service, notifier.
+    }
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    let sub = repo.get(&sub_id("sub-001")).await.unwrap().unwrap();
+    assert_eq!(
+        (sub.version(), sub.partner_of_record().map(|p| p.mpn_id())),
+        (2, Some(mpn("3664167")))
+    );
+    assert_eq!(repo.history(&sub_id("sub-001")).await.unwrap().len(), 3);
+    assert_eq!(repo.pending_notifications(10).await.unwrap().len(), 3);
+
+    let notifier = RecordingNotifier::new();
+    let service = PorService::new(repo.clone(), InMemoryDirectory::new(), notifier.clone());
+    assert_eq!(
+        service.dispatch_pending(10).await.unwrap(),
+        DispatchReport {
+            delivered: 3,
+            failed: 0
+        }
+    );
+    let ids: Vec<String> = notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(ids, ["sub-001#1", "sub-001#2", "sub-001#3"]);
+    assert!(repo.pending_notifications(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_row_that_no_longer_decodes_is_a_typed_error() {
+    let repo = memory().await;
+    repo.insert(Subscription::new(
+        sub_id("sub-001"),
+        contoso(),
+        CloudService::Office365,
+        "E3",
+    ))
+    .await
+    .unwrap();
+    let directory = InMemoryDirectory::new().with_partner(fabrikam());
+    let service = PorService::new(repo.clone(), directory, RecordingNotifier::new());
+    let check = service
+        .check_partner(&admin(), &sub_id("sub-001"), "565380")
+        .await
+        .unwrap();
+    service.submit(&admin(), &check).await.unwrap();
+
+    // Another tool writes an invalid MPN ID into the record and the history.
+    sqlx::query("UPDATE dpor_subscriptions SET record = replace(record, '565380', '56538X')")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE dpor_events SET event = '{\"not\":\"an event\"}'")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        repo.get(&sub_id("sub-001")).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        repo.list_by_customer(&contoso()).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        repo.history(&sub_id("sub-001")).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        service.subscriptions(&admin()).await,
+        Err(Error::Store(StoreError::Backend(_)))
+    ));
+
+    // A version column edited behind the record's back is caught too.
+    sqlx::query(
+        "UPDATE dpor_subscriptions SET record = replace(record, '56538X', '565380'), version = 7",
+    )
+    .execute(repo.pool())
+    .await
+    .unwrap();
+    let error = repo.get(&sub_id("sub-001")).await.unwrap_err();
+    assert!(error.to_string().contains("backend"), "{error}");
+    assert!(
+        std::error::Error::source(&error)
+            .unwrap()
+            .to_string()
+            .contains("inconsistent")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_services_on_one_file_keep_one_partner() {
+    let db = TempDb::new();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    repo.migrate().await.unwrap();
+    for s in 0..5 {
+        repo.insert(Subscription::new(
+            sub_id(&format!("s-{s}")),
+            contoso(),
+            CloudService::Office365,
+            "E3",
+        ))
+        .await
+        .unwrap();
+    }
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    let service = Arc::new(PorService::new(
+        repo.clone(),
+        directory,
+        RecordingNotifier::new(),
+    ));
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut changed = 0u64;
+            for k in 0..40u64 {
+                let sub = sub_id(&format!("s-{}", (k * 7 + t) % 5));
+                let mpn = if (k + t) % 2 == 0 {
+                    "565380"
+                } else {
+                    "3664167"
+                };
+                let result = match service.check_partner(&admin(), &sub, mpn).await {
+                    Ok(check) => service.submit(&admin(), &check).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(r) => changed += u64::from(r.changed),
+                    Err(Error::Conflict { .. }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            changed
+        }));
+    }
+    let mut changed = 0;
+    for t in tasks {
+        changed += t.await.unwrap();
+    }
+    let mut versions = 0;
+    for s in 0..5 {
+        let id = sub_id(&format!("s-{s}"));
+        let sub = repo.get(&id).await.unwrap().unwrap();
+        let history = repo.history(&id).await.unwrap();
+        assert_eq!(
+            replay(&history).unwrap(),
+            sub.partner_of_record().map(|p| (p.mpn_id(), p.program()))
+        );
+        versions += sub.version();
+    }
+    assert_eq!(versions, changed);
+}
