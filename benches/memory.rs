@@ -7,11 +7,12 @@
 //! Run with `cargo bench --bench memory`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::pin::pin;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::task::{Context, Poll, Waker};
 
 use dpor::*;
+use support::ready;
+
+mod support;
 use time::{Duration, macros::datetime};
 
 /// Counts the bytes currently allocated.
@@ -42,16 +43,6 @@ static ALLOCATOR: Counting = Counting;
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
-}
-
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
 }
 
 fn changed(t: Result<Transition, Error>) -> (Subscription, Vec<AssociationEvent>) {

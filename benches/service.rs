@@ -12,37 +12,15 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dpor::*;
+use support::{Discard, PARTNERS, directory, ready};
 
-/// Polls a future that never waits (the in-memory ports) to completion.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
-
-/// A host's notifier that accepts everything (so the bench does not pile up emails).
-struct Discard;
-
-#[async_trait]
-impl Notifier for Discard {
-    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
-        Ok(())
-    }
-}
-
-const PARTNERS: [&str; 2] = ["565380", "3664167"];
+mod support;
 
 type Service = PorService<InMemoryRepository, InMemoryDirectory, Discard>;
 
@@ -71,14 +49,7 @@ fn world(subscriptions: usize, customers: usize) -> World {
         );
         ready(repo.insert(sub)).unwrap();
     }
-    let directory = InMemoryDirectory::new();
-    for (i, mpn) in PARTNERS.iter().enumerate() {
-        directory.insert(
-            Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
-                .with_contact_email(format!("partner{i}@example.com"))
-                .enrolled_in(Program::OnlineServicesSell),
-        );
-    }
+    let directory = directory();
     World {
         service: PorService::new(repo, directory, Discard),
         admins: customer_ids.into_iter().map(Actor::global_admin).collect(),

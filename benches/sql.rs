@@ -14,31 +14,12 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dpor::sqlx;
 use dpor::*;
+use support::{Discard, PARTNERS, directory};
+
+mod support;
 use tokio::runtime::Runtime;
 
 const SUBSCRIPTIONS: usize = 100;
-const PARTNERS: [&str; 2] = ["565380", "3664167"];
-
-fn directory() -> InMemoryDirectory {
-    let directory = InMemoryDirectory::new();
-    for (i, mpn) in PARTNERS.iter().enumerate() {
-        directory.insert(
-            Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
-                .with_contact_email(format!("partner{i}@example.com"))
-                .enrolled_in(Program::OnlineServicesSell),
-        );
-    }
-    directory
-}
-
-struct Accept;
-
-#[async_trait]
-impl Notifier for Accept {
-    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
-        Ok(())
-    }
-}
 
 fn ids() -> Vec<SubscriptionId> {
     (0..SUBSCRIPTIONS)
@@ -145,7 +126,7 @@ baseline!(sqlite_baseline, sqlx::SqlitePool);
 baseline!(postgres_baseline, sqlx::PgPool);
 
 fn run_dpor<R: Repository>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
-    let service = PorService::new(repo, directory(), Accept);
+    let service = PorService::new(repo, directory(), Discard);
     let admin = Actor::global_admin(CustomerId::new("contoso").unwrap());
     let ids = ids();
     let mut k = 0;

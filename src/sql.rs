@@ -105,6 +105,16 @@ macro_rules! sql_repository {
             }
         }
 
+        /// Decodes the JSON in a row's first column.
+        fn json_column<T: serde::de::DeserializeOwned>(
+            row: &<$db as sqlx::Database>::Row,
+            what: &str,
+        ) -> Result<T, StoreError> {
+            use sqlx::Row as _;
+            let json: String = row.try_get(0).map_err(sql::backend)?;
+            sql::from_json(&json, what)
+        }
+
         fn decode_row(row: &<$db as sqlx::Database>::Row) -> Result<Subscription, StoreError> {
             use sqlx::Row as _;
             let id: String = row.try_get(0).map_err(sql::backend)?;
@@ -227,35 +237,25 @@ macro_rules! sql_repository {
                 &self,
                 id: &SubscriptionId,
             ) -> Result<Vec<AssociationEvent>, StoreError> {
-                use sqlx::Row as _;
                 let rows = sqlx::query(sql::HISTORY)
                     .bind(id.as_str())
                     .fetch_all(&self.pool)
                     .await
                     .map_err(sql::backend)?;
-                rows.iter()
-                    .map(|row| {
-                        let json: String = row.try_get(0).map_err(sql::backend)?;
-                        sql::from_json(&json, "event")
-                    })
-                    .collect()
+                rows.iter().map(|row| json_column(row, "event")).collect()
             }
 
             async fn pending_notifications(
                 &self,
                 limit: usize,
             ) -> Result<Vec<Notification>, StoreError> {
-                use sqlx::Row as _;
                 let rows = sqlx::query(sql::PENDING)
                     .bind(sql::limit(limit))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(sql::backend)?;
                 rows.iter()
-                    .map(|row| {
-                        let json: String = row.try_get(0).map_err(sql::backend)?;
-                        sql::from_json(&json, "notification")
-                    })
+                    .map(|row| json_column(row, "notification"))
                     .collect()
             }
 

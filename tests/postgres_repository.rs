@@ -86,17 +86,7 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
         .unwrap();
     let second = in_schema(&url, &schema).await; // a separate pool on the same tables
     const SUBS: u64 = 6;
-    for s in 0..SUBS {
-        first
-            .insert(Subscription::new(
-                sub_id(&format!("s-{s}")),
-                contoso(),
-                CloudService::Office365,
-                "E3",
-            ))
-            .await
-            .unwrap();
-    }
+    seed_race(&first, SUBS).await;
     let directory = InMemoryDirectory::new()
         .with_partner(fabrikam())
         .with_partner(northwind());
@@ -108,63 +98,9 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
         )),
         Arc::new(PorService::new(second, directory, RecordingNotifier::new())),
     ];
-    let mut tasks = Vec::new();
-    for t in 0..8u64 {
-        let service = instances[(t % 2) as usize].clone();
-        tasks.push(tokio::spawn(async move {
-            let mut changed = 0u64;
-            for k in 0..30u64 {
-                let sub = sub_id(&format!("s-{}", (k * 5 + t) % SUBS));
-                let result = if (k + t) % 5 == 0 {
-                    service.remove_partner(&admin(), &sub).await
-                } else {
-                    let mpn = if (k + t) % 2 == 0 {
-                        "565380"
-                    } else {
-                        "3664167"
-                    };
-                    match service.check_partner(&admin(), &sub, mpn).await {
-                        Ok(check) => service.submit(&admin(), &check).await,
-                        Err(e) => Err(e),
-                    }
-                };
-                match result {
-                    Ok(r) => changed += u64::from(r.changed),
-                    Err(Error::Conflict { .. } | Error::NoPartnerOfRecord(_)) => {}
-                    Err(other) => panic!("{other}"),
-                }
-            }
-            changed
-        }));
-    }
-    let mut changed = 0;
-    for t in tasks {
-        changed += t.await.unwrap();
-    }
+    let changed = race(&instances, 8, 30, SUBS).await;
     assert!(changed > 0);
-    let mut versions = 0;
-    let mut events = 0;
-    for s in 0..SUBS {
-        let id = sub_id(&format!("s-{s}"));
-        let sub = first.get(&id).await.unwrap().unwrap();
-        let history = first.history(&id).await.unwrap();
-        assert_eq!(
-            replay(&history).unwrap(),
-            sub.partner_of_record().map(|p| (p.mpn_id(), p.program()))
-        );
-        let seq: Vec<u64> = history.iter().map(|e| e.sequence).collect();
-        assert_eq!(
-            seq,
-            (1..=history.len() as u64).collect::<Vec<_>>(),
-            "no event lost or duplicated"
-        );
-        versions += sub.version();
-        events += history.len();
-    }
-    assert_eq!(
-        versions, changed,
-        "every committed change is one version step"
-    );
+    let events = assert_race_consistent(&first, SUBS, changed).await;
     // One notification per event in the store, each id once.
     let outbox: Vec<(String, bool)> = sqlx::query_as("SELECT id, delivered FROM dpor_outbox")
         .fetch_all(first.pool())

@@ -173,16 +173,7 @@ async fn racing_services_on_one_file_keep_one_partner() {
     let db = TempDb::new();
     let repo = SqliteRepository::connect(&db.url()).await.unwrap();
     repo.migrate().await.unwrap();
-    for s in 0..5 {
-        repo.insert(Subscription::new(
-            sub_id(&format!("s-{s}")),
-            contoso(),
-            CloudService::Office365,
-            "E3",
-        ))
-        .await
-        .unwrap();
-    }
+    seed_race(&repo, 5).await;
     let directory = InMemoryDirectory::new()
         .with_partner(fabrikam())
         .with_partner(northwind());
@@ -191,45 +182,7 @@ async fn racing_services_on_one_file_keep_one_partner() {
         directory,
         RecordingNotifier::new(),
     ));
-    let mut tasks = Vec::new();
-    for t in 0..4u64 {
-        let service = service.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut changed = 0u64;
-            for k in 0..40u64 {
-                let sub = sub_id(&format!("s-{}", (k * 7 + t) % 5));
-                let mpn = if (k + t) % 2 == 0 {
-                    "565380"
-                } else {
-                    "3664167"
-                };
-                let result = match service.check_partner(&admin(), &sub, mpn).await {
-                    Ok(check) => service.submit(&admin(), &check).await,
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(r) => changed += u64::from(r.changed),
-                    Err(Error::Conflict { .. }) => {}
-                    Err(other) => panic!("{other}"),
-                }
-            }
-            changed
-        }));
-    }
-    let mut changed = 0;
-    for t in tasks {
-        changed += t.await.unwrap();
-    }
-    let mut versions = 0;
-    for s in 0..5 {
-        let id = sub_id(&format!("s-{s}"));
-        let sub = repo.get(&id).await.unwrap().unwrap();
-        let history = repo.history(&id).await.unwrap();
-        assert_eq!(
-            replay(&history).unwrap(),
-            sub.partner_of_record().map(|p| (p.mpn_id(), p.program()))
-        );
-        versions += sub.version();
-    }
-    assert_eq!(versions, changed);
+    let changed = race(&[service], 4, 40, 5).await;
+    assert!(changed > 0);
+    assert_race_consistent(&repo, 5, changed).await;
 }

@@ -184,3 +184,88 @@ pub fn replay(history: &[AssociationEvent]) -> Result<Option<(MpnId, Program)>, 
     }
     Ok(current)
 }
+
+/// The subscriptions a race runs on: `s-0` .. `s-{n-1}` of contoso.
+pub async fn seed_race<R: Repository>(repo: &R, n: u64) {
+    for s in 0..n {
+        repo.insert(Subscription::new(
+            sub_id(&format!("s-{s}")),
+            contoso(),
+            CloudService::Office365,
+            "E3",
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+/// Races `tasks` tasks, spread over `instances`, each doing `ops` designations and
+/// removals over the `n` subscriptions of [`seed_race`]; returns how many committed.
+pub async fn race<R: Repository + 'static>(
+    instances: &[std::sync::Arc<PorService<R, InMemoryDirectory, RecordingNotifier>>],
+    tasks: u64,
+    ops: u64,
+    n: u64,
+) -> u64 {
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let service = instances[(t as usize) % instances.len()].clone();
+        handles.push(tokio::spawn(async move {
+            let mut changed = 0u64;
+            for k in 0..ops {
+                let sub = sub_id(&format!("s-{}", (k * 5 + t) % n));
+                let result = if (k + t) % 5 == 0 {
+                    service.remove_partner(&admin(), &sub).await
+                } else {
+                    let mpn = if (k + t) % 2 == 0 {
+                        "565380"
+                    } else {
+                        "3664167"
+                    };
+                    match service.check_partner(&admin(), &sub, mpn).await {
+                        Ok(check) => service.submit(&admin(), &check).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                match result {
+                    Ok(r) => changed += u64::from(r.changed),
+                    Err(Error::Conflict { .. } | Error::NoPartnerOfRecord(_)) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            changed
+        }));
+    }
+    let mut changed = 0;
+    for handle in handles {
+        changed += handle.await.unwrap();
+    }
+    changed
+}
+
+/// After a race: every history replays to its subscription's one partner of record,
+/// sequences are gap-free, and the versions add up to the committed changes. Returns
+/// the number of events.
+pub async fn assert_race_consistent<R: Repository>(repo: &R, n: u64, changed: u64) -> usize {
+    let (mut versions, mut events) = (0, 0);
+    for s in 0..n {
+        let id = sub_id(&format!("s-{s}"));
+        let sub = repo.get(&id).await.unwrap().unwrap();
+        let history = repo.history(&id).await.unwrap();
+        let current = sub.partner_of_record().map(|p| (p.mpn_id(), p.program()));
+        assert_eq!(replay(&history).unwrap(), current);
+        let seq: Vec<u64> = history.iter().map(|e| e.sequence).collect();
+        assert_eq!(
+            seq,
+            (1..=history.len() as u64).collect::<Vec<_>>(),
+            "no event lost or duplicated"
+        );
+        versions += sub.version();
+        events += history.len();
+    }
+    assert_eq!(
+        versions, changed,
+        "every committed change is one version step"
+    );
+    events
+}

@@ -1,0 +1,45 @@
+//! What the bench binaries share. Each binary uses part of it.
+#![allow(dead_code)]
+
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use dpor::*;
+
+/// The two partners the benches alternate between, so that every operation changes.
+pub const PARTNERS: [&str; 2] = ["565380", "3664167"];
+
+/// A directory listing [`PARTNERS`], enrolled in the Sell program.
+pub fn directory() -> InMemoryDirectory {
+    let directory = InMemoryDirectory::new();
+    for (i, mpn) in PARTNERS.iter().enumerate() {
+        directory.insert(
+            Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
+                .with_contact_email(format!("partner{i}@example.com"))
+                .enrolled_in(Program::OnlineServicesSell),
+        );
+    }
+    directory
+}
+
+/// Polls a future that never waits (the in-memory ports) to completion, in place: the
+/// figures are the crate's own cost, with no runtime in them.
+pub fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// A host's notifier that accepts everything (so that no bench piles up emails).
+pub struct Discard;
+
+#[async_trait]
+impl Notifier for Discard {
+    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
