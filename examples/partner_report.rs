@@ -43,8 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let billing = Actor::customer(contoso, CustomerRole::BillingAdministrator);
 
     // Three months of a customer's decisions and its billing system's events.
-    let ids = ["sub-001", "sub-002", "sub-003", "sub-004"]
-        .map(|s| SubscriptionId::new(s).expect("valid id"));
+    let ids = ["sub-001", "sub-002", "sub-003", "sub-004"].map(SubscriptionId::new);
+    let ids = ids.into_iter().collect::<Result<Vec<_>, _>>()?;
     service
         .submit_many(&admin, "565380", &ids, BulkMode::Apply)
         .await?;

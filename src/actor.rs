@@ -166,7 +166,8 @@ impl fmt::Display for CustomerRole {
 /// assert!(access < Access::Change); // but may not change it
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Access {
     /// The actor may not know that the subscription exists.
     Hidden,
@@ -228,9 +229,7 @@ impl Actor {
     /// [`Error::SubscriptionNotFound`] when the subscription is hidden from the actor,
     /// [`Error::Forbidden`] when it may see but not manage it.
     pub fn authorize_lifecycle(&self, subscription: &Subscription) -> Result<(), Error> {
-        if self.access_to(subscription) == Access::Hidden {
-            return Err(Error::SubscriptionNotFound(subscription.id().clone()));
-        }
+        self.visible(subscription)?;
         if !self.may_manage_lifecycle(subscription) {
             return Err(Error::Forbidden {
                 reason: "only the customer's global or billing administrator can suspend, \
@@ -239,6 +238,15 @@ impl Actor {
             });
         }
         Ok(())
+    }
+
+    /// The actor's access to `subscription`, unless it is hidden from it: then
+    /// [`Error::SubscriptionNotFound`], exactly as for one that does not exist.
+    fn visible(&self, subscription: &Subscription) -> Result<Access, Error> {
+        match self.access_to(subscription) {
+            Access::Hidden => Err(Error::SubscriptionNotFound(subscription.id().clone())),
+            granted => Ok(granted),
+        }
     }
 
     /// Refuses a partner before anything is read: the customer-side operations are
@@ -274,11 +282,7 @@ impl Actor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn authorize(&self, subscription: &Subscription, needed: Access) -> Result<(), Error> {
-        let granted = self.access_to(subscription);
-        if granted == Access::Hidden {
-            return Err(Error::SubscriptionNotFound(subscription.id().clone()));
-        }
-        if granted < needed {
+        if self.visible(subscription)? < needed {
             let role = match self {
                 Actor::Customer { role, .. } => role.to_string(),
                 Actor::Partner { .. } => "partner".to_owned(),

@@ -16,6 +16,7 @@
 //! - Every change is exactly one version step; events are numbered on from
 //!   [`Subscription::last_event_sequence`], so sequences are 1-based and gap-free.
 
+use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::error::Error;
@@ -45,7 +46,11 @@ use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized as an object tagged by `"type"`: `{"type":"unchanged"}`,
+/// `{"type":"changed","next":{...},"events":[...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TransitionRepr", into = "TransitionRepr")]
 pub enum Transition {
     /// The subscription is already in the asked-for state: no version step, no event.
     Unchanged,
@@ -56,6 +61,36 @@ pub enum Transition {
         /// The events of the change, in order.
         events: Vec<AssociationEvent>,
     },
+}
+
+/// The wire form of [`Transition`]: serde ignores unknown fields of internally tagged
+/// unit variants, hence `{}`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum TransitionRepr {
+    Unchanged {},
+    Changed {
+        next: Subscription,
+        events: Vec<AssociationEvent>,
+    },
+}
+
+impl From<TransitionRepr> for Transition {
+    fn from(repr: TransitionRepr) -> Self {
+        match repr {
+            TransitionRepr::Unchanged {} => Transition::Unchanged,
+            TransitionRepr::Changed { next, events } => Transition::Changed { next, events },
+        }
+    }
+}
+
+impl From<Transition> for TransitionRepr {
+    fn from(transition: Transition) -> Self {
+        match transition {
+            Transition::Unchanged => TransitionRepr::Unchanged {},
+            Transition::Changed { next, events } => TransitionRepr::Changed { next, events },
+        }
+    }
 }
 
 impl Subscription {
@@ -93,10 +128,11 @@ impl Subscription {
         program: Program,
         at: OffsetDateTime,
     ) -> Result<Transition, Error> {
-        self.require_eligible(partner, program)?;
+        self.require_active()?;
+        require_enrolled(partner, program)?;
         let at = at.to_offset(UtcOffset::UTC);
         let current = self.partner_of_record();
-        if current.is_some_and(|por| por.mpn_id() == partner.mpn_id() && por.program() == program) {
+        if current.is_some_and(|por| por.is(partner.mpn_id(), program)) {
             return Ok(Transition::Unchanged);
         }
         let mut kinds = Vec::with_capacity(2);
@@ -266,24 +302,6 @@ impl Subscription {
         Ok(self.change(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
     }
 
-    /// Whether [`associate`](Self::associate) would accept `partner` for `program`:
-    /// the subscription is active and the partner enrolled, checked in that order.
-    /// What "Check ID" verifies, without building a transition.
-    pub(crate) fn require_eligible(
-        &self,
-        partner: &Partner,
-        program: Program,
-    ) -> Result<(), Error> {
-        self.require_active()?;
-        if !partner.is_enrolled(program) {
-            return Err(Error::PartnerNotEnrolled {
-                mpn_id: partner.mpn_id(),
-                program,
-            });
-        }
-        Ok(())
-    }
-
     /// Only an active subscription changes its partner of record.
     pub(crate) fn require_active(&self) -> Result<(), Error> {
         match self.status() {
@@ -317,6 +335,19 @@ impl Subscription {
             .collect();
         let next = self.successor(partner_of_record, status, events.len() as u64);
         Transition::Changed { next, events }
+    }
+}
+
+/// A partner may be designated for `program` only if it is enrolled in it: what
+/// [`Subscription::associate`] requires, and what "Check ID" verifies.
+pub(crate) fn require_enrolled(partner: &Partner, program: Program) -> Result<(), Error> {
+    if partner.is_enrolled(program) {
+        Ok(())
+    } else {
+        Err(Error::PartnerNotEnrolled {
+            mpn_id: partner.mpn_id(),
+            program,
+        })
     }
 }
 

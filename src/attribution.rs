@@ -156,7 +156,10 @@ pub fn partner_of_record_at(history: &[AssociationEvent], at: OffsetDateTime) ->
 /// use ([`IncentivePolicy::usage`]). The thresholds are the host's to set; the
 /// defaults (1 subscription, 30 days) are placeholders to be replaced by the program's
 /// current terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized with `minimum_tenure` in whole seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IncentivePolicy {
     /// The program the association must count for.
     pub program: Program,
@@ -166,11 +169,32 @@ pub struct IncentivePolicy {
     pub minimum_subscriptions: usize,
     /// How long a subscription must have been attributed to its current partner (time
     /// suspended excluded) to qualify.
+    #[serde(with = "crate::timestamp::seconds")]
     pub minimum_tenure: Duration,
 }
 
-/// Why one subscription does not qualify under an [`IncentivePolicy`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why one subscription does not qualify under an [`IncentivePolicy`]: a portal can
+/// show each reason to the partner.
+///
+/// ```
+/// use dpor::{CloudService, Disqualification};
+///
+/// fn explain(reason: &Disqualification) -> String {
+///     match reason {
+///         Disqualification::ServiceNotCounted(service) => format!("{service} does not count"),
+///         Disqualification::TenureTooShort { tenure, required } => {
+///             format!("{} of {} days", tenure.whole_days(), required.whole_days())
+///         }
+///         other => format!("{other:?}"),
+///     }
+/// }
+/// assert_eq!(explain(&Disqualification::ServiceNotCounted(CloudService::Azure)), "Azure does not count");
+/// ```
+///
+/// Serialized as an object tagged by `"type"`, durations in whole seconds:
+/// `{"type":"tenure_too_short","tenure":86400,"required":2592000}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DisqualificationRepr", into = "DisqualificationRepr")]
 #[non_exhaustive]
 pub enum Disqualification {
     /// It has no partner of record.
@@ -191,7 +215,19 @@ pub enum Disqualification {
 }
 
 /// The verdict of [`IncentivePolicy::evaluate`]: eligible or not, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// ```
+/// use dpor::*;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+/// let verdict = IncentivePolicy::sell().evaluate(&[(sub, Vec::new())], time::OffsetDateTime::UNIX_EPOCH);
+/// assert!(!verdict.eligible);
+/// assert_eq!((verdict.required, verdict.missing), (1, 1));
+/// assert_eq!(verdict.disqualified[0].1, Disqualification::NoPartnerOfRecord);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Eligibility {
     /// Whether enough subscriptions qualify.
     pub eligible: bool,
@@ -203,6 +239,65 @@ pub struct Eligibility {
     pub required: usize,
     /// How many more would be needed (0 when eligible).
     pub missing: usize,
+}
+
+/// The wire form of [`Disqualification`]: named fields for the newtype variants, `{}`
+/// for the unit one, durations in whole seconds.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum DisqualificationRepr {
+    NoPartnerOfRecord {},
+    ServiceNotCounted {
+        service: CloudService,
+    },
+    NotActive {
+        status: SubscriptionStatus,
+    },
+    OtherProgram {
+        program: Program,
+    },
+    TenureTooShort {
+        #[serde(with = "crate::timestamp::seconds")]
+        tenure: Duration,
+        #[serde(with = "crate::timestamp::seconds")]
+        required: Duration,
+    },
+}
+
+impl From<DisqualificationRepr> for Disqualification {
+    fn from(repr: DisqualificationRepr) -> Self {
+        match repr {
+            DisqualificationRepr::NoPartnerOfRecord {} => Disqualification::NoPartnerOfRecord,
+            DisqualificationRepr::ServiceNotCounted { service } => {
+                Disqualification::ServiceNotCounted(service)
+            }
+            DisqualificationRepr::NotActive { status } => Disqualification::NotActive(status),
+            DisqualificationRepr::OtherProgram { program } => {
+                Disqualification::OtherProgram(program)
+            }
+            DisqualificationRepr::TenureTooShort { tenure, required } => {
+                Disqualification::TenureTooShort { tenure, required }
+            }
+        }
+    }
+}
+
+impl From<Disqualification> for DisqualificationRepr {
+    fn from(reason: Disqualification) -> Self {
+        match reason {
+            Disqualification::NoPartnerOfRecord => DisqualificationRepr::NoPartnerOfRecord {},
+            Disqualification::ServiceNotCounted(service) => {
+                DisqualificationRepr::ServiceNotCounted { service }
+            }
+            Disqualification::NotActive(status) => DisqualificationRepr::NotActive { status },
+            Disqualification::OtherProgram(program) => {
+                DisqualificationRepr::OtherProgram { program }
+            }
+            Disqualification::TenureTooShort { tenure, required } => {
+                DisqualificationRepr::TenureTooShort { tenure, required }
+            }
+        }
+    }
 }
 
 impl IncentivePolicy {
@@ -468,6 +563,9 @@ fn decode(value: &str) -> Result<String, PartnerLinkError> {
     while let Some(&byte) = bytes.get(i) {
         if byte == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or_else(error)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err(error());
+            }
             let hex = std::str::from_utf8(hex).map_err(|_| error())?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| error())?);
             i += 3;
@@ -497,6 +595,7 @@ mod tests {
             "subscription=a b&mpn_id=565380",
             "subscription=a%2&mpn_id=565380",
             "subscription=a%ZZ&mpn_id=565380",
+            "subscription=a%+F&mpn_id=565380",
             "subscription=%FF&mpn_id=565380",
             "subscription=a+b&mpn_id=565380",
             "subscription=%20&mpn_id=565380",

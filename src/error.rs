@@ -226,10 +226,14 @@ impl From<StoreError> for Error {
 /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
 /// repo.insert(sub.clone()).await?;
 ///
-/// // A commit decided on a stale version is refused, and changes nothing.
-/// let stale = Commit { expected_version: 5, next: sub, events: vec![], notifications: vec![] };
-/// let refused = repo.commit(stale).await;
-/// assert!(matches!(refused, Err(StoreError::Conflict { expected: 5, actual: 0, .. })));
+/// // A commit decided on a version that is no longer stored is refused.
+/// let suspend = |sub: &Subscription| match sub.suspend(time::OffsetDateTime::UNIX_EPOCH) {
+///     Ok(Transition::Changed { next, events }) => Ok(Commit { expected_version: sub.version(), next, events, notifications: vec![] }),
+///     other => Err(format!("expected a change, got {other:?}")),
+/// };
+/// repo.commit(suspend(&sub)?).await?;
+/// let refused = repo.commit(suspend(&sub)?).await; // decided on version 0 again
+/// assert!(matches!(refused, Err(StoreError::Conflict { expected: 0, actual: 1, .. })));
 ///
 /// // A host's repository wraps its driver's failures.
 /// let down = StoreError::Backend("connection refused".into());
@@ -258,6 +262,15 @@ pub enum StoreError {
     /// A commit named a subscription that is not stored.
     #[error("subscription {0} is not stored")]
     NotFound(SubscriptionId),
+    /// A commit that does not hang together (see [`Commit::check`](crate::Commit::check)),
+    /// or that would write an event or notification twice. Nothing was written.
+    #[error("invalid commit for subscription {subscription}: {reason}")]
+    InvalidCommit {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The backend failed (connection, I/O, a row that does not decode).
     #[error("the storage backend failed")]
     Backend(#[source] BoxError),

@@ -80,7 +80,7 @@
 //! assert!(receipt.changed);
 //!
 //! // Step 8: "Edit partner of record" shows the most recent MPN ID.
-//! let por = service.partner_of_record(&admin, &sub).await?.expect("a partner of record");
+//! let por = service.partner_of_record(&admin, &sub).await?.ok_or("no partner of record")?;
 //! assert_eq!(por.mpn_id().as_str(), "565380");
 //!
 //! // Step 9: the partner's confirmation email.

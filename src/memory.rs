@@ -223,6 +223,7 @@ impl Repository for InMemoryRepository {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        commit.check()?;
         let id = commit.next.id().clone();
         let mut guard = self.shard(&id);
         let shard = &mut *guard;
@@ -232,13 +233,33 @@ impl Repository for InMemoryRepository {
             return Err(StoreError::NotFound(id));
         };
         let actual = entry.subscription.version();
-        if actual != commit.expected_version {
-            shard.entries.insert(entry);
-            return Err(StoreError::Conflict {
-                subscription: id,
+        let refusal = if actual != commit.expected_version {
+            Some(StoreError::Conflict {
+                subscription: id.clone(),
                 expected: commit.expected_version,
                 actual,
-            });
+            })
+        } else {
+            // What a database's keys would refuse: an event or notification twice.
+            let last = entry.subscription.last_event_sequence();
+            let repeated_event = commit.events.first().is_some_and(|e| e.sequence <= last);
+            let repeated_notification = commit
+                .notifications
+                .iter()
+                .find(|n| shard.positions.contains_key(&n.id));
+            match (repeated_event, repeated_notification) {
+                (true, _) => Some(format!("events up to {last} are stored already")),
+                (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
+                _ => None,
+            }
+            .map(|reason| StoreError::InvalidCommit {
+                subscription: id.clone(),
+                reason,
+            })
+        };
+        if let Some(error) = refusal {
+            shard.entries.insert(entry);
+            return Err(error);
         }
         entry
             .history

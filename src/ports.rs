@@ -30,6 +30,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use crate::error::{DirectoryError, NotifyError, StoreError};
@@ -67,7 +68,8 @@ use crate::subscription::Subscription;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Commit {
     /// The version the change was decided on; the commit fails unless it is stored.
     pub expected_version: u64,
@@ -77,6 +79,59 @@ pub struct Commit {
     pub events: Vec<AssociationEvent>,
     /// The notifications to append to the outbox, in order.
     pub notifications: Vec<Notification>,
+}
+
+impl Commit {
+    /// Checks that the commit hangs together, as every [`Repository`] should before it
+    /// writes: `next` is one version on, the events are `next`'s, numbered
+    /// consecutively up to its last event sequence, and no notification id repeats.
+    /// The service only builds commits that pass; a store calls this to refuse
+    /// anything else rather than store it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidCommit`] saying what is wrong.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let invalid = |reason: String| StoreError::InvalidCommit {
+            subscription: self.next.id().clone(),
+            reason,
+        };
+        if self.expected_version.checked_add(1) != Some(self.next.version()) {
+            return Err(invalid(format!(
+                "version {} does not follow {}",
+                self.next.version(),
+                self.expected_version
+            )));
+        }
+        let last = self.next.last_event_sequence();
+        let first = (last + 1).checked_sub(self.events.len() as u64);
+        for (i, event) in self.events.iter().enumerate() {
+            if &event.subscription != self.next.id() || &event.customer != self.next.customer() {
+                return Err(invalid(format!(
+                    "event {} belongs to another subscription",
+                    event.sequence
+                )));
+            }
+            if first.map(|f| f + i as u64) != Some(event.sequence) || event.sequence == 0 {
+                return Err(invalid(format!(
+                    "event sequence {} is out of order (the last is {last})",
+                    event.sequence
+                )));
+            }
+        }
+        for (i, notification) in self.notifications.iter().enumerate() {
+            if self.notifications[..i]
+                .iter()
+                .any(|n| n.id == notification.id)
+            {
+                return Err(invalid(format!(
+                    "notification {} is given twice",
+                    notification.id
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where subscriptions, their histories and the notification outbox are kept.
@@ -146,9 +201,11 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`] (with the stored version) when the version differs,
-    /// [`StoreError::NotFound`] when the subscription is not stored,
-    /// [`StoreError::Backend`] when the backend fails. On every error nothing changes.
+    /// [`StoreError::InvalidCommit`] when [`Commit::check`] fails or an event or
+    /// notification would be written twice, [`StoreError::Conflict`] (with the stored
+    /// version) when the version differs, [`StoreError::NotFound`] when the
+    /// subscription is not stored, [`StoreError::Backend`] when the backend fails. On
+    /// every error nothing changes.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// The subscription's events ordered by sequence (empty for an unknown id).
@@ -219,6 +276,13 @@ pub trait PartnerDirectory: Send + Sync {
 /// Delivery is at least once: a notification whose delivery failed, or whose success
 /// could not be recorded, is delivered again later with the same
 /// [`Notification::id`], so an implementation may drop ids it has seen.
+///
+/// Return [`NotifyError`] only for what may succeed later (a server down, a rate
+/// limit). A notification that can never be delivered (no contact address, an address
+/// refused for good) should be recorded on the host's side (a dead-letter log, an
+/// alert) and answered with `Ok`: otherwise it stays pending, and
+/// [`PorService::dispatch_pending`](crate::PorService::dispatch_pending), which always
+/// starts with the oldest, retries it ahead of everything newer for ever.
 ///
 /// # Examples
 ///

@@ -23,14 +23,15 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::actor::{Access, Actor};
-use crate::association::Transition;
+use crate::association::{self, Transition};
 use crate::attribution;
 use crate::error::Error;
-use crate::event::{AssociationEvent, AssociationEventKind, Notification};
+use crate::error::StoreError;
+use crate::event::{AssociationEvent, Notification};
 use crate::id::{MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
-use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
+use crate::subscription::{PartnerOfRecord, Subscription};
 
 /// How long a [`PartnerCheck`] may be submitted after it was made, by default.
 pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
@@ -170,7 +171,7 @@ impl PartnerCheck {
     pub fn is_current(&self) -> bool {
         self.current
             .as_ref()
-            .is_some_and(|c| c.mpn_id() == self.partner.mpn_id() && c.program() == self.program)
+            .is_some_and(|c| c.is(self.partner.mpn_id(), self.program))
     }
 }
 
@@ -209,7 +210,8 @@ impl PartnerCheck {
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// The subscription after the operation (unchanged when `changed` is false).
     pub subscription: Subscription,
@@ -224,7 +226,37 @@ pub struct Receipt {
 }
 
 /// Whether [`PorService::submit_many`] changes anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// use dpor::*;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repo = InMemoryRepository::new();
+/// let contoso = CustomerId::new("contoso")?;
+/// let ids = [SubscriptionId::new("sub-1")?, SubscriptionId::new("sub-2")?];
+/// for id in &ids {
+///     repo.insert(Subscription::new(id.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// }
+/// let directory = InMemoryDirectory::new()
+///     .with_partner(Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell));
+/// let service = PorService::new(repo, directory, RecordingNotifier::new());
+/// let admin = Actor::global_admin(contoso);
+///
+/// // What would change: both. Nothing is written.
+/// let preview = service.submit_many(&admin, "565380", &ids, BulkMode::DryRun).await?;
+/// assert!(preview.iter().all(|o| matches!(o.result, Ok(true))));
+/// assert!(service.partner_of_record(&admin, &ids[0]).await?.is_none());
+///
+/// // Apply: one outcome per subscription, each committed on its own.
+/// let outcomes: Vec<BulkOutcome> = service.submit_many(&admin, "565380", &ids, BulkMode::Apply).await?;
+/// assert_eq!(outcomes.len(), 2);
+/// assert!(service.partner_of_record(&admin, &ids[1]).await?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BulkMode {
     /// Check and submit each subscription.
     Apply,
@@ -233,6 +265,9 @@ pub enum BulkMode {
 }
 
 /// What [`PorService::submit_many`] did (or would do) on one subscription.
+///
+/// Unlike the records, it is neither `Clone`, `PartialEq` nor serializable: it holds an
+/// [`Error`], which carries the sources of backend failures. Match on `result`.
 #[derive(Debug)]
 pub struct BulkOutcome {
     /// The subscription.
@@ -274,7 +309,8 @@ pub struct BulkOutcome {
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DispatchReport {
     /// Notifications delivered (and marked delivered, unless marking failed).
     pub delivered: usize,
@@ -377,7 +413,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         let mpn_id = MpnId::parse(mpn_id)?;
         stored.require_active()?;
         let partner = self.find_partner(mpn_id).await?;
-        stored.require_eligible(&partner, self.program)?;
+        association::require_enrolled(&partner, self.program)?;
         let now = self.clock.now();
         Ok(PartnerCheck {
             subscription: stored.id().clone(),
@@ -555,9 +591,11 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     ///
     /// # Errors
     ///
+    /// In this order: [`Error::Forbidden`] for a partner actor;
+    /// [`Error::SubscriptionNotFound`] when it does not exist or is another customer's;
     /// [`Error::Forbidden`] unless the actor is the owning customer's global or billing
-    /// administrator; [`Error::SubscriptionNotFound`]; [`Error::SubscriptionCancelled`];
-    /// [`Error::Conflict`] when another change commits first; [`Error::Store`].
+    /// administrator; [`Error::SubscriptionCancelled`]; [`Error::Conflict`] when another
+    /// change commits first; [`Error::Store`].
     pub async fn suspend(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
         let stored = self.load_lifecycle(actor, id).await?;
         let transition = stored.suspend(self.clock.now())?;
@@ -592,15 +630,18 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     /// Agreement subscription moves to modern commerce; the old one removes its partner
     /// (who is notified) and ends. The receipt is the old subscription's.
     ///
-    /// The two steps are committed one after the other: first the old subscription,
-    /// then the new one is inserted. Should the insert fail, calling `migrate` again
-    /// with the same ids completes it.
+    /// The new subscription is inserted first, then the old one's change committed. If
+    /// the commit fails, the new subscription stays as inserted (untouched: version 0,
+    /// no partner of record), and calling `migrate` again with the same ids takes it
+    /// over and completes the move. An existing `new_id` that is anything but exactly
+    /// that subscription is refused; ids of new subscriptions come from the host's
+    /// billing system, which knows them.
     ///
     /// # Errors
     ///
     /// As [`suspend`](Self::suspend); [`Error::SubscriptionAlreadyExists`] when `new_id`
     /// is taken (nothing changed); [`Error::Directory`] when the removed partner's
-    /// contact cannot be looked up (nothing changed).
+    /// contact cannot be looked up.
     pub async fn migrate(
         &self,
         actor: &Actor,
@@ -608,47 +649,17 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         new_id: SubscriptionId,
     ) -> Result<Receipt, Error> {
         let stored = self.load_lifecycle(actor, id).await?;
-        if self.repository.get(&new_id).await?.is_some() {
-            return Err(Error::SubscriptionAlreadyExists(new_id));
-        }
-        if let Some(migrated) = self.unfinished_migration(&stored, &new_id).await? {
-            self.repository.insert(migrated).await?;
-            return Ok(Receipt {
-                subscription: stored,
-                events: Vec::new(),
-                changed: true,
-                notifications_delivered: 0,
-                notifications_pending: 0,
-            });
-        }
         let (transition, migrated) = stored.migrate(new_id, self.clock.now())?;
-        let receipt = self.apply(stored, transition, None).await?;
-        self.repository.insert(migrated).await?;
-        Ok(receipt)
-    }
-
-    /// The new subscription of a migration to `new_id` whose old side was committed but
-    /// whose new side was not inserted, if `stored` is such a case.
-    async fn unfinished_migration(
-        &self,
-        stored: &Subscription,
-        new_id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, Error> {
-        if stored.status() != SubscriptionStatus::Cancelled {
-            return Ok(None);
+        match self.repository.insert(migrated.clone()).await {
+            Err(StoreError::AlreadyExists(new_id)) => {
+                let existing = self.repository.get(&new_id).await?;
+                if existing.as_ref() != Some(&migrated) {
+                    return Err(Error::SubscriptionAlreadyExists(new_id));
+                }
+            }
+            other => other?,
         }
-        let history = self.repository.history(stored.id()).await?;
-        let migrated_here = history.last().is_some_and(|e| {
-            matches!(&e.kind, AssociationEventKind::SubscriptionMigrated { to } if to == new_id)
-        });
-        Ok(migrated_here.then(|| {
-            Subscription::new(
-                new_id.clone(),
-                stored.customer().clone(),
-                stored.service().clone(),
-                stored.name(),
-            )
-        }))
+        self.apply(stored, transition, None).await
     }
 
     /// Delivers up to `limit` pending notifications, oldest first, and marks the

@@ -172,6 +172,7 @@ macro_rules! sql_repository {
 
             async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
                 use sqlx::Row as _;
+                commit.check()?;
                 let id = commit.next.id();
                 // Encode everything before touching the database.
                 let record = sql::to_json(&commit.next)?;

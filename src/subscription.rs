@@ -218,6 +218,12 @@ impl PartnerOfRecord {
     pub fn since(&self) -> OffsetDateTime {
         self.since
     }
+
+    /// Whether this is `partner` for `program`: the partner of record is the pair, so
+    /// designating the same pair again changes nothing.
+    pub fn is(&self, partner: MpnId, program: Program) -> bool {
+        self.mpn_id == partner && self.program == program
+    }
 }
 
 /// What the portal's "More Actions" menu offers on a subscription.
@@ -282,9 +288,26 @@ pub struct Subscription {
     service: CloudService,
     name: Box<str>,
     status: SubscriptionStatus,
+    #[serde(deserialize_with = "counter")]
     version: u64,
+    #[serde(deserialize_with = "counter")]
     last_event_sequence: u64,
     partner_of_record: Option<PartnerOfRecord>,
+}
+
+/// The most a stored count may be: a SQL `BIGINT`. Counts start at 0 and grow by one
+/// change at a time, so a value read within this bound can never overflow a `u64`.
+pub(crate) const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// Deserializes a version or sequence, refusing values beyond [`MAX_COUNT`].
+fn counter<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if value > MAX_COUNT {
+        return Err(serde::de::Error::custom(format!(
+            "{value} is beyond the largest version or sequence, {MAX_COUNT}"
+        )));
+    }
+    Ok(value)
 }
 
 impl Subscription {
@@ -369,6 +392,7 @@ impl Subscription {
 
     /// The value after one committed change: one version on, `events` more events,
     /// with the given partner of record and status. Only the transitions call this.
+    /// (No overflow: counts only grow from values bounded by [`MAX_COUNT`].)
     pub(crate) fn successor(
         &self,
         partner_of_record: Option<PartnerOfRecord>,

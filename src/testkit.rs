@@ -19,7 +19,9 @@
 //! history and outbox); an unknown subscription is not found; a commit stores the
 //! state, the events and the notifications together; lists are ordered by id (byte
 //! order), history by sequence, the outbox oldest first; `list_by_partner` follows
-//! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids.
+//! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids;
+//! a commit that does not hang together, or that would write an event or a pending
+//! notification twice, is refused and changes nothing.
 
 use std::fmt;
 use std::future::Future;
@@ -75,6 +77,7 @@ where
     lists_are_ordered(&make().await).await?;
     list_by_partner_follows_changes(&make().await).await?;
     outbox_is_oldest_first_and_marking_is_idempotent(&make().await).await?;
+    malformed_commits_are_refused(&make().await).await?;
     Ok(())
 }
 
@@ -412,6 +415,65 @@ async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Repository>(
         CHECK,
         none.is_empty(),
         "after marking all, pending is {none:?}"
+    );
+    Ok(())
+}
+
+async fn malformed_commits_are_refused<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "malformed_commits_are_refused";
+    let sub = subscription("s-1", "c-1")?;
+    ok(CHECK, repo.insert(sub.clone()).await)?;
+    let first = designate(&sub, &partner("565380")?)?;
+    let one = first.next.clone();
+    ok(CHECK, repo.commit(first.clone()).await)?;
+    let before = observe(CHECK, repo, sub.id()).await?;
+
+    // `next` two versions on: refused by `Commit::check`.
+    let mut skipping = designate(&one, &partner("3664167")?)?;
+    skipping.expected_version = 0;
+    let result = repo.commit(skipping).await;
+    ensure!(
+        CHECK,
+        matches!(
+            result,
+            Err(StoreError::InvalidCommit { .. }) | Err(StoreError::Conflict { .. })
+        ),
+        "a commit skipping a version gave {result:?}"
+    );
+
+    // Hangs together, passes the version check, but writes event 1 and its
+    // notification again (a forged `next` whose last event sequence did not move).
+    let mut forged = serde_json::to_value(&one).map_err(|e| ConformanceFailure {
+        check: CHECK,
+        message: e.to_string(),
+    })?;
+    forged["version"] = 2.into();
+    let next: Subscription = serde_json::from_value(forged).map_err(|e| ConformanceFailure {
+        check: CHECK,
+        message: e.to_string(),
+    })?;
+    let repeat = Commit {
+        expected_version: 1,
+        next,
+        events: first.events,
+        notifications: first.notifications,
+    };
+    ensure!(
+        CHECK,
+        repeat.check().is_ok(),
+        "fixture: the repeat should hang together"
+    );
+    let result = repo.commit(repeat).await;
+    ensure!(
+        CHECK,
+        result.is_err(),
+        "a commit writing event 1 twice was accepted"
+    );
+    let after = observe(CHECK, repo, sub.id()).await?;
+    ensure!(
+        CHECK,
+        after == before,
+        "a refused commit changed something: {before:?} became {after:?}"
     );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Timestamps on the wire: RFC 3339 strings, always written in UTC.
+//! Time on the wire: timestamps as RFC 3339 strings, always written in UTC, and
+//! durations as whole seconds.
 //!
 //! Used as `#[serde(with = "crate::timestamp")]` on every `OffsetDateTime` field of a
 //! record. Any RFC 3339 offset is accepted on the way in and normalized to UTC, so a
@@ -49,5 +50,21 @@ pub(crate) mod option {
         #[derive(Deserialize)]
         struct Utc(#[serde(with = "super")] OffsetDateTime);
         Ok(Option::<Utc>::deserialize(deserializer)?.map(|Utc(at)| at))
+    }
+}
+
+/// A `time::Duration` as a whole number of seconds (sub-second parts are dropped).
+pub(crate) mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(d.whole_seconds())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        Ok(Duration::seconds(i64::deserialize(deserializer)?))
     }
 }

@@ -268,35 +268,52 @@ async fn a_migration_cut_short_is_completed_by_calling_it_again() {
     let w = world().await;
     w.designate("sub-001", &fabrikam()).await;
     let (service, repo) = flaky(&w);
-    repo.fail_insert.store(true, Ordering::SeqCst);
     let new = sub_id("sub-001-new");
+
+    // The insert fails: nothing changed.
+    repo.fail_insert.store(true, Ordering::SeqCst);
+    let before = w.snapshot().await;
     assert!(matches!(
         service
             .migrate(&admin(), &sub_id("sub-001"), new.clone())
             .await,
         Err(Error::Store(_))
     ));
-    assert!(w.repo.get(&new).await.unwrap().is_none());
-
+    assert_eq!(w.snapshot().await, before);
     repo.fail_insert.store(false, Ordering::SeqCst);
+
+    // The commit fails: the new subscription is left, empty.
+    repo.fail_commit.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        service
+            .migrate(&admin(), &sub_id("sub-001"), new.clone())
+            .await,
+        Err(Error::Store(_))
+    ));
+    assert_eq!(w.repo.get(&new).await.unwrap().unwrap().version(), 0);
+    repo.fail_commit.store(false, Ordering::SeqCst);
+
+    // Calling again takes it over and completes the move.
     let receipt = service
         .migrate(&admin(), &sub_id("sub-001"), new.clone())
         .await
         .unwrap();
     assert!(receipt.changed);
-    let migrated = w.repo.get(&new).await.unwrap().unwrap();
-    assert_eq!(migrated.partner_of_record(), None);
-    // The old side was committed once: one removal, one email.
+    assert_eq!(receipt.subscription.status(), SubscriptionStatus::Cancelled);
+    assert_eq!(
+        w.repo.get(&new).await.unwrap().unwrap().partner_of_record(),
+        None
+    );
     let removals = w
         .notifier
         .sent()
         .iter()
         .filter(|n| n.kind == NotificationKind::Removed)
         .count();
-    assert_eq!(removals, 1);
-    // And a third call finds the work done.
+    assert_eq!(removals, 1, "the old side was committed once: one email");
+    // Done: the old subscription is cancelled now.
     assert!(matches!(
         service.migrate(&admin(), &sub_id("sub-001"), new).await,
-        Err(Error::SubscriptionAlreadyExists(_))
+        Err(Error::SubscriptionCancelled(_))
     ));
 }

@@ -289,4 +289,20 @@ fn service_futures_are_send() {
     assert_send(service.check_partner(&actor, &id, "565380"));
     assert_send(service.remove_partner(&actor, &id));
     assert_send(service.dispatch_pending(10));
+    assert_send(service.subscription(&actor, &id));
+    assert_send(service.submit(&actor, &check_for_send()));
+    assert_send(service.partner_of_record(&actor, &id));
+    assert_send(service.history(&actor, &id));
+    assert_send(service.partner_of_record_at(&actor, &id, T0));
+    assert_send(service.partner_portfolio(&actor));
+    assert_send(service.submit_many(&actor, "565380", &[], BulkMode::Apply));
+    assert_send(service.suspend(&actor, &id));
+    assert_send(service.reactivate(&actor, &id));
+    assert_send(service.cancel(&actor, &id));
+    assert_send(service.migrate(&actor, &id, sub_id("new")));
+}
+
+/// Any check, only to name `submit`'s future (never awaited).
+fn check_for_send() -> PartnerCheck {
+    serde_json::from_str(r#"{"subscription":"sub-001","partner":{"mpn_id":"565380","name":"F","location":null,"contact_email":null,"programs":[]},"program":"online_services_sell","current":null,"version":0,"checked_at":"2026-01-05T10:00:00Z"}"#).unwrap()
 }

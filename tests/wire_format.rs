@@ -253,3 +253,68 @@ fn lifecycle_events_and_periods_wire_form() {
     assert_eq!(serde_json::to_string(&period).unwrap(), json);
     assert_eq!(serde_json::from_str::<PorPeriod>(json).unwrap(), period);
 }
+
+#[test]
+fn counts_beyond_a_bigint_are_refused() {
+    let at_max = SUBSCRIPTION.replace(r#""version":1"#, &format!(r#""version":{}"#, i64::MAX));
+    assert!(serde_json::from_str::<Subscription>(&at_max).is_ok());
+    let beyond = SUBSCRIPTION.replace(
+        r#""version":1"#,
+        &format!(r#""version":{}"#, i64::MAX as u64 + 1),
+    );
+    assert!(serde_json::from_str::<Subscription>(&beyond).is_err());
+    let sequence = SUBSCRIPTION.replace(
+        r#""last_event_sequence":1"#,
+        &format!(r#""last_event_sequence":{}"#, u64::MAX),
+    );
+    assert!(serde_json::from_str::<Subscription>(&sequence).is_err());
+}
+
+#[test]
+fn transitions_and_verdicts_wire_form() {
+    assert_eq!(
+        serde_json::to_string(&Transition::Unchanged).unwrap(),
+        r#"{"type":"unchanged"}"#
+    );
+    assert!(serde_json::from_str::<Transition>(r#"{"type":"unchanged","x":1}"#).is_err());
+    let (next, events) = associated();
+    let changed = Transition::Changed { next, events };
+    let json = serde_json::to_string(&changed).unwrap();
+    assert!(json.starts_with(r#"{"type":"changed","next":{"#), "{json}");
+    assert_eq!(serde_json::from_str::<Transition>(&json).unwrap(), changed);
+
+    let reason = Disqualification::TenureTooShort {
+        tenure: time::Duration::days(1),
+        required: time::Duration::days(30),
+    };
+    let json = serde_json::to_string(&reason).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"tenure_too_short","tenure":86400,"required":2592000}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Disqualification>(&json).unwrap(),
+        reason
+    );
+    assert_eq!(
+        serde_json::to_string(&Disqualification::ServiceNotCounted(CloudService::Azure)).unwrap(),
+        r#"{"type":"service_not_counted","service":{"type":"azure"}}"#
+    );
+    assert!(
+        serde_json::from_str::<Disqualification>(r#"{"type":"no_partner_of_record","x":1}"#)
+            .is_err()
+    );
+
+    let policy = IncentivePolicy::sell();
+    let json = serde_json::to_string(&policy).unwrap();
+    assert!(json.contains(r#""minimum_tenure":2592000"#), "{json}");
+    assert_eq!(
+        serde_json::from_str::<IncentivePolicy>(&json).unwrap(),
+        policy
+    );
+    assert_eq!(
+        serde_json::to_string(&BulkMode::DryRun).unwrap(),
+        r#""dry_run""#
+    );
+    assert_eq!(serde_json::to_string(&Access::View).unwrap(), r#""view""#);
+}
