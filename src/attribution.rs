@@ -9,6 +9,9 @@
 //! cancelled or migrated. Periods are half-open, `[from, to)`, so a replacement at
 //! instant `t` attributes `t` to the new partner; empty periods are left out.
 //!
+//! [`partner_of_record_at`] answers the other question: who was on the record at an
+//! instant (suspension and cancellation leave the partner there).
+//!
 //! Events are read in sequence order. Should a clock have gone backwards between two
 //! events, the later event is taken to happen no earlier than the one before it, so
 //! that periods never overlap.
@@ -79,7 +82,6 @@ pub fn periods(history: &[AssociationEvent]) -> Vec<PorPeriod> {
     let mut result: Vec<PorPeriod> = Vec::new();
     let mut designated: Option<(MpnId, Program)> = None;
     let mut open: Option<PorPeriod> = None;
-    let mut clock: Option<OffsetDateTime> = None;
     let mut close = |open: &mut Option<PorPeriod>, at: OffsetDateTime| {
         if let Some(mut period) = open.take()
             && period.from < at
@@ -88,10 +90,8 @@ pub fn periods(history: &[AssociationEvent]) -> Vec<PorPeriod> {
             result.push(period);
         }
     };
-    for event in history {
-        let at = clock.map_or(event.at, |last| event.at.max(last));
-        clock = Some(at);
-        match &event.kind {
+    for (at, kind) in timeline(history) {
+        match kind {
             AssociationEventKind::PartnerAssociated {
                 partner, program, ..
             } => {
@@ -132,9 +132,12 @@ pub fn periods(history: &[AssociationEvent]) -> Vec<PorPeriod> {
     result
 }
 
-/// The partner of record that `at` is attributed to, if any: `None` before the first
-/// association, between a removal and the next association, while the subscription is
-/// suspended, and after it is cancelled or migrated.
+/// The partner of record at `at`: what the subscription's record showed then, the
+/// history replayed up to that instant (events at `at` included). `None` before the
+/// first association, between a removal and the next association, and after a
+/// migration. Suspension and cancellation leave the partner on the record, so they do
+/// not change the answer; whether that time *counted* for the partner is what
+/// [`periods`] tells.
 ///
 /// ```
 /// use dpor::attribution::partner_of_record_at;
@@ -143,10 +146,35 @@ pub fn periods(history: &[AssociationEvent]) -> Vec<PorPeriod> {
 /// assert_eq!(partner_of_record_at(&[], datetime!(2026-01-01 0:00 UTC)), None);
 /// ```
 pub fn partner_of_record_at(history: &[AssociationEvent], at: OffsetDateTime) -> Option<MpnId> {
-    periods(history)
-        .into_iter()
-        .find(|p| p.contains(at))
-        .map(|p| p.partner)
+    let mut current = None;
+    for (when, kind) in timeline(history) {
+        if when > at {
+            break;
+        }
+        match kind {
+            AssociationEventKind::PartnerAssociated { partner, .. } => current = Some(*partner),
+            AssociationEventKind::PartnerRemoved { .. } => current = None,
+            AssociationEventKind::SubscriptionSuspended { .. }
+            | AssociationEventKind::SubscriptionReactivated { .. }
+            | AssociationEventKind::SubscriptionCancelled { .. }
+            | AssociationEventKind::SubscriptionMigrated { .. } => {}
+        }
+    }
+    current
+}
+
+/// The events in sequence order with the instant each takes effect: its own, or the
+/// one before it should a clock have gone backwards.
+fn timeline(
+    history: &[AssociationEvent],
+) -> impl Iterator<Item = (OffsetDateTime, &AssociationEventKind)> {
+    history
+        .iter()
+        .scan(None, |last: &mut Option<OffsetDateTime>, event| {
+            let at = last.map_or(event.at, |last| event.at.max(last));
+            *last = Some(at);
+            Some((at, &event.kind))
+        })
 }
 
 /// An incentive rule: which subscriptions count for a partner, and how many it needs.

@@ -515,8 +515,9 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         Ok(self.repository.history(stored.id()).await?)
     }
 
-    /// Who the subscription was attributed to at `at` (see
-    /// [`attribution::partner_of_record_at`]); for the same actors as
+    /// Who was partner of record of the subscription at `at`: its history replayed up
+    /// to that instant (see [`attribution::partner_of_record_at`], and
+    /// [`attribution::periods`] for the time that counted); for the same actors as
     /// [`history`](Self::history).
     ///
     /// # Errors
