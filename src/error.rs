@@ -45,9 +45,13 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 ///         Error::InvalidMpnId(_) => 400,
 ///         Error::Forbidden { .. } => 403,
 ///         Error::SubscriptionNotFound(_) | Error::PartnerNotFound(_) => 404,
-///         Error::Conflict { .. } | Error::NoPartnerOfRecord(_) => 409,
+///         Error::Conflict { .. }
+///         | Error::NoPartnerOfRecord(_)
+///         | Error::SubscriptionNotActive { .. }
+///         | Error::SubscriptionCancelled(_)
+///         | Error::SubscriptionAlreadyExists(_) => 409,
 ///         Error::CheckExpired { .. } => 410,
-///         Error::PartnerNotEnrolled { .. } | Error::SubscriptionNotActive { .. } => 422,
+///         Error::PartnerNotEnrolled { .. } => 422,
 ///         Error::Directory(_) => 503,
 ///         _ => 500,
 ///     }
@@ -116,7 +120,7 @@ pub enum Error {
     /// The subscription is suspended or cancelled: its partner of record is frozen.
     ///
     /// ### Handling
-    /// HTTP 409 or 422; offer no partner-of-record actions.
+    /// HTTP 409; offer no partner-of-record actions.
     #[error("subscription {subscription} is {status}: its partner of record cannot be changed")]
     SubscriptionNotActive {
         /// The subscription.
