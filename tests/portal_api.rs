@@ -72,6 +72,26 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) 
     (status, bytes.to_vec())
 }
 
+/// Sends `request` and reads the answer as JSON (`Null` when empty).
+async fn send_json(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let uri = request.uri().to_string();
+    let (status, bytes) = send(router, request).await;
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+        })
+    };
+    (status, value)
+}
+
+/// Sends `request` and reads the answer as an HTML page.
+async fn send_page(router: &Router, request: Request<Body>) -> (StatusCode, String) {
+    let (status, bytes) = send(router, request).await;
+    (status, String::from_utf8(bytes).unwrap())
+}
+
 /// An API call as `actor` (no `X-Actor` header when `None`).
 async fn call(
     router: &Router,
@@ -91,15 +111,12 @@ async fn call(
         }
         None => Body::empty(),
     };
-    let (status, bytes) = send(router, request.body(body).unwrap()).await;
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
-        })
-    };
-    (status, value)
+    send_json(router, request.body(body).unwrap()).await
+}
+
+/// A GET of the API as `actor`.
+async fn get(router: &Router, actor: &Actor, uri: &str) -> (StatusCode, Value) {
+    call(router, Method::GET, uri, Some(actor), None).await
 }
 
 /// Asserts an error answer: the status, the code, the exact body shape, and the
@@ -152,14 +169,7 @@ async fn happy_path_check_put_get_history_delete() {
     let Portal { router, outbox, .. } = portal().await;
     let admin = admin();
 
-    let (status, list) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, list) = get(&router, &admin, "/api/subscriptions").await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<&str> = list
         .as_array()
@@ -190,14 +200,7 @@ async fn happy_path_check_put_get_history_delete() {
     assert_eq!(receipt["events"].as_array().unwrap().len(), 1);
 
     // "Edit partner of record" shows the MPN ID.
-    let (status, sub) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-001",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, sub) = get(&router, &admin, "/api/subscriptions/sub-001").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sub["partner_of_record"]["mpn_id"], "565380");
     assert_eq!(
@@ -212,14 +215,7 @@ async fn happy_path_check_put_get_history_delete() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(receipt["changed"], false);
 
-    let (status, history) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-001/history",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, history) = get(&router, &admin, "/api/subscriptions/sub-001/history").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(history.as_array().unwrap().len(), 1);
     assert_eq!(history[0]["kind"]["type"], "partner_associated");
@@ -229,14 +225,7 @@ async fn happy_path_check_put_get_history_delete() {
     assert_eq!(status, StatusCode::OK, "{receipt}");
     assert_eq!(receipt["changed"], true);
     assert_eq!(receipt["subscription"]["partner_of_record"], Value::Null);
-    let (_, history) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-001/history",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, history) = get(&router, &admin, "/api/subscriptions/sub-001/history").await;
     assert_eq!(history.as_array().unwrap().len(), 2);
     assert_eq!(history[1]["kind"]["type"], "partner_removed");
 
@@ -289,9 +278,8 @@ async fn unauthenticated_is_401() {
             .header("x-actor", bad)
             .body(Body::empty())
             .unwrap();
-        let (status, bytes) = send(&router, request).await;
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_error(&(status, body), StatusCode::UNAUTHORIZED, "unauthenticated");
+        let answer = send_json(&router, request).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthenticated");
     }
 
     // A header that is not even text.
@@ -299,9 +287,8 @@ async fn unauthenticated_is_401() {
         .header("x-actor", &b"\xff\xfe"[..])
         .body(Body::empty())
         .unwrap();
-    let (status, bytes) = send(&router, request).await;
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_error(&(status, body), StatusCode::UNAUTHORIZED, "unauthenticated");
+    let answer = send_json(&router, request).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Authentication comes first, even on a route with a bad body.
     let answer = call(
@@ -369,22 +356,15 @@ async fn bad_mpn_id_body_and_id_are_400() {
         "/api/subscriptions/%FF",
         "/api/subscriptions/a%09b/history",
     ] {
-        let answer = call(&router, Method::GET, uri, Some(&admin), None).await;
+        let answer = get(&router, &admin, uri).await;
         assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_subscription_id");
     }
     let long = format!("/api/subscriptions/{}", "x".repeat(129));
-    let answer = call(&router, Method::GET, &long, Some(&admin), None).await;
+    let answer = get(&router, &admin, &long).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_subscription_id");
 
     // Nothing changed.
-    let (_, sub) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-001",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, sub) = get(&router, &admin, "/api/subscriptions/sub-001").await;
     assert_eq!(sub["partner_of_record"], Value::Null);
 }
 
@@ -401,14 +381,7 @@ async fn only_the_global_admin_changes_403() {
     ];
     for viewer in &roles {
         // Viewing is allowed...
-        let (status, _) = call(
-            &router,
-            Method::GET,
-            "/api/subscriptions/sub-002",
-            Some(viewer),
-            None,
-        )
-        .await;
+        let (status, _) = get(&router, viewer, "/api/subscriptions/sub-002").await;
         assert_eq!(status, StatusCode::OK);
         // ...changing is not.
         assert_error(
@@ -439,14 +412,7 @@ async fn only_the_global_admin_changes_403() {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let answer = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions",
-        Some(&fabrikam),
-        None,
-    )
-    .await;
+    let answer = get(&router, &fabrikam, "/api/subscriptions").await;
     assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
 }
 
@@ -454,21 +420,14 @@ async fn only_the_global_admin_changes_403() {
 async fn not_found_is_404() {
     let Portal { router, .. } = portal().await;
     let admin = admin();
-    let answer = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-999",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let answer = get(&router, &admin, "/api/subscriptions/sub-999").await;
     assert_error(&answer, StatusCode::NOT_FOUND, "subscription_not_found");
     // Another customer's subscription reads as missing.
     for uri in [
         "/api/subscriptions/fc-001",
         "/api/subscriptions/fc-001/history",
     ] {
-        let answer = call(&router, Method::GET, uri, Some(&admin), None).await;
+        let answer = get(&router, &admin, uri).await;
         assert_error(&answer, StatusCode::NOT_FOUND, "subscription_not_found");
     }
     assert_error(
@@ -486,14 +445,7 @@ async fn not_found_is_404() {
     let message = assert_error(&answer, StatusCode::NOT_FOUND, "partner_not_found");
     assert!(message.contains("99999"), "{message}");
 
-    let answer = call(
-        &router,
-        Method::GET,
-        "/api/nothing-here",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let answer = get(&router, &admin, "/api/nothing-here").await;
     assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
 }
 
@@ -513,14 +465,7 @@ async fn conflicts_are_409() {
     let answer = put(&router, &admin, "sub-001", &northwind).await;
     assert_error(&answer, StatusCode::CONFLICT, "conflict");
     assert_eq!(outbox.sent().len(), sent, "a refused change sends no email");
-    let (_, sub) = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions/sub-001",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, sub) = get(&router, &admin, "/api/subscriptions/sub-001").await;
     assert_eq!(sub["partner_of_record"]["mpn_id"], "565380");
 
     // Nothing to remove.
@@ -633,17 +578,8 @@ impl PartnerDirectory for DownDirectory {
 
 #[tokio::test]
 async fn backend_failures_are_5xx() {
-    let outbox = RecordingNotifier::new();
-    let service = PorService::new(DownRepository, seed::directory().unwrap(), outbox.clone());
-    let router = app::build_app(service, outbox, seed::customers().unwrap());
-    let answer = call(
-        &router,
-        Method::GET,
-        "/api/subscriptions",
-        Some(&admin()),
-        None,
-    )
-    .await;
+    let router = portal_over(DownRepository, seed::directory().unwrap());
+    let answer = get(&router, &admin(), "/api/subscriptions").await;
     assert_error(&answer, StatusCode::INTERNAL_SERVER_ERROR, "store_failed");
     let answer = check(&router, &admin(), "sub-001", "565380").await;
     assert_error(&answer, StatusCode::INTERNAL_SERVER_ERROR, "store_failed");
@@ -654,15 +590,25 @@ async fn backend_failures_are_5xx() {
 
     let repository = InMemoryRepository::new();
     seed_subscription(&repository).await;
-    let outbox = RecordingNotifier::new();
-    let service = PorService::new(repository, DownDirectory, outbox.clone());
-    let router = app::build_app(service, outbox, seed::customers().unwrap());
+    let router = portal_over(repository, DownDirectory);
     let answer = check(&router, &admin(), "sub-001", "565380").await;
     assert_error(
         &answer,
         StatusCode::SERVICE_UNAVAILABLE,
         "directory_unavailable",
     );
+}
+
+/// The portal over `repository` and `directory` (for the failing ones), on the system
+/// clock.
+fn portal_over<R, D>(repository: R, directory: D) -> Router
+where
+    R: Repository + 'static,
+    D: PartnerDirectory + 'static,
+{
+    let outbox = RecordingNotifier::new();
+    let service = PorService::new(repository, directory, outbox.clone());
+    app::build_app(service, outbox, seed::customers().unwrap())
 }
 
 async fn seed_subscription(repository: &InMemoryRepository) {
@@ -770,18 +716,23 @@ async fn get_page(router: &Router, uri: &str, cookie: Option<&str>) -> (StatusCo
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
-    let (status, bytes) = send(router, request.body(Body::empty()).unwrap()).await;
-    (status, String::from_utf8(bytes).unwrap())
+    send_page(router, request.body(Body::empty()).unwrap()).await
+}
+
+/// A form POST, signed in with `cookie` when there is one.
+fn form_request(uri: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
+    let mut request = Request::post(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
 }
 
 async fn post_form(router: &Router, uri: &str, cookie: &str, form: &str) -> (StatusCode, String) {
-    let request = Request::post(uri)
-        .header(header::COOKIE, cookie)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_owned()))
-        .unwrap();
-    let (status, bytes) = send(router, request).await;
-    (status, String::from_utf8(bytes).unwrap())
+    send_page(router, form_request(uri, Some(cookie), form)).await
 }
 
 fn cookie_for(actor: &Actor) -> String {
@@ -792,12 +743,11 @@ fn cookie_for(actor: &Actor) -> String {
 #[tokio::test]
 async fn sign_in_sets_a_cookie_that_the_pages_read() {
     let Portal { router, .. } = portal().await;
-    let request = Request::post("/sign-in")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(
-            "kind=customer&customer=contoso&role=billing_administrator&delegated_partner=",
-        ))
-        .unwrap();
+    let request = form_request(
+        "/sign-in",
+        None,
+        "kind=customer&customer=contoso&role=billing_administrator&delegated_partner=",
+    );
     let response = router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
@@ -819,12 +769,8 @@ async fn sign_in_sets_a_cookie_that_the_pages_read() {
     );
 
     // A bad MPN ID on the partner sign-in is shown next to the field.
-    let request = Request::post("/sign-in")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from("kind=partner&mpn_id=%3Cb%3E"))
-        .unwrap();
-    let (status, bytes) = send(&router, request).await;
-    let page = String::from_utf8(bytes).unwrap();
+    let request = form_request("/sign-in", None, "kind=partner&mpn_id=%3Cb%3E");
+    let (status, page) = send_page(&router, request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains(r#"id="partner-mpn-id-error""#), "{page}");
     assert!(

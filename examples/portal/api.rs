@@ -24,7 +24,7 @@ use dpor::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::app::{AppState, Shared, classify};
+use super::app::{self, AppState, Shared, classify};
 
 /// The header that carries the actor's JSON, e.g.
 /// `{"type":"customer","customer":"contoso","role":{"type":"global_administrator"}}`.
@@ -87,15 +87,22 @@ struct ReceiptBody<'a> {
     notifications_pending: usize,
 }
 
-fn receipt(receipt: &Receipt) -> Response {
-    Json(ReceiptBody {
+/// What a handler answers.
+type Answer = Result<Response, ApiError>;
+
+/// A 200 with `value` as the JSON body.
+fn json(value: impl Serialize) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+fn receipt(receipt: &Receipt) -> Answer {
+    json(ReceiptBody {
         changed: receipt.changed,
         subscription: &receipt.subscription,
         events: &receipt.events,
         notifications_delivered: receipt.notifications_delivered,
         notifications_pending: receipt.notifications_pending,
     })
-    .into_response()
 }
 
 /// The actor from `X-Actor`: 401 when missing or not a valid `Actor` JSON.
@@ -112,13 +119,18 @@ fn actor(headers: &HeaderMap) -> Result<Actor, ApiError> {
         .map_err(|e| unauthorized(format!("the X-Actor header is not a valid actor: {e}")))
 }
 
-/// The subscription id in the path: 400 when it does not decode or is not an id.
-fn subscription_id(path: Result<Path<String>, PathRejection>) -> Result<SubscriptionId, ApiError> {
-    let invalid = |message: String| {
+/// The actor (see [`actor`]), then the subscription id in the path: 400 when it does
+/// not decode or is not an id. The actor comes first: unauthenticated is 401 whatever
+/// the path.
+fn actor_and_id(
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<(Actor, SubscriptionId), ApiError> {
+    let actor = actor(headers)?;
+    let id = app::path_id(path).map_err(|message| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription_id", message)
-    };
-    let Path(raw) = path.map_err(|e| invalid(e.body_text()))?;
-    SubscriptionId::new(raw).map_err(|e| invalid(format!("invalid subscription id: {e}")))
+    })?;
+    Ok((actor, id))
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -138,13 +150,9 @@ where
     C: Clock + 'static,
 {
     /// `GET /api/subscriptions`
-    pub async fn api_list(
-        State(state): State<Shared<R, D, C>>,
-        headers: HeaderMap,
-    ) -> Result<Response, ApiError> {
+    pub async fn api_list(State(state): State<Shared<R, D, C>>, headers: HeaderMap) -> Answer {
         let actor = actor(&headers)?;
-        let list = state.service.subscriptions(&actor).await?;
-        Ok(Json(list).into_response())
+        json(state.service.subscriptions(&actor).await?)
     }
 
     /// `GET /api/subscriptions/{id}`
@@ -152,11 +160,9 @@ where
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
-    ) -> Result<Response, ApiError> {
-        let actor = actor(&headers)?;
-        let id = subscription_id(path)?;
-        let subscription = state.service.subscription(&actor, &id).await?;
-        Ok(Json(subscription).into_response())
+    ) -> Answer {
+        let (actor, id) = actor_and_id(&headers, path)?;
+        json(state.service.subscription(&actor, &id).await?)
     }
 
     /// `POST /api/subscriptions/{id}/partner-of-record/check`
@@ -165,15 +171,14 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
         bytes: Bytes,
-    ) -> Result<Response, ApiError> {
-        let actor = actor(&headers)?;
-        let id = subscription_id(path)?;
+    ) -> Answer {
+        let (actor, id) = actor_and_id(&headers, path)?;
         let request: CheckRequest = body(&bytes)?;
         let check = state
             .service
             .check_partner(&actor, &id, &request.mpn_id)
             .await?;
-        Ok(Json(check).into_response())
+        json(check)
     }
 
     /// `PUT /api/subscriptions/{id}/partner-of-record`
@@ -182,9 +187,8 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
         bytes: Bytes,
-    ) -> Result<Response, ApiError> {
-        let actor = actor(&headers)?;
-        let id = subscription_id(path)?;
+    ) -> Answer {
+        let (actor, id) = actor_and_id(&headers, path)?;
         let check: PartnerCheck = body(&bytes)?;
         if check.subscription() != &id {
             return Err(ApiError::new(
@@ -196,7 +200,7 @@ where
                 ),
             ));
         }
-        Ok(receipt(&state.service.submit(&actor, &check).await?))
+        receipt(&state.service.submit(&actor, &check).await?)
     }
 
     /// `DELETE /api/subscriptions/{id}/partner-of-record`
@@ -204,10 +208,9 @@ where
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
-    ) -> Result<Response, ApiError> {
-        let actor = actor(&headers)?;
-        let id = subscription_id(path)?;
-        Ok(receipt(&state.service.remove_partner(&actor, &id).await?))
+    ) -> Answer {
+        let (actor, id) = actor_and_id(&headers, path)?;
+        receipt(&state.service.remove_partner(&actor, &id).await?)
     }
 
     /// `GET /api/subscriptions/{id}/history`
@@ -215,11 +218,9 @@ where
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
-    ) -> Result<Response, ApiError> {
-        let actor = actor(&headers)?;
-        let id = subscription_id(path)?;
-        let history = state.service.history(&actor, &id).await?;
-        Ok(Json(history).into_response())
+    ) -> Answer {
+        let (actor, id) = actor_and_id(&headers, path)?;
+        json(state.service.history(&actor, &id).await?)
     }
 }
 

@@ -8,11 +8,13 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use dpor::{
     Actor, Clock, CustomerId, CustomerRole, Error, PartnerDirectory, PorService, RecordingNotifier,
-    Repository,
+    Repository, SubscriptionId,
 };
 use time::OffsetDateTime;
 
@@ -117,6 +119,13 @@ pub fn classify(error: &Error) -> (StatusCode, &'static str) {
         // the portal learns about it.
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
+}
+
+/// The subscription id of a `/subscriptions/{id}...` path, or why it is not one (the
+/// pages show the message on a 400 page, the API in a 400 JSON error).
+pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<SubscriptionId, String> {
+    let Path(raw) = path.map_err(|e| e.body_text())?;
+    SubscriptionId::new(raw).map_err(|e| format!("invalid subscription id: {e}"))
 }
 
 /// The name of the demo sign-in cookie.

@@ -20,10 +20,10 @@ use serde::Deserialize;
 
 use super::api;
 use super::app::{
-    AppState, Identity, Shared, classify, describe_actor, role_key, sign_in_cookie,
+    self, AppState, Identity, Shared, classify, describe_actor, role_key, sign_in_cookie,
     sign_out_cookie, when,
 };
-use super::html::{Esc, Header, Seg, page};
+use super::html::{self, Esc, Header, Seg};
 
 /// The roles offered on the sign-in page: (form value, label).
 const ROLES: [(&str, &str); 4] = [
@@ -51,7 +51,12 @@ fn render(
         customer_nav: matches!(actor, Some(Actor::Customer { .. })),
         crumbs,
     };
-    (status, Html(page(title, &header, body))).into_response()
+    (status, Html(html::page(title, &header, body))).into_response()
+}
+
+/// A page for the signed-in `actor` that went as it should (200).
+fn page(actor: &Actor, title: &str, crumbs: &[(String, Option<String>)], body: &str) -> Page {
+    Ok(render(Some(actor), StatusCode::OK, title, crumbs, body))
 }
 
 /// A page that only says what went wrong.
@@ -83,16 +88,22 @@ impl IntoResponse for Stop {
 /// What a page handler returns.
 type Page = Result<Response, Stop>;
 
-fn service_error(actor: &Actor, error: &Error) -> Stop {
-    error_page(Some(actor), classify(error).0, &error.to_string()).into()
+/// The error page for what the service refused, for `map_err`.
+fn service_error(actor: &Actor) -> impl Fn(Error) -> Stop + '_ {
+    move |error| error_page(Some(actor), classify(&error).0, &error.to_string()).into()
+}
+
+/// The signed-in actor, if any (a cookie that does not parse counts as signed out).
+fn signed_in(headers: &HeaderMap) -> Option<Actor> {
+    match Identity::from_headers(headers) {
+        Identity::SignedIn(actor) => Some(actor),
+        Identity::SignedOut | Identity::Invalid => None,
+    }
 }
 
 /// The signed-in actor, or a redirect to the sign-in page.
 fn require_actor(headers: &HeaderMap) -> Result<Actor, Stop> {
-    match Identity::from_headers(headers) {
-        Identity::SignedIn(actor) => Ok(actor),
-        Identity::SignedOut | Identity::Invalid => Err(Redirect::to("/").into_response().into()),
-    }
+    signed_in(headers).ok_or_else(|| Redirect::to("/").into_response().into())
 }
 
 /// The subscription id of a page's path, or a 400 page.
@@ -100,10 +111,8 @@ fn path_id(
     actor: &Actor,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<SubscriptionId, Stop> {
-    let bad =
-        |message: String| Stop::from(error_page(Some(actor), StatusCode::BAD_REQUEST, &message));
-    let Path(raw) = path.map_err(|e| bad(e.body_text()))?;
-    SubscriptionId::new(raw).map_err(|e| bad(format!("invalid subscription id: {e}")))
+    app::path_id(path)
+        .map_err(|message| error_page(Some(actor), StatusCode::BAD_REQUEST, &message).into())
 }
 
 fn subscription_url(id: &SubscriptionId) -> String {
@@ -126,6 +135,15 @@ fn crumbs(subscription: Option<&Subscription>, last: Option<&str>) -> Crumbs {
         crumbs.push((last.to_owned(), None));
     }
     crumbs
+}
+
+/// The links under a change's confirmation: back to the subscription, or to the outbox.
+fn after_change_links(subscription: &Subscription) -> String {
+    format!(
+        r#"<p><a id="back-to-subscription" href="{url}">Back to {name}</a> &middot; <a id="open-outbox" href="/outbox">Open the outbox</a></p>"#,
+        url = subscription_url(subscription.id()),
+        name = Esc(subscription.name()),
+    )
 }
 
 fn action_label(action: Action) -> (&'static str, &'static str) {
@@ -262,6 +280,30 @@ struct Pane<'a> {
     check: Option<&'a PartnerCheck>,
 }
 
+impl<'a> Pane<'a> {
+    /// The pane with `typed` in the field, no error and no check yet.
+    fn new(subscription: &'a Subscription, actor: &'a Actor, typed: &'a str) -> Self {
+        Pane {
+            subscription,
+            actor,
+            typed,
+            error: None,
+            check: None,
+        }
+    }
+
+    /// The pane answered with `status` and `message` next to the field.
+    fn failed(self, message: String, status: StatusCode) -> Response {
+        pane_page(
+            Pane {
+                error: Some(message),
+                ..self
+            },
+            status,
+        )
+    }
+}
+
 fn error_html(id: &str, error: Option<&String>) -> String {
     match error {
         Some(message) => format!(
@@ -302,18 +344,25 @@ fn pane_page(pane: Pane<'_>, status: StatusCode) -> Response {
     }
     let may_change = actions.contains(&Action::AddPartnerOfRecord)
         || actions.contains(&Action::EditPartnerOfRecord);
-    if !may_change && pane.error.is_none() {
+    if may_change || pane.error.is_some() {
+        pane_form(&mut body, &pane, &url);
+    } else {
         body.push_str(
-            r#"<p class="notice" id="view-only">You can view the partner of record. Only the customer's global administrator can change it, and only while the subscription is active.</p></section>"#,
-        );
-        return render(
-            Some(pane.actor),
-            status,
-            title,
-            &crumbs(Some(s), Some(title)),
-            &body,
+            r#"<p class="notice" id="view-only">You can view the partner of record. Only the customer's global administrator can change it, and only while the subscription is active.</p>"#,
         );
     }
+    body.push_str("</section>");
+    render(
+        Some(pane.actor),
+        status,
+        title,
+        &crumbs(Some(s), Some(title)),
+        &body,
+    )
+}
+
+/// The pane's "Check ID" form and, after a check, what was found and "Submit".
+fn pane_form(body: &mut String, pane: &Pane<'_>, url: &str) {
     let invalid = if pane.error.is_some() {
         r#" aria-invalid="true" aria-describedby="mpn-id-error""#
     } else {
@@ -375,14 +424,6 @@ fn pane_page(pane: Pane<'_>, status: StatusCode) -> Response {
             }
         }
     }
-    body.push_str("</section>");
-    render(
-        Some(pane.actor),
-        status,
-        title,
-        &crumbs(Some(s), Some(title)),
-        &body,
-    )
 }
 
 impl<R, D, C> AppState<R, D, C>
@@ -391,6 +432,19 @@ where
     D: PartnerDirectory + 'static,
     C: Clock + 'static,
 {
+    /// Where a subscription's page starts: the signed-in actor, the path's id, and the
+    /// subscription as the actor sees it; else a redirect to sign in, or an error page.
+    async fn open_subscription(
+        &self,
+        headers: &HeaderMap,
+        path: Result<Path<String>, PathRejection>,
+    ) -> Result<(Actor, SubscriptionId, Subscription), Stop> {
+        let actor = require_actor(headers)?;
+        let id = path_id(&actor, path)?;
+        let s = (self.service.subscription(&actor, &id).await).map_err(service_error(&actor))?;
+        Ok((actor, id, s))
+    }
+
     /// `GET /`: the demo sign-in, "pick who you are".
     pub async fn sign_in_page(
         State(state): State<Shared<R, D, C>>,
@@ -517,16 +571,19 @@ where
         headers: HeaderMap,
         form: Result<Form<SignInForm>, FormRejection>,
     ) -> Response {
-        let current = match Identity::from_headers(&headers) {
-            Identity::SignedIn(actor) => Some(actor),
-            _ => None,
-        };
-        let Ok(Form(form)) = form else {
-            return error_page(
+        let current = signed_in(&headers);
+        let unreadable = || {
+            error_page(
                 current.as_ref(),
                 StatusCode::BAD_REQUEST,
                 "the sign-in form could not be read",
-            );
+            )
+        };
+        // The form again, with what was typed and the error next to its field.
+        let refuse =
+            |view: SignInState| state.sign_in_html(current.as_ref(), view, StatusCode::BAD_REQUEST);
+        let Ok(Form(form)) = form else {
+            return unreadable();
         };
         let mut view = SignInState {
             customer: Some(form.customer.clone()),
@@ -541,7 +598,7 @@ where
                     Ok(customer) => customer,
                     Err(e) => {
                         view.customer_error = Some(format!("invalid customer: {e}"));
-                        return state.sign_in_html(current.as_ref(), view, StatusCode::BAD_REQUEST);
+                        return refuse(view);
                     }
                 };
                 let role = match form.role.as_str() {
@@ -552,16 +609,12 @@ where
                         Ok(partner) => CustomerRole::DelegatedAdministrator { partner },
                         Err(e) => {
                             view.delegated_error = Some(e.to_string());
-                            return state.sign_in_html(
-                                current.as_ref(),
-                                view,
-                                StatusCode::BAD_REQUEST,
-                            );
+                            return refuse(view);
                         }
                     },
                     _ => {
                         view.customer_error = Some("choose one of the roles".to_owned());
-                        return state.sign_in_html(current.as_ref(), view, StatusCode::BAD_REQUEST);
+                        return refuse(view);
                     }
                 };
                 Actor::customer(customer, role)
@@ -570,16 +623,10 @@ where
                 Ok(mpn_id) => Actor::partner(mpn_id),
                 Err(e) => {
                     view.mpn_error = Some(e.to_string());
-                    return state.sign_in_html(current.as_ref(), view, StatusCode::BAD_REQUEST);
+                    return refuse(view);
                 }
             },
-            _ => {
-                return error_page(
-                    current.as_ref(),
-                    StatusCode::BAD_REQUEST,
-                    "the sign-in form could not be read",
-                );
-            }
+            _ => return unreadable(),
         };
         match sign_in_cookie(&actor) {
             Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
@@ -605,7 +652,7 @@ where
                 state.service.partner_portfolio(&actor).await,
             ),
         };
-        let list = list.map_err(|e| service_error(&actor, &e))?;
+        let list = list.map_err(service_error(&actor))?;
         let mut rows = String::new();
         for s in &list {
             let _ = write!(
@@ -629,7 +676,7 @@ where
             Actor::Customer { .. } => crumbs(None, None),
             Actor::Partner { .. } => Vec::new(),
         };
-        Ok(render(Some(&actor), StatusCode::OK, title, &crumbs, &body))
+        page(&actor, title, &crumbs, &body)
     }
 
     /// `GET /subscriptions/{id}`: the subscription and its "More actions".
@@ -638,10 +685,7 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
+        let (actor, _, s) = state.open_subscription(&headers, path).await?;
         let url = subscription_url(s.id());
         let actions = s.actions_for(&actor);
         let mut menu = String::new();
@@ -678,13 +722,7 @@ where
             status = status_cell(&s),
             por = por_cell(&s),
         );
-        Ok(render(
-            Some(&actor),
-            StatusCode::OK,
-            s.name(),
-            &crumbs(Some(&s), None),
-            &body,
-        ))
+        page(&actor, s.name(), &crumbs(Some(&s), None), &body)
     }
 
     /// `GET /subscriptions/{id}/partner-of-record`: the Partner information pane
@@ -694,24 +732,12 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
+        let (actor, _, s) = state.open_subscription(&headers, path).await?;
         let typed = s
             .partner_of_record()
             .map(|p| p.mpn_id().to_string())
             .unwrap_or_default();
-        Ok(pane_page(
-            Pane {
-                subscription: &s,
-                actor: &actor,
-                typed: &typed,
-                error: None,
-                check: None,
-            },
-            StatusCode::OK,
-        ))
+        Ok(pane_page(Pane::new(&s, &actor, &typed), StatusCode::OK))
     }
 
     /// `POST /subscriptions/{id}/partner-of-record/check`: "Check ID".
@@ -721,21 +747,12 @@ where
         path: Result<Path<String>, PathRejection>,
         form: Result<Form<CheckForm>, FormRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
+        let (actor, id, s) = state.open_subscription(&headers, path).await?;
         let typed = match form {
             Ok(Form(form)) => form.mpn_id,
             Err(e) => {
-                return Ok(pane_page(
-                    Pane {
-                        subscription: &s,
-                        actor: &actor,
-                        typed: "",
-                        error: Some(format!("the form could not be read: {}", e.body_text())),
-                        check: None,
-                    },
+                return Ok(Pane::new(&s, &actor, "").failed(
+                    format!("the form could not be read: {}", e.body_text()),
                     StatusCode::BAD_REQUEST,
                 ));
             }
@@ -744,24 +761,12 @@ where
             match state.service.check_partner(&actor, &id, &typed).await {
                 Ok(check) => pane_page(
                     Pane {
-                        subscription: &s,
-                        actor: &actor,
-                        typed: check.partner().mpn_id().as_str(),
-                        error: None,
                         check: Some(&check),
+                        ..Pane::new(&s, &actor, check.partner().mpn_id().as_str())
                     },
                     StatusCode::OK,
                 ),
-                Err(e) => pane_page(
-                    Pane {
-                        subscription: &s,
-                        actor: &actor,
-                        typed: &typed,
-                        error: Some(e.to_string()),
-                        check: None,
-                    },
-                    classify(&e).0,
-                ),
+                Err(e) => Pane::new(&s, &actor, &typed).failed(e.to_string(), classify(&e).0),
             },
         )
     }
@@ -773,27 +778,11 @@ where
         path: Result<Path<String>, PathRejection>,
         form: Result<Form<SubmitForm>, FormRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
-        let pane_error = |typed: &str, message: String, status: StatusCode| {
-            pane_page(
-                Pane {
-                    subscription: &s,
-                    actor: &actor,
-                    typed,
-                    error: Some(message),
-                    check: None,
-                },
-                status,
-            )
-        };
+        let (actor, id, s) = state.open_subscription(&headers, path).await?;
         let raw = match form {
             Ok(Form(form)) => form.check,
             Err(e) => {
-                return Ok(pane_error(
-                    "",
+                return Ok(Pane::new(&s, &actor, "").failed(
                     format!("the form could not be read: {}", e.body_text()),
                     StatusCode::BAD_REQUEST,
                 ));
@@ -802,8 +791,7 @@ where
         let check: PartnerCheck = match serde_json::from_str(&raw) {
             Ok(check) => check,
             Err(_) => {
-                return Ok(pane_error(
-                    "",
+                return Ok(Pane::new(&s, &actor, "").failed(
                     "the partner check could not be read; check the partner ID again".to_owned(),
                     StatusCode::BAD_REQUEST,
                 ));
@@ -811,8 +799,7 @@ where
         };
         let typed = check.partner().mpn_id().to_string();
         if check.subscription() != &id {
-            return Ok(pane_error(
-                &typed,
+            return Ok(Pane::new(&s, &actor, &typed).failed(
                 format!(
                     "this check is for subscription {}, not {id}; check the partner ID again",
                     check.subscription()
@@ -822,7 +809,9 @@ where
         }
         let receipt = match state.service.submit(&actor, &check).await {
             Ok(receipt) => receipt,
-            Err(e) => return Ok(pane_error(&typed, e.to_string(), classify(&e).0)),
+            Err(e) => {
+                return Ok(Pane::new(&s, &actor, &typed).failed(e.to_string(), classify(&e).0));
+            }
         };
         let after = &receipt.subscription;
         let who = match after.partner_of_record() {
@@ -852,19 +841,17 @@ where
         } else {
             String::new()
         };
-        let url = subscription_url(after.id());
         let body = format!(
             r#"<div class="success" id="confirmation">{message}</div>{emails}
-<p><a id="back-to-subscription" href="{url}">Back to {name}</a> &middot; <a id="open-outbox" href="/outbox">Open the outbox</a></p>"#,
-            name = Esc(after.name()),
+{links}"#,
+            links = after_change_links(after),
         );
-        Ok(render(
-            Some(&actor),
-            StatusCode::OK,
+        page(
+            &actor,
             "Partner of record",
             &crumbs(Some(after), Some("Partner of record")),
             &body,
-        ))
+        )
     }
 
     /// `GET /subscriptions/{id}/partner-of-record/remove`: asks for confirmation.
@@ -873,10 +860,7 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
+        let (actor, _, s) = state.open_subscription(&headers, path).await?;
         let url = subscription_url(s.id());
         let body = match s.partner_of_record() {
             Some(por) => format!(
@@ -892,13 +876,12 @@ where
                 Esc(s.name())
             ),
         };
-        Ok(render(
-            Some(&actor),
-            StatusCode::OK,
+        page(
+            &actor,
             "Remove partner of record",
             &crumbs(Some(&s), Some("Remove partner of record")),
             &body,
-        ))
+        )
     }
 
     /// `POST /subscriptions/{id}/partner-of-record/remove`
@@ -909,8 +892,8 @@ where
     ) -> Page {
         let actor = require_actor(&headers)?;
         let id = path_id(&actor, path)?;
-        let receipt = (state.service.remove_partner(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
+        let receipt =
+            (state.service.remove_partner(&actor, &id).await).map_err(service_error(&actor))?;
         let removed: Vec<String> = receipt
             .events
             .iter()
@@ -920,23 +903,22 @@ where
             })
             .collect();
         let s = &receipt.subscription;
-        let url = subscription_url(s.id());
         let body = format!(
             r#"<div class="success" id="confirmation"><strong>The partner of record was removed.</strong> Partner {removed} is no longer the partner of record of {name}, and is told by email.</div>
 <p id="emails">Emails to the partner: {sent} sent, {pending} waiting in the outbox.</p>
-<p><a id="back-to-subscription" href="{url}">Back to {name}</a> &middot; <a id="open-outbox" href="/outbox">Open the outbox</a></p>"#,
+{links}"#,
             removed = Esc(removed.join(", ")),
             name = Esc(s.name()),
             sent = receipt.notifications_delivered,
             pending = receipt.notifications_pending,
+            links = after_change_links(s),
         );
-        Ok(render(
-            Some(&actor),
-            StatusCode::OK,
+        page(
+            &actor,
             "Partner of record removed",
             &crumbs(Some(s), Some("Remove partner of record")),
             &body,
-        ))
+        )
     }
 
     /// `GET /subscriptions/{id}/history`
@@ -945,12 +927,8 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let actor = require_actor(&headers)?;
-        let id = path_id(&actor, path)?;
-        let s = (state.service.subscription(&actor, &id).await)
-            .map_err(|e| service_error(&actor, &e))?;
-        let history =
-            (state.service.history(&actor, &id).await).map_err(|e| service_error(&actor, &e))?;
+        let (actor, id, s) = state.open_subscription(&headers, path).await?;
+        let history = (state.service.history(&actor, &id).await).map_err(service_error(&actor))?;
         let mut rows = String::new();
         for event in &history {
             let _ = write!(
@@ -967,22 +945,13 @@ where
         let body = format!(
             r#"<table id="history"><thead><tr><th>#</th><th>When</th><th>What</th></tr></thead><tbody>{rows}</tbody></table>"#
         );
-        Ok(render(
-            Some(&actor),
-            StatusCode::OK,
-            "History",
-            &crumbs(Some(&s), Some("History")),
-            &body,
-        ))
+        page(&actor, "History", &crumbs(Some(&s), Some("History")), &body)
     }
 
     /// `GET /outbox`: the emails the partners got, and those still waiting (a demo
     /// mail catcher: anyone may look).
     pub async fn outbox_page(State(state): State<Shared<R, D, C>>, headers: HeaderMap) -> Response {
-        let actor = match Identity::from_headers(&headers) {
-            Identity::SignedIn(actor) => Some(actor),
-            _ => None,
-        };
+        let actor = signed_in(&headers);
         let sent = state.outbox.sent();
         let head = "<thead><tr><th>When</th><th>To</th><th>Subject</th><th>ID</th></tr></thead>";
         let mut rows: String = sent.iter().rev().map(notification_row).collect();
@@ -1020,10 +989,7 @@ pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
     if uri.path() == "/api" || uri.path().starts_with("/api/") {
         return api::unknown_route();
     }
-    let actor = match Identity::from_headers(&headers) {
-        Identity::SignedIn(actor) => Some(actor),
-        _ => None,
-    };
+    let actor = signed_in(&headers);
     error_page(
         actor.as_ref(),
         StatusCode::NOT_FOUND,
