@@ -598,9 +598,8 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     /// administrator; [`Error::SubscriptionCancelled`]; [`Error::Conflict`] when another
     /// change commits first; [`Error::Store`].
     pub async fn suspend(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        let stored = self.load_lifecycle(actor, id).await?;
-        let transition = stored.suspend(self.clock.now())?;
-        self.apply(stored, transition, None).await
+        self.change_lifecycle(actor, id, Subscription::suspend)
+            .await
     }
 
     /// Reactivates a suspended subscription (billing side): attribution resumes.
@@ -609,9 +608,8 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     ///
     /// As [`suspend`](Self::suspend).
     pub async fn reactivate(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        let stored = self.load_lifecycle(actor, id).await?;
-        let transition = stored.reactivate(self.clock.now())?;
-        self.apply(stored, transition, None).await
+        self.change_lifecycle(actor, id, Subscription::reactivate)
+            .await
     }
 
     /// Cancels the subscription for good (billing side): the partner of record stays on
@@ -621,9 +619,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     ///
     /// As [`suspend`](Self::suspend), but never [`Error::SubscriptionCancelled`].
     pub async fn cancel(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        let stored = self.load_lifecycle(actor, id).await?;
-        let transition = stored.cancel(self.clock.now())?;
-        self.apply(stored, transition, None).await
+        self.change_lifecycle(actor, id, Subscription::cancel).await
     }
 
     /// Moves the subscription to another commerce platform as `new_id` (billing side).
@@ -703,6 +699,19 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         let stored = self.read(id).await?;
         actor.authorize(&stored, needed)?;
         Ok(stored)
+    }
+
+    /// A lifecycle change: authorized for the billing side, decided by `step`,
+    /// committed like any other.
+    async fn change_lifecycle(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        step: fn(&Subscription, OffsetDateTime) -> Result<Transition, Error>,
+    ) -> Result<Receipt, Error> {
+        let stored = self.load_lifecycle(actor, id).await?;
+        let transition = step(&stored, self.clock.now())?;
+        self.apply(stored, transition, None).await
     }
 
     /// Reads a subscription for a lifecycle operation (the billing side).

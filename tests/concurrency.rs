@@ -44,14 +44,7 @@ async fn racing_changes_keep_one_partner_and_lose_no_notification() {
         directory.insert(partner(p));
     }
     for s in 0..SUBSCRIPTIONS {
-        repo.insert(Subscription::new(
-            sub_name(s),
-            contoso(),
-            CloudService::Office365,
-            "E3",
-        ))
-        .await
-        .unwrap();
+        insert_sub(&repo, sub_name(s).as_str()).await;
     }
     let notifier = RecordingNotifier::new();
     let clock = ManualClock::new(T0);

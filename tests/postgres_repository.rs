@@ -116,14 +116,7 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let Some(url) = url() else { return };
     let repo = fresh(&url).await;
-    repo.insert(Subscription::new(
-        sub_id("sub-001"),
-        contoso(),
-        CloudService::Office365,
-        "E3",
-    ))
-    .await
-    .unwrap();
+    insert_sub(&repo, "sub-001").await;
     sqlx::query(
         "UPDATE dpor_subscriptions SET record = replace(record, '\"sub-001\"', '\"sub 001\"')",
     )

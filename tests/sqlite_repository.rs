@@ -59,14 +59,7 @@ async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
     {
         let repo = SqliteRepository::connect(&db.url()).await.unwrap();
         repo.migrate().await.unwrap();
-        repo.insert(Subscription::new(
-            sub_id("sub-001"),
-            contoso(),
-            CloudService::Office365,
-            "E3",
-        ))
-        .await
-        .unwrap();
+        insert_sub(&repo, "sub-001").await;
         let notifier = RecordingNotifier::new();
         notifier.fail_next(10);
         let directory = InMemoryDirectory::new()
@@ -109,14 +102,7 @@ async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
 #[tokio::test]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let repo = memory().await;
-    repo.insert(Subscription::new(
-        sub_id("sub-001"),
-        contoso(),
-        CloudService::Office365,
-        "E3",
-    ))
-    .await
-    .unwrap();
+    insert_sub(&repo, "sub-001").await;
     let directory = InMemoryDirectory::new().with_partner(fabrikam());
     let service = PorService::new(repo.clone(), directory, RecordingNotifier::new());
     let check = service

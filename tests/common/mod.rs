@@ -105,12 +105,14 @@ pub async fn world() -> World {
 impl World {
     /// Checks and submits `partner` on `sub` as the global admin.
     pub async fn designate(&self, sub: &str, partner: &Partner) -> Receipt {
-        let check = self
-            .service
-            .check_partner(&admin(), &sub_id(sub), partner.mpn_id().as_str())
-            .await
-            .unwrap();
-        self.service.submit(&admin(), &check).await.unwrap()
+        check_and_submit(
+            &self.service,
+            &admin(),
+            &sub_id(sub),
+            partner.mpn_id().as_str(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Everything a test can observe, for "nothing changed" assertions.
@@ -185,17 +187,39 @@ pub fn replay(history: &[AssociationEvent]) -> Result<Option<(MpnId, Program)>, 
     Ok(current)
 }
 
+/// Inserts an active Office 365 subscription of contoso with this id.
+pub async fn insert_sub<R: Repository>(repo: &R, id: &str) {
+    repo.insert(Subscription::new(
+        sub_id(id),
+        contoso(),
+        CloudService::Office365,
+        "E3",
+    ))
+    .await
+    .unwrap();
+}
+
+/// "Check ID" then "Submit" as `actor`; the first refusal is the answer.
+pub async fn check_and_submit<R, D, N, C>(
+    service: &PorService<R, D, N, C>,
+    actor: &Actor,
+    sub: &SubscriptionId,
+    mpn: &str,
+) -> Result<Receipt, Error>
+where
+    R: Repository,
+    D: PartnerDirectory,
+    N: Notifier,
+    C: Clock,
+{
+    let check = service.check_partner(actor, sub, mpn).await?;
+    service.submit(actor, &check).await
+}
+
 /// The subscriptions a race runs on: `s-0` .. `s-{n-1}` of contoso.
 pub async fn seed_race<R: Repository>(repo: &R, n: u64) {
     for s in 0..n {
-        repo.insert(Subscription::new(
-            sub_id(&format!("s-{s}")),
-            contoso(),
-            CloudService::Office365,
-            "E3",
-        ))
-        .await
-        .unwrap();
+        insert_sub(repo, &format!("s-{s}")).await;
     }
 }
 
@@ -222,10 +246,7 @@ pub async fn race<R: Repository + 'static>(
                     } else {
                         "3664167"
                     };
-                    match service.check_partner(&admin(), &sub, mpn).await {
-                        Ok(check) => service.submit(&admin(), &check).await,
-                        Err(e) => Err(e),
-                    }
+                    check_and_submit(&service, &admin(), &sub, mpn).await
                 };
                 match result {
                     Ok(r) => changed += u64::from(r.changed),
