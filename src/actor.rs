@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::id::{CustomerId, MpnId};
-use crate::subscription::Subscription;
+use crate::subscription::{Action, Subscription, SubscriptionStatus};
 
 /// The person or system behind a call.
 ///
@@ -249,9 +249,24 @@ impl Actor {
         }
     }
 
-    /// Refuses a partner before anything is read: the customer-side operations are
-    /// for customers only.
-    pub(crate) fn require_customer(&self) -> Result<&CustomerId, Error> {
+    /// The customer this actor acts for, on the customer-side operations: a partner is
+    /// refused before anything is read (it cannot even learn whether a subscription
+    /// exists).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a partner.
+    ///
+    /// ```
+    /// use dpor::*;
+    ///
+    /// let contoso = CustomerId::new("contoso")?;
+    /// assert_eq!(Actor::global_admin(contoso.clone()).acting_customer()?, &contoso);
+    /// let partner = Actor::partner(MpnId::parse("565380")?);
+    /// assert!(matches!(partner.acting_customer(), Err(Error::Forbidden { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acting_customer(&self) -> Result<&CustomerId, Error> {
         match self {
             Actor::Customer { customer, .. } => Ok(customer),
             Actor::Partner { mpn_id } => Err(Error::Forbidden {
@@ -259,6 +274,23 @@ impl Actor {
                     "partner {mpn_id} cannot act on a customer's subscriptions: only the \
                      customer's global administrator designates the partner of record"
                 ),
+            }),
+        }
+    }
+
+    /// The partner this actor acts for, on the partner-side reads (its portfolio): a
+    /// customer is refused; customers list their own subscriptions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a customer.
+    pub fn acting_partner(&self) -> Result<MpnId, Error> {
+        match self {
+            Actor::Partner { mpn_id } => Ok(*mpn_id),
+            Actor::Customer { .. } => Err(Error::Forbidden {
+                reason: "the partner portfolio is for partners; customers list their \
+                         subscriptions"
+                    .to_owned(),
             }),
         }
     }
@@ -295,6 +327,23 @@ impl Actor {
             });
         }
         Ok(())
+    }
+}
+
+/// The "More Actions" menu is an authorization rule: it offers only what the actor may do.
+impl Subscription {
+    /// The "More Actions" entries to offer `actor`: none unless `actor` is the owning
+    /// customer's global administrator and the subscription is active; then
+    /// [`Action::AddPartnerOfRecord`] without a partner of record, and
+    /// [`Action::EditPartnerOfRecord`] and [`Action::RemovePartnerOfRecord`] with one.
+    pub fn actions_for(&self, actor: &Actor) -> Vec<Action> {
+        if actor.access_to(self) != Access::Change || self.status() != SubscriptionStatus::Active {
+            return Vec::new();
+        }
+        match self.partner_of_record() {
+            None => vec![Action::AddPartnerOfRecord],
+            Some(_) => vec![Action::EditPartnerOfRecord, Action::RemovePartnerOfRecord],
+        }
     }
 }
 
@@ -394,5 +443,20 @@ mod tests {
             billing.authorize(&sub(), Access::Change),
             Err(Error::Forbidden { .. })
         ));
+    }
+
+    #[test]
+    fn actions_are_offered_only_to_the_owners_global_admin_on_active() {
+        let owner = Actor::global_admin(CustomerId::new("contoso").unwrap());
+        assert_eq!(sub().actions_for(&owner), [Action::AddPartnerOfRecord]);
+        let billing = Actor::customer(
+            CustomerId::new("contoso").unwrap(),
+            CustomerRole::BillingAdministrator,
+        );
+        assert!(sub().actions_for(&billing).is_empty());
+        let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
+        assert!(sub().actions_for(&other).is_empty());
+        let suspended = sub().with_status(SubscriptionStatus::Suspended);
+        assert!(suspended.actions_for(&owner).is_empty());
     }
 }

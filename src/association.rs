@@ -128,8 +128,8 @@ impl Subscription {
         program: Program,
         at: OffsetDateTime,
     ) -> Result<Transition, Error> {
-        self.require_active()?;
-        require_enrolled(partner, program)?;
+        ensure_active(self)?;
+        ensure_enrolled(partner, program)?;
         let at = at.to_offset(UtcOffset::UTC);
         let current = self.partner_of_record();
         if current.is_some_and(|por| por.is(partner.mpn_id(), program)) {
@@ -170,7 +170,7 @@ impl Subscription {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_partner(&self, at: OffsetDateTime) -> Result<Transition, Error> {
-        self.require_active()?;
+        ensure_active(self)?;
         let Some(current) = self.partner_of_record() else {
             return Err(Error::NoPartnerOfRecord(self.id().clone()));
         };
@@ -302,17 +302,6 @@ impl Subscription {
         Ok(self.change(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
     }
 
-    /// Only an active subscription changes its partner of record.
-    pub(crate) fn require_active(&self) -> Result<(), Error> {
-        match self.status() {
-            SubscriptionStatus::Active => Ok(()),
-            status => Err(Error::SubscriptionNotActive {
-                subscription: self.id().clone(),
-                status,
-            }),
-        }
-    }
-
     /// One version step to `partner_of_record` and `status`, recording `kinds` as
     /// events numbered on from the last one.
     fn change(
@@ -338,9 +327,30 @@ impl Subscription {
     }
 }
 
+/// Only an active subscription changes its partner of record: what
+/// [`Subscription::associate`] and [`Subscription::remove_partner`] require first, and
+/// what "Check ID" verifies before it asks the directory.
+///
+/// # Errors
+///
+/// [`Error::SubscriptionNotActive`] when it is suspended or cancelled.
+pub fn ensure_active(subscription: &Subscription) -> Result<(), Error> {
+    match subscription.status() {
+        SubscriptionStatus::Active => Ok(()),
+        status => Err(Error::SubscriptionNotActive {
+            subscription: subscription.id().clone(),
+            status,
+        }),
+    }
+}
+
 /// A partner may be designated for `program` only if it is enrolled in it: what
 /// [`Subscription::associate`] requires, and what "Check ID" verifies.
-pub(crate) fn require_enrolled(partner: &Partner, program: Program) -> Result<(), Error> {
+///
+/// # Errors
+///
+/// [`Error::PartnerNotEnrolled`].
+pub fn ensure_enrolled(partner: &Partner, program: Program) -> Result<(), Error> {
     if partner.is_enrolled(program) {
         Ok(())
     } else {

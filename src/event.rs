@@ -71,7 +71,7 @@ pub struct AssociationEvent {
 /// let fabrikam = MpnId::parse("565380")?;
 /// let kind = AssociationEventKind::PartnerRemoved { partner: fabrikam, reason: RemovalReason::RemovedByCustomer };
 /// assert_eq!(describe(&kind), "565380 was removed");
-/// assert_eq!(kind.notice(), Some((fabrikam, NotificationKind::Removed)));
+/// assert_eq!(kind.partner_to_notify(), Some((fabrikam, NotificationKind::Removed)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +194,7 @@ impl From<RemovalReason> for RemovalReasonRepr {
 impl AssociationEventKind {
     /// The partner to tell about this event, and what to tell it: `Added` to a newly
     /// associated partner, `Removed` to a removed one; nobody for lifecycle events.
-    pub fn notice(&self) -> Option<(MpnId, NotificationKind)> {
+    pub fn partner_to_notify(&self) -> Option<(MpnId, NotificationKind)> {
         match self {
             AssociationEventKind::PartnerAssociated { partner, .. } => {
                 Some((*partner, NotificationKind::Added))
@@ -297,7 +297,7 @@ impl Notification {
         service: &CloudService,
         contact_email: Option<String>,
     ) -> Option<Notification> {
-        let (partner, kind) = event.kind.notice()?;
+        let (partner, kind) = event.kind.partner_to_notify()?;
         Some(Notification {
             id: NotificationId::for_event(&event.subscription, event.sequence),
             partner,

@@ -123,9 +123,12 @@
 pub mod actor;
 pub mod association;
 pub mod attribution;
+pub mod check;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod incentive;
+pub mod link;
 pub mod memory;
 pub mod partner;
 pub mod ports;
@@ -156,20 +159,21 @@ pub use sqlx;
 
 pub use actor::{Access, Actor, CustomerRole};
 pub use association::Transition;
-pub use attribution::{
-    Disqualification, Eligibility, IncentivePolicy, PartnerLink, PartnerLinkError, PorPeriod,
-};
+pub use attribution::PorPeriod;
+pub use check::PartnerCheck;
 pub use error::{BoxError, DirectoryError, Error, NotifyError, StoreError};
 pub use event::{
     AssociationEvent, AssociationEventKind, Notification, NotificationKind, RemovalReason,
 };
 pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, SubscriptionId};
+pub use incentive::{Disqualification, Eligibility, IncentivePolicy};
+pub use link::{PartnerLink, PartnerLinkError};
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
 pub use ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresRepository;
-pub use service::{BulkMode, BulkOutcome, DispatchReport, PartnerCheck, PorService, Receipt};
+pub use service::{BulkMode, BulkOutcome, DispatchReport, PorService, Receipt};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteRepository;
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};

@@ -72,7 +72,7 @@ pub(crate) fn decode_subscription(
 }
 
 /// The conflict or not-found answer to a compare-and-swap that updated no row.
-pub(crate) fn missed(
+pub(crate) fn conflict_or_not_found(
     subscription: &SubscriptionId,
     expected: u64,
     actual: Option<i64>,
@@ -212,7 +212,11 @@ macro_rules! sql_repository {
                         .transpose()
                         .map_err(sql::backend)?;
                     // Dropping `tx` rolls back.
-                    return Err(sql::missed(id, commit.expected_version, actual));
+                    return Err(sql::conflict_or_not_found(
+                        id,
+                        commit.expected_version,
+                        actual,
+                    ));
                 }
                 for (sequence, event) in events {
                     sqlx::query(sql::INSERT_EVENT)

@@ -9,7 +9,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::actor::{Access, Actor};
 use crate::id::{CustomerId, MpnId, SubscriptionId};
 use crate::partner::Program;
 
@@ -376,20 +375,6 @@ impl Subscription {
         self.partner_of_record.as_ref()
     }
 
-    /// The "More Actions" entries to offer `actor`: none unless `actor` is the owning
-    /// customer's global administrator and the subscription is active; then
-    /// [`Action::AddPartnerOfRecord`] without a partner of record, and
-    /// [`Action::EditPartnerOfRecord`] and [`Action::RemovePartnerOfRecord`] with one.
-    pub fn actions_for(&self, actor: &Actor) -> Vec<Action> {
-        if actor.access_to(self) != Access::Change || self.status != SubscriptionStatus::Active {
-            return Vec::new();
-        }
-        match self.partner_of_record {
-            None => vec![Action::AddPartnerOfRecord],
-            Some(_) => vec![Action::EditPartnerOfRecord, Action::RemovePartnerOfRecord],
-        }
-    }
-
     /// The value after one committed change: one version on, `events` more events,
     /// with the given partner of record and status. Only the transitions call this.
     /// (No overflow: counts only grow from values bounded by [`MAX_COUNT`].)
@@ -412,31 +397,6 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::CustomerRole;
-
-    fn sub() -> Subscription {
-        Subscription::new(
-            SubscriptionId::new("sub-1").unwrap(),
-            CustomerId::new("contoso").unwrap(),
-            CloudService::Office365,
-            "E3",
-        )
-    }
-
-    #[test]
-    fn actions_are_offered_only_to_the_owners_global_admin_on_active() {
-        let owner = Actor::global_admin(CustomerId::new("contoso").unwrap());
-        assert_eq!(sub().actions_for(&owner), [Action::AddPartnerOfRecord]);
-        let billing = Actor::customer(
-            CustomerId::new("contoso").unwrap(),
-            CustomerRole::BillingAdministrator,
-        );
-        assert!(sub().actions_for(&billing).is_empty());
-        let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
-        assert!(sub().actions_for(&other).is_empty());
-        let suspended = sub().with_status(SubscriptionStatus::Suspended);
-        assert!(suspended.actions_for(&owner).is_empty());
-    }
 
     #[test]
     fn cloud_service_wire_form_is_tagged() {

@@ -133,7 +133,7 @@ async fn racing_changes_keep_one_partner_and_lose_no_notification() {
             assert!(listed.iter().any(|l| l.id() == &id));
         }
         for event in &history {
-            let (partner, kind) = event.kind.notice().unwrap();
+            let (partner, kind) = event.kind.partner_to_notify().unwrap();
             expected.insert(
                 NotificationId::for_event(&id, event.sequence),
                 (partner, kind),

@@ -857,7 +857,7 @@ async fn check_id_pane_escapes_and_round_trips_the_check() {
     assert_eq!(check.partner().name(), "Fabrikam Consulting");
 
     // Submitting the form: the confirmation.
-    let form = format!("check={}", html::percent_encode(&json));
+    let form = format!("check={}", dpor::link::percent_encode(&json));
     let (status, page) = post_form(
         &router,
         "/subscriptions/sub-002/partner-of-record",
@@ -916,13 +916,13 @@ async fn check_id_pane_escapes_and_round_trips_the_check() {
 
 #[test]
 fn percent_decoding_is_strict() {
-    assert_eq!(html::percent_decode("a%20b").as_deref(), Some("a b"));
+    assert_eq!(dpor::link::percent_decode("a%20b").as_deref(), Some("a b"));
     for bad in ["%", "%2", "%G0", "a b", "%C3%28", "{"] {
-        assert_eq!(html::percent_decode(bad), None, "{bad}");
+        assert_eq!(dpor::link::percent_decode(bad), None, "{bad}");
     }
     let text = "{\"é\": [1, 2]; x=y}";
     assert_eq!(
-        html::percent_decode(&html::percent_encode(text)).as_deref(),
+        dpor::link::percent_decode(&dpor::link::percent_encode(text)).as_deref(),
         Some(text)
     );
 }

@@ -18,7 +18,8 @@ use dpor::{
 };
 use time::OffsetDateTime;
 
-use super::html::{percent_decode, percent_encode};
+use dpor::link::{percent_decode, percent_encode};
+
 use super::pages;
 
 /// The service the portal runs on. The notifier is the in-memory recorder so that the

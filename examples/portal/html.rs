@@ -2,9 +2,11 @@
 //!
 //! Every string that comes from a user or from the data (ids, names, locations, error
 //! messages, what was typed) goes through [`Esc`] before it lands in the HTML, and
-//! through [`Seg`] before it lands in a URL path.
+//! through [`PathSegment`] before it lands in a URL path.
 
 use std::fmt::{self, Write as _};
+
+use dpor::link::percent_encode;
 
 /// Displays `T` with the HTML special characters escaped: safe in element content and
 /// in quoted attribute values.
@@ -38,53 +40,12 @@ impl fmt::Write for Escaper<'_, '_> {
 
 /// Displays `T` percent-encoded as one URL path segment (everything but the RFC 3986
 /// unreserved characters is encoded), so that any subscription id makes a safe link.
-pub struct Seg<T>(pub T);
+pub struct PathSegment<T>(pub T);
 
-impl<T: fmt::Display> fmt::Display for Seg<T> {
+impl<T: fmt::Display> fmt::Display for PathSegment<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&percent_encode(&self.0.to_string()))
     }
-}
-
-/// Percent-encodes every byte but `A-Z a-z 0-9 - . _ ~`.
-pub fn percent_encode(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for byte in input.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// Strictly reverses [`percent_encode`]: `None` for a malformed escape, a byte that
-/// should have been encoded, or a result that is not UTF-8.
-pub fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
-                out.push(b);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// What the header shows about who is signed in.
@@ -158,7 +119,7 @@ pub fn page(title: &str, header: &Header<'_>, body: &str) -> String {
 
 const STYLE: &str = r#"
 *{box-sizing:border-box}
-body{margin:0;font:15px/1.45 "Segoe UI","DejaVu Sans",Arial,sans-serif;color:#1b1b1b;background:#f3f2f1}
+body{margin:0;font:15px/1.45 "PathSegmentoe UI","DejaVu Sans",Arial,sans-serif;color:#1b1b1b;background:#f3f2f1}
 header.top{display:flex;align-items:center;gap:24px;background:#0f3d6e;color:#fff;padding:0 24px;height:48px}
 header.top a{color:#fff;text-decoration:none}
 .brand{font-weight:600;font-size:16px}.brand span{font-weight:400;opacity:.8}

@@ -23,7 +23,7 @@ use super::app::{
     self, AppState, Identity, Shared, classify, describe_actor, role_key, sign_in_cookie,
     sign_out_cookie, when,
 };
-use super::html::{self, Esc, Header, Seg};
+use super::html::{self, Esc, Header, PathSegment};
 
 /// The roles offered on the sign-in page: (form value, label).
 const ROLES: [(&str, &str); 4] = [
@@ -71,25 +71,25 @@ fn error_page(actor: Option<&Actor>, status: StatusCode, message: &str) -> Respo
 
 /// A response that ends a handler early (a redirect, an error page), boxed so that
 /// handlers can use `?` and their `Result` stays small.
-pub struct Stop(Box<Response>);
+pub struct EarlyResponse(Box<Response>);
 
-impl From<Response> for Stop {
+impl From<Response> for EarlyResponse {
     fn from(response: Response) -> Self {
-        Stop(Box::new(response))
+        EarlyResponse(Box::new(response))
     }
 }
 
-impl IntoResponse for Stop {
+impl IntoResponse for EarlyResponse {
     fn into_response(self) -> Response {
         *self.0
     }
 }
 
 /// What a page handler returns.
-type Page = Result<Response, Stop>;
+type Page = Result<Response, EarlyResponse>;
 
 /// The error page for what the service refused, for `map_err`.
-fn service_error(actor: &Actor) -> impl Fn(Error) -> Stop + '_ {
+fn service_error(actor: &Actor) -> impl Fn(Error) -> EarlyResponse + '_ {
     move |error| error_page(Some(actor), classify(&error).0, &error.to_string()).into()
 }
 
@@ -102,7 +102,7 @@ fn signed_in(headers: &HeaderMap) -> Option<Actor> {
 }
 
 /// The signed-in actor, or a redirect to the sign-in page.
-fn require_actor(headers: &HeaderMap) -> Result<Actor, Stop> {
+fn require_actor(headers: &HeaderMap) -> Result<Actor, EarlyResponse> {
     signed_in(headers).ok_or_else(|| Redirect::to("/").into_response().into())
 }
 
@@ -110,13 +110,13 @@ fn require_actor(headers: &HeaderMap) -> Result<Actor, Stop> {
 fn path_id(
     actor: &Actor,
     path: Result<Path<String>, PathRejection>,
-) -> Result<SubscriptionId, Stop> {
+) -> Result<SubscriptionId, EarlyResponse> {
     app::path_id(path)
         .map_err(|message| error_page(Some(actor), StatusCode::BAD_REQUEST, &message).into())
 }
 
 fn subscription_url(id: &SubscriptionId) -> String {
-    format!("/subscriptions/{}", Seg(id))
+    format!("/subscriptions/{}", PathSegment(id))
 }
 
 fn crumbs(subscription: Option<&Subscription>, last: Option<&str>) -> Crumbs {
@@ -438,7 +438,7 @@ where
         &self,
         headers: &HeaderMap,
         path: Result<Path<String>, PathRejection>,
-    ) -> Result<(Actor, SubscriptionId, Subscription), Stop> {
+    ) -> Result<(Actor, SubscriptionId, Subscription), EarlyResponse> {
         let actor = require_actor(headers)?;
         let id = path_id(&actor, path)?;
         let s = (self.service.subscription(&actor, &id).await).map_err(service_error(&actor))?;

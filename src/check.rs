@@ -1,0 +1,369 @@
+//! "Check ID" and "Submit", decided: [`PartnerCheck`] (what the customer confirms) and
+//! the pure functions that apply DESIGN section 4's order of checks to values read by
+//! the [service](crate::service):
+//!
+//! | step | before the directory is asked | once it answered |
+//! |---|---|---|
+//! | "Check ID" | [`partner_to_look_up`]: authorization, the ID's syntax, status | [`PartnerCheck::issue`]: found, enrolled |
+//! | "Submit" | [`PartnerCheck::verify`]: authorization, version, age, status | [`designate`]: found, enrolled, the change |
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::{Access, Actor};
+use crate::association::{self, Transition};
+use crate::error::Error;
+use crate::id::{MpnId, SubscriptionId};
+use crate::partner::{Partner, Program};
+use crate::subscription::{PartnerOfRecord, Subscription};
+
+/// How long a [`PartnerCheck`] may be submitted after it was made, by default.
+pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
+
+/// What "Check ID" found: the partner to confirm, and the state of the subscription it
+/// was checked against. Pass it back to [`PorService::submit`].
+///
+/// A check is serializable so that a portal can round-trip it through a form, which
+/// also makes it forgeable: `submit` re-verifies everything and trusts nothing in it
+/// but the subscription id, the partner's MPN ID, the version and the time.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// # use time::macros::datetime;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
+/// # let repository = InMemoryRepository::new();
+/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// # let directory = InMemoryDirectory::new().with_partner(
+/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
+/// # );
+/// # let notifier = RecordingNotifier::new();
+/// # let service = PorService::new(repository, directory, notifier.clone())
+/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
+/// # let admin = Actor::global_admin(contoso);
+/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
+/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// let check = service.check_partner(&admin, &sub, "565380").await?;
+/// // What the portal shows before "Submit":
+/// assert_eq!((check.partner().name(), check.partner().location()), ("Fabrikam", Some("Seattle, US")));
+/// assert!(check.current().is_none()); // nobody to replace
+/// assert_eq!((check.version(), check.checked_at()), (0, datetime!(2026-01-05 10:00 UTC)));
+///
+/// // A portal may round-trip the check through a form; `submit` re-verifies it.
+/// let from_form: PartnerCheck = serde_json::from_str(&serde_json::to_string(&check)?)?;
+/// assert!(service.submit(&admin, &from_form).await?.changed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerCheck {
+    subscription: SubscriptionId,
+    partner: Partner,
+    program: Program,
+    current: Option<PartnerOfRecord>,
+    version: u64,
+    #[serde(with = "crate::timestamp")]
+    checked_at: OffsetDateTime,
+}
+
+impl PartnerCheck {
+    /// The subscription checked against.
+    pub fn subscription(&self) -> &SubscriptionId {
+        &self.subscription
+    }
+
+    /// The partner found: its name and location are what the portal shows.
+    pub fn partner(&self) -> &Partner {
+        &self.partner
+    }
+
+    /// The program the partner would be designated for.
+    pub fn program(&self) -> Program {
+        self.program
+    }
+
+    /// The partner of record at the time of the check, if any (the one to be replaced).
+    pub fn current(&self) -> Option<&PartnerOfRecord> {
+        self.current.as_ref()
+    }
+
+    /// The subscription's version at the time of the check.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the check was made.
+    pub fn checked_at(&self) -> OffsetDateTime {
+        self.checked_at
+    }
+
+    /// Whether submitting this check would change nothing (the partner is already
+    /// partner of record for this program).
+    pub fn is_current(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.is(self.partner.mpn_id(), self.program))
+    }
+
+    /// "Check ID", once the directory answered for the MPN ID that
+    /// [`partner_to_look_up`] gave: the partner must exist ([`Error::PartnerNotFound`])
+    /// and be enrolled in `program` ([`Error::PartnerNotEnrolled`]). The check records
+    /// the subscription's state as read and the time `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PartnerNotFound`], then [`Error::PartnerNotEnrolled`].
+    pub fn issue(
+        stored: &Subscription,
+        mpn_id: MpnId,
+        found: Option<Partner>,
+        program: Program,
+        now: OffsetDateTime,
+    ) -> Result<PartnerCheck, Error> {
+        let partner = found.ok_or(Error::PartnerNotFound(mpn_id))?;
+        association::ensure_enrolled(&partner, program)?;
+        Ok(PartnerCheck {
+            subscription: stored.id().clone(),
+            partner,
+            program,
+            current: stored.partner_of_record().cloned(),
+            version: stored.version(),
+            checked_at: now,
+        })
+    }
+
+    /// "Submit", up to the directory: decides whether `actor` may submit this check
+    /// against `stored` (the subscription as read now) at `now`, and answers the MPN ID
+    /// to look up again. Nothing in the check is trusted but its subscription id, MPN
+    /// ID, version and time; the caller looks the partner up again and hands it to
+    /// [`Subscription::associate`] with its own program.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::SubscriptionNotFound`] or [`Error::Forbidden`] (see
+    /// [`Actor::authorize`]); [`Error::Conflict`] when the subscription's version is no
+    /// longer the check's; [`Error::CheckExpired`] when the check is older than `ttl`
+    /// or dated after `now`; [`Error::SubscriptionNotActive`].
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::{Duration, macros::datetime};
+    ///
+    /// let contoso = CustomerId::new("contoso")?;
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
+    /// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+    /// let at = datetime!(2026-01-05 10:00 UTC);
+    /// let check = PartnerCheck::issue(&sub, fabrikam.mpn_id(), Some(fabrikam), Program::OnlineServicesSell, at)?;
+    ///
+    /// let admin = Actor::global_admin(contoso);
+    /// assert_eq!(check.verify(&admin, &sub, at + Duration::minutes(5), Duration::minutes(15))?.as_str(), "565380");
+    /// assert!(matches!(
+    ///     check.verify(&admin, &sub, at + Duration::minutes(16), Duration::minutes(15)),
+    ///     Err(Error::CheckExpired { .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify(
+        &self,
+        actor: &Actor,
+        stored: &Subscription,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<MpnId, Error> {
+        actor.authorize(stored, Access::Change)?;
+        if stored.version() != self.version {
+            return Err(Error::Conflict {
+                subscription: stored.id().clone(),
+                expected: self.version,
+                actual: stored.version(),
+            });
+        }
+        if self.checked_at > now || now - self.checked_at > ttl {
+            return Err(Error::CheckExpired {
+                checked_at: self.checked_at,
+            });
+        }
+        association::ensure_active(stored)?;
+        Ok(self.partner.mpn_id())
+    }
+}
+
+/// "Check ID", up to the directory: decides whether `actor` may check a partner on
+/// `stored` and which MPN ID to look up, from what the customer `typed`.
+///
+/// # Errors
+///
+/// In this order: [`Error::SubscriptionNotFound`] or [`Error::Forbidden`] (see
+/// [`Actor::authorize`]); [`Error::InvalidMpnId`]; [`Error::SubscriptionNotActive`].
+///
+/// ```
+/// use dpor::*;
+/// use dpor::check::partner_to_look_up;
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
+/// let admin = Actor::global_admin(contoso);
+/// assert_eq!(partner_to_look_up(&admin, &sub, " 565380 ")?.as_str(), "565380");
+/// assert!(matches!(partner_to_look_up(&admin, &sub, "56538O"), Err(Error::InvalidMpnId(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn partner_to_look_up(
+    actor: &Actor,
+    stored: &Subscription,
+    typed: &str,
+) -> Result<MpnId, Error> {
+    actor.authorize(stored, Access::Change)?;
+    let mpn_id = MpnId::parse(typed)?;
+    association::ensure_active(stored)?;
+    Ok(mpn_id)
+}
+
+/// "Submit", once the directory answered again for the MPN ID that
+/// [`PartnerCheck::verify`] gave: the partner must still exist, and then
+/// [`Subscription::associate`] decides (enrolment in the service's `program`, the
+/// change).
+///
+/// # Errors
+///
+/// [`Error::PartnerNotFound`]; then those of [`Subscription::associate`].
+pub fn designate(
+    stored: &Subscription,
+    mpn_id: MpnId,
+    found: Option<&Partner>,
+    program: Program,
+    now: OffsetDateTime,
+) -> Result<Transition, Error> {
+    let partner = found.ok_or(Error::PartnerNotFound(mpn_id))?;
+    stored.associate(partner, program, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::actor::CustomerRole;
+    use crate::id::CustomerId;
+    use crate::subscription::{CloudService, SubscriptionStatus};
+
+    const AT: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+    const TTL: Duration = Duration::minutes(15);
+
+    fn contoso() -> CustomerId {
+        CustomerId::new("contoso").unwrap()
+    }
+
+    fn sub() -> Subscription {
+        let id = SubscriptionId::new("sub-1").unwrap();
+        Subscription::new(id, contoso(), CloudService::Office365, "E3")
+    }
+
+    fn fabrikam() -> Partner {
+        Partner::new(MpnId::parse("565380").unwrap(), "Fabrikam")
+            .enrolled_in(Program::OnlineServicesSell)
+    }
+
+    fn check_of(stored: &Subscription) -> PartnerCheck {
+        let partner = fabrikam();
+        PartnerCheck::issue(
+            stored,
+            partner.mpn_id(),
+            Some(partner),
+            Program::OnlineServicesSell,
+            AT,
+        )
+        .unwrap()
+    }
+
+    fn admin() -> Actor {
+        Actor::global_admin(contoso())
+    }
+
+    #[test]
+    fn a_fresh_check_verifies_and_names_the_partner_to_look_up() {
+        let mpn_id = check_of(&sub()).verify(&admin(), &sub(), AT + TTL, TTL);
+        assert_eq!(mpn_id.unwrap(), fabrikam().mpn_id());
+    }
+
+    #[test]
+    fn a_changed_version_is_a_conflict() {
+        let check = check_of(&sub());
+        let Transition::Changed { next, .. } = sub().suspend(AT).unwrap() else {
+            panic!("expected a change")
+        };
+        assert!(matches!(
+            check.verify(&admin(), &next, AT, TTL),
+            Err(Error::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_old_or_future_check_has_expired() {
+        let check = check_of(&sub());
+        let late = AT + TTL + Duration::SECOND;
+        let early = AT - Duration::SECOND;
+        for now in [late, early] {
+            assert!(matches!(
+                check.verify(&admin(), &sub(), now, TTL),
+                Err(Error::CheckExpired { checked_at }) if checked_at == AT
+            ));
+        }
+    }
+
+    #[test]
+    fn authorization_comes_before_the_version_and_the_age() {
+        let check = check_of(&sub());
+        let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
+        let stale = sub().with_status(SubscriptionStatus::Suspended);
+        assert!(matches!(
+            check.verify(&billing, &stale, AT + TTL * 2, TTL),
+            Err(Error::Forbidden { .. })
+        ));
+        let stranger = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
+        assert!(matches!(
+            check.verify(&stranger, &sub(), AT, TTL),
+            Err(Error::SubscriptionNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn an_inactive_subscription_is_refused_after_the_age() {
+        let suspended = sub().with_status(SubscriptionStatus::Suspended);
+        let check = check_of(&sub());
+        assert!(matches!(
+            check.verify(&admin(), &suspended, AT, TTL),
+            Err(Error::SubscriptionNotActive { .. })
+        ));
+    }
+
+    #[test]
+    fn check_id_orders_syntax_before_status_and_found_before_enrolled() {
+        let suspended = sub().with_status(SubscriptionStatus::Suspended);
+        assert!(matches!(
+            partner_to_look_up(&admin(), &suspended, "x"),
+            Err(Error::InvalidMpnId(_))
+        ));
+        assert!(matches!(
+            partner_to_look_up(&admin(), &suspended, "565380"),
+            Err(Error::SubscriptionNotActive { .. })
+        ));
+        let mpn_id = fabrikam().mpn_id();
+        let usage = Program::OnlineServicesUsage;
+        assert!(matches!(
+            PartnerCheck::issue(&sub(), mpn_id, None, usage, AT),
+            Err(Error::PartnerNotFound(_))
+        ));
+        assert!(matches!(
+            PartnerCheck::issue(&sub(), mpn_id, Some(fabrikam()), usage, AT),
+            Err(Error::PartnerNotEnrolled { .. })
+        ));
+    }
+}

@@ -1,0 +1,255 @@
+//! [`PorService`]: the thin async shell that runs the pure rules over the ports.
+//!
+//! Every method reads what it needs through the [`Repository`] and the
+//! [`PartnerDirectory`], hands the values to one pure decision (the rules live in
+//! [`actor`](crate::actor), [`check`](crate::check) and
+//! [`association`](crate::association)), commits the outcome with one compare-and-swap,
+//! and delivers the commit's notifications through the [`Notifier`]. The methods are
+//! grouped by whom they serve:
+//!
+//! - `customer.rs`: the customer's portal flow (list, check, submit, verify, remove,
+//!   bulk);
+//! - `partner_side.rs`: history and attribution, which the partner of record may read
+//!   too, and the partner's portfolio;
+//! - `lifecycle.rs`: suspend, reactivate, cancel and migrate, for the billing side;
+//! - `outbox.rs`: the notifications of a commit, their delivery, and
+//!   [`PorService::dispatch_pending`].
+//!
+//! The delivery guarantee is stated once, in the crate docs ("Guarantees").
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use crate::actor::{Access, Actor};
+use crate::association::Transition;
+use crate::check::DEFAULT_CHECK_TTL;
+use crate::error::Error;
+use crate::event::AssociationEvent;
+use crate::id::SubscriptionId;
+use crate::partner::{Partner, Program};
+use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+use crate::subscription::Subscription;
+
+mod customer;
+mod lifecycle;
+mod outbox;
+mod partner_side;
+
+pub use crate::check::PartnerCheck;
+pub use customer::{BulkMode, BulkOutcome};
+pub use outbox::DispatchReport;
+
+/// The partner-of-record service: one method per portal step.
+///
+/// Build it over the host's ports (or the [`memory`](crate::memory) defaults), then
+/// configure it with the `with_*` methods. See the [crate docs](crate) for the whole
+/// flow.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// use time::{Duration, macros::datetime};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let repository = InMemoryRepository::new();
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Azure, "Azure plan");
+/// repository.insert(sub).await?;
+///
+/// let service = PorService::new(repository, InMemoryDirectory::new(), RecordingNotifier::new())
+///     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)))
+///     .with_program(Program::OnlineServicesUsage)
+///     .with_check_ttl(Duration::minutes(5));
+///
+/// assert_eq!(service.subscriptions(&Actor::global_admin(contoso)).await?.len(), 1);
+/// // A partner never acts on a customer's subscriptions.
+/// let partner = Actor::partner(MpnId::parse("565380")?);
+/// assert!(matches!(service.subscriptions(&partner).await, Err(Error::Forbidden { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PorService<R, D, N, C = SystemClock> {
+    repository: R,
+    directory: D,
+    notifier: N,
+    clock: C,
+    program: Program,
+    check_ttl: Duration,
+}
+
+impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PorService")
+            .field("program", &self.program)
+            .field("check_ttl", &self.check_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a change did: the subscription after it, its events, and what became of its
+/// notifications.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+/// # use time::macros::datetime;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
+/// # let repository = InMemoryRepository::new();
+/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
+/// # let directory = InMemoryDirectory::new().with_partner(
+/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
+/// # );
+/// # let notifier = RecordingNotifier::new();
+/// # let service = PorService::new(repository, directory, notifier.clone())
+/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
+/// # let admin = Actor::global_admin(contoso);
+/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
+/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// let check = service.check_partner(&admin, &sub, "565380").await?;
+/// let receipt = service.submit(&admin, &check).await?;
+/// assert!(receipt.changed);
+/// assert_eq!((receipt.subscription.version(), receipt.events.len()), (1, 1));
+/// assert_eq!((receipt.notifications_delivered, receipt.notifications_pending), (1, 0));
+///
+/// // Submitting the current partner of record again changes nothing.
+/// let again = service.check_partner(&admin, &sub, "565380").await?;
+/// let receipt = service.submit(&admin, &again).await?;
+/// assert!(!receipt.changed && receipt.events.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The subscription after the operation (unchanged when `changed` is false).
+    pub subscription: Subscription,
+    /// The events the operation committed (empty when `changed` is false).
+    pub events: Vec<AssociationEvent>,
+    /// Whether anything was committed.
+    pub changed: bool,
+    /// How many of this commit's notifications were delivered right away.
+    pub notifications_delivered: usize,
+    /// How many stay in the outbox for [`PorService::dispatch_pending`].
+    pub notifications_pending: usize,
+}
+
+impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
+    /// A service over these ports, with the system clock, the Online Services Sell
+    /// program and a 15-minute check lifetime.
+    pub fn new(repository: R, directory: D, notifier: N) -> Self {
+        PorService {
+            repository,
+            directory,
+            notifier,
+            clock: SystemClock,
+            program: Program::OnlineServicesSell,
+            check_ttl: DEFAULT_CHECK_TTL,
+        }
+    }
+}
+
+impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+    /// The same service reading the time from `clock` (a
+    /// [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> PorService<R, D, N, C2> {
+        PorService {
+            repository: self.repository,
+            directory: self.directory,
+            notifier: self.notifier,
+            clock,
+            program: self.program,
+            check_ttl: self.check_ttl,
+        }
+    }
+
+    /// The same service designating partners for `program` (default
+    /// [`Program::OnlineServicesSell`]). Partners must be enrolled in it.
+    pub fn with_program(self, program: Program) -> Self {
+        PorService { program, ..self }
+    }
+
+    /// The same service accepting checks up to `ttl` old at submit (default 15 minutes).
+    pub fn with_check_ttl(self, ttl: Duration) -> Self {
+        PorService {
+            check_ttl: ttl,
+            ..self
+        }
+    }
+
+    /// The repository, for the host's own reads (and for tests).
+    pub fn repository(&self) -> &R {
+        &self.repository
+    }
+
+    /// Reads a subscription, or [`Error::SubscriptionNotFound`].
+    async fn read_subscription(&self, id: &SubscriptionId) -> Result<Subscription, Error> {
+        self.repository
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))
+    }
+
+    /// Reads a subscription and checks that `actor` has `needed` on it
+    /// ([`Actor::authorize`]).
+    async fn read_authorized(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        needed: Access,
+    ) -> Result<Subscription, Error> {
+        let stored = self.read_subscription(id).await?;
+        actor.authorize(&stored, needed)?;
+        Ok(stored)
+    }
+
+    /// Commits `transition` of `stored` with its notifications, then delivers them.
+    /// `known` is a partner already looked up, whose contact need not be fetched again.
+    async fn commit_and_deliver(
+        &self,
+        stored: Subscription,
+        transition: Transition,
+        known: Option<&Partner>,
+    ) -> Result<Receipt, Error> {
+        let (next, events) = match transition {
+            Transition::Unchanged => return Ok(Receipt::unchanged(stored)),
+            Transition::Changed { next, events } => (next, events),
+        };
+        let notifications = self.notifications_for(&next, &events, known).await?;
+        self.repository
+            .commit(Commit {
+                expected_version: stored.version(),
+                next: next.clone(),
+                events: events.clone(),
+                notifications: notifications.clone(),
+            })
+            .await?;
+        let delivered = self.deliver_committed(&notifications).await;
+        Ok(Receipt {
+            subscription: next,
+            events,
+            changed: true,
+            notifications_delivered: delivered,
+            notifications_pending: notifications.len() - delivered,
+        })
+    }
+}
+
+impl Receipt {
+    /// The receipt of an operation that changed nothing.
+    fn unchanged(subscription: Subscription) -> Self {
+        Receipt {
+            subscription,
+            events: Vec::new(),
+            changed: false,
+            notifications_delivered: 0,
+            notifications_pending: 0,
+        }
+    }
+}

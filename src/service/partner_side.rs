@@ -1,0 +1,66 @@
+//! The reads a partner may make too: a subscription's history and who was partner of
+//! record when (for the customer, and for the subscription's current partner of
+//! record), and the partner's own portfolio.
+
+use time::OffsetDateTime;
+
+use super::PorService;
+use crate::actor::{Access, Actor};
+use crate::attribution;
+use crate::error::Error;
+use crate::event::AssociationEvent;
+use crate::id::{MpnId, SubscriptionId};
+use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
+use crate::subscription::Subscription;
+
+impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+    /// Every event of the subscription (partner changes and lifecycle), ordered by
+    /// sequence: for any role of the customer, and for the partner that is its current
+    /// partner of record (a partner-side read).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubscriptionNotFound`] when it does not exist or is hidden from the
+    /// actor (another customer's, or a partner that is not its partner of record);
+    /// [`Error::Store`].
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+    ) -> Result<Vec<AssociationEvent>, Error> {
+        let stored = self
+            .read_authorized(actor, subscription, Access::View)
+            .await?;
+        Ok(self.repository.history(stored.id()).await?)
+    }
+
+    /// Who was partner of record of the subscription at `at`: its history replayed up
+    /// to that instant (see [`attribution::partner_of_record_at`], and
+    /// [`attribution::periods`] for the time that counted); for the same actors as
+    /// [`history`](Self::history).
+    ///
+    /// # Errors
+    ///
+    /// As [`history`](Self::history).
+    pub async fn partner_of_record_at(
+        &self,
+        actor: &Actor,
+        id: &SubscriptionId,
+        at: OffsetDateTime,
+    ) -> Result<Option<MpnId>, Error> {
+        let history = self.history(actor, id).await?;
+        Ok(attribution::partner_of_record_at(&history, at))
+    }
+
+    /// The partner side: the subscriptions where the acting partner is partner of
+    /// record now, ordered by id (cancelled ones included, with their status: the
+    /// partner of record stays on a cancelled subscription's record).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for a customer actor; [`Error::Store`].
+    pub async fn partner_portfolio(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
+        let partner = actor.acting_partner()?;
+        Ok(self.repository.list_by_partner(&partner).await?)
+    }
+}
