@@ -229,7 +229,7 @@ impl Actor {
     /// [`Error::SubscriptionNotFound`] when the subscription is hidden from the actor,
     /// [`Error::Forbidden`] when it may see but not manage it.
     pub fn authorize_lifecycle(&self, subscription: &Subscription) -> Result<(), Error> {
-        self.visible(subscription)?;
+        self.access_unless_hidden(subscription)?;
         if !self.may_manage_lifecycle(subscription) {
             return Err(Error::Forbidden {
                 reason: "only the customer's global or billing administrator can suspend, \
@@ -242,7 +242,7 @@ impl Actor {
 
     /// The actor's access to `subscription`, unless it is hidden from it: then
     /// [`Error::SubscriptionNotFound`], exactly as for one that does not exist.
-    fn visible(&self, subscription: &Subscription) -> Result<Access, Error> {
+    fn access_unless_hidden(&self, subscription: &Subscription) -> Result<Access, Error> {
         match self.access_to(subscription) {
             Access::Hidden => Err(Error::SubscriptionNotFound(subscription.id().clone())),
             granted => Ok(granted),
@@ -314,7 +314,7 @@ impl Actor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn authorize(&self, subscription: &Subscription, needed: Access) -> Result<(), Error> {
-        if self.visible(subscription)? < needed {
+        if self.access_unless_hidden(subscription)? < needed {
             let role = match self {
                 Actor::Customer { role, .. } => role.to_string(),
                 Actor::Partner { .. } => "partner".to_owned(),

@@ -149,7 +149,7 @@ impl Subscription {
             replaced: current.map(PartnerOfRecord::mpn_id),
         });
         let por = PartnerOfRecord::new(partner.mpn_id(), partner.name(), program, at);
-        Ok(self.change(Some(por), self.status(), at, kinds))
+        Ok(self.version_step(Some(por), self.status(), at, kinds))
     }
 
     /// Removes the partner of record, at `at`.
@@ -178,7 +178,7 @@ impl Subscription {
             partner: current.mpn_id(),
             reason: RemovalReason::RemovedByCustomer,
         };
-        Ok(self.change(
+        Ok(self.version_step(
             None,
             self.status(),
             at.to_offset(UtcOffset::UTC),
@@ -203,7 +203,7 @@ impl Subscription {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn suspend(&self, at: OffsetDateTime) -> Result<Transition, Error> {
-        self.lifecycle(SubscriptionStatus::Suspended, at)
+        self.move_to_status(SubscriptionStatus::Suspended, at)
     }
 
     /// Reactivates a suspended subscription, at `at`.
@@ -212,7 +212,7 @@ impl Subscription {
     ///
     /// [`Error::SubscriptionCancelled`] when it is cancelled.
     pub fn reactivate(&self, at: OffsetDateTime) -> Result<Transition, Error> {
-        self.lifecycle(SubscriptionStatus::Active, at)
+        self.move_to_status(SubscriptionStatus::Active, at)
     }
 
     /// Cancels the subscription, at `at`. Cancelling a cancelled one is
@@ -222,7 +222,7 @@ impl Subscription {
     ///
     /// None today; the `Result` keeps the transitions uniform.
     pub fn cancel(&self, at: OffsetDateTime) -> Result<Transition, Error> {
-        self.lifecycle(SubscriptionStatus::Cancelled, at)
+        self.move_to_status(SubscriptionStatus::Cancelled, at)
     }
 
     /// Moves the subscription to `new_id`, at `at`: returns this subscription's
@@ -271,12 +271,12 @@ impl Subscription {
             self.name(),
         );
         let at = at.to_offset(UtcOffset::UTC);
-        let transition = self.change(None, SubscriptionStatus::Cancelled, at, kinds);
+        let transition = self.version_step(None, SubscriptionStatus::Cancelled, at, kinds);
         Ok((transition, migrated))
     }
 
     /// Moves the status to `target`, recording the matching lifecycle event.
-    fn lifecycle(
+    fn move_to_status(
         &self,
         target: SubscriptionStatus,
         at: OffsetDateTime,
@@ -299,12 +299,12 @@ impl Subscription {
             }
         };
         let por = self.partner_of_record().cloned();
-        Ok(self.change(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
+        Ok(self.version_step(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
     }
 
     /// One version step to `partner_of_record` and `status`, recording `kinds` as
     /// events numbered on from the last one.
-    fn change(
+    fn version_step(
         &self,
         partner_of_record: Option<PartnerOfRecord>,
         status: SubscriptionStatus,

@@ -21,7 +21,7 @@ use crate::subscription::{PartnerOfRecord, Subscription};
 pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 
 /// What "Check ID" found: the partner to confirm, and the state of the subscription it
-/// was checked against. Pass it back to [`PorService::submit`].
+/// was checked against. Pass it back to [`PorService::submit`](crate::PorService::submit).
 ///
 /// A check is serializable so that a portal can round-trip it through a form, which
 /// also makes it forgeable: `submit` re-verifies everything and trusts nothing in it
@@ -33,18 +33,10 @@ pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 /// use dpor::*;
 /// # use time::macros::datetime;
 /// # tokio::runtime::Runtime::new()?.block_on(async {
-/// # let (contoso, sub) = (CustomerId::new("contoso")?, SubscriptionId::new("sub-1")?);
-/// # let repository = InMemoryRepository::new();
-/// # repository.insert(Subscription::new(sub.clone(), contoso.clone(), CloudService::Office365, "E3")).await?;
-/// # let directory = InMemoryDirectory::new().with_partner(
-/// #     Partner::new(MpnId::parse("565380")?, "Fabrikam").with_location("Seattle, US").enrolled_in(Program::OnlineServicesSell),
-/// # );
-/// # let notifier = RecordingNotifier::new();
-/// # let service = PorService::new(repository, directory, notifier.clone())
-/// #     .with_clock(ManualClock::new(datetime!(2026-01-05 10:00 UTC)));
-/// # let admin = Actor::global_admin(contoso);
-/// // `service` runs over the in-memory ports; `admin` is the global administrator of the
-/// // customer that owns subscription `sub`; the directory lists partner 565380.
+/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub } = dpor::doc_fixture::fabrikam().await?;
+/// // `service` runs over the in-memory ports, its clock at 2026-01-05 10:00 UTC; `admin`
+/// // is the global administrator of the customer that owns subscription `sub`; the
+/// // directory lists partner 565380 (Fabrikam, Seattle); `notifier` records the emails.
 /// let check = service.check_partner(&admin, &sub, "565380").await?;
 /// // What the portal shows before "Submit":
 /// assert_eq!((check.partner().name(), check.partner().location()), ("Fabrikam", Some("Seattle, US")));

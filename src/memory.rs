@@ -26,7 +26,8 @@ use crate::partner::Partner;
 use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository};
 use crate::subscription::Subscription;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`, taking over a poisoned lock as it is (see the module docs).
+fn lock_even_if_poisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -145,12 +146,12 @@ impl InMemoryRepository {
 
     fn shard(&self, id: &SubscriptionId) -> MutexGuard<'_, Shard> {
         let index = self.state.hasher.hash_one(id) as usize % SHARDS;
-        lock(&self.state.shards[index])
+        lock_even_if_poisoned(&self.state.shards[index])
     }
 }
 
 /// Deletes a notification from a shard's outbox; whether it was there.
-fn deliver_from(shard: &mut Shard, id: &NotificationId) -> bool {
+fn remove_from_outbox(shard: &mut Shard, id: &NotificationId) -> bool {
     match shard.positions.remove(id) {
         Some(position) => shard.outbox.remove(&position).is_some(),
         None => false,
@@ -165,7 +166,7 @@ impl Repository for InMemoryRepository {
         if shard.entries.contains(&id) {
             return Err(StoreError::AlreadyExists(id));
         }
-        lock(&self.state.by_customer)
+        lock_even_if_poisoned(&self.state.by_customer)
             .entry(subscription.customer().clone())
             .or_default()
             .push(id.clone());
@@ -189,7 +190,7 @@ impl Repository for InMemoryRepository {
         &self,
         customer: &CustomerId,
     ) -> Result<Vec<Subscription>, StoreError> {
-        let mut ids = lock(&self.state.by_customer)
+        let mut ids = lock_even_if_poisoned(&self.state.by_customer)
             .get(customer)
             .cloned()
             .unwrap_or_default();
@@ -209,7 +210,7 @@ impl Repository for InMemoryRepository {
         let mut found = Vec::new();
         for shard in &self.state.shards {
             found.extend(
-                lock(shard)
+                lock_even_if_poisoned(shard)
                     .entries
                     .iter()
                     .filter(|e| {
@@ -301,7 +302,7 @@ impl Repository for InMemoryRepository {
         // The oldest `limit` of each shard, merged by position.
         let mut oldest: Vec<(u64, Notification)> = Vec::new();
         for shard in &self.state.shards {
-            let shard = lock(shard);
+            let shard = lock_even_if_poisoned(shard);
             oldest.extend(
                 shard
                     .outbox
@@ -323,12 +324,12 @@ impl Repository for InMemoryRepository {
                 .rsplit_once('#')
                 .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok());
             if let Some(home) = home
-                && deliver_from(&mut self.shard(&home), id)
+                && remove_from_outbox(&mut self.shard(&home), id)
             {
                 continue;
             }
             for shard in &self.state.shards {
-                if deliver_from(&mut lock(shard), id) {
+                if remove_from_outbox(&mut lock_even_if_poisoned(shard), id) {
                     break;
                 }
             }
@@ -426,19 +427,19 @@ impl RecordingNotifier {
 
     /// The notifications delivered successfully so far, in delivery order.
     pub fn sent(&self) -> Vec<Notification> {
-        lock(&self.state).sent.clone()
+        lock_even_if_poisoned(&self.state).sent.clone()
     }
 
     /// Makes the next `n` deliveries fail (replacing any earlier count).
     pub fn fail_next(&self, n: usize) {
-        lock(&self.state).fail_next = n;
+        lock_even_if_poisoned(&self.state).fail_next = n;
     }
 }
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let mut state = lock(&self.state);
+        let mut state = lock_even_if_poisoned(&self.state);
         if state.fail_next > 0 {
             state.fail_next -= 1;
             return Err(NotifyError::new("simulated delivery failure"));
@@ -473,19 +474,19 @@ impl ManualClock {
 
     /// Sets the time to `at` (it may go backwards).
     pub fn set(&self, at: OffsetDateTime) {
-        *lock(&self.now) = at;
+        *lock_even_if_poisoned(&self.now) = at;
     }
 
     /// Moves the time by `by` (saturating at the limits of `OffsetDateTime`).
     pub fn advance(&self, by: Duration) {
-        let mut now = lock(&self.now);
+        let mut now = lock_even_if_poisoned(&self.now);
         *now = now.saturating_add(by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *lock(&self.now)
+        *lock_even_if_poisoned(&self.now)
     }
 }
 

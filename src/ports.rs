@@ -3,9 +3,12 @@
 //! and [`Clock`] — and the [`Commit`] a repository applies.
 //!
 //! Every trait is object safe (`#[async_trait]`, so `Arc<dyn Repository>` works),
-//! `Send + Sync`, and implemented for `Arc<T>`, `Box<T>` and `&T`. The
-//! [`memory`](crate::memory) module holds the in-memory implementations; they are the
-//! worked example of what each contract asks.
+//! `Send + Sync`, and implemented for `Arc<T>`, `Box<T>` and `&T`. Each trait's docs
+//! state its contract. `examples/custom_store.rs` is the worked example: a complete
+//! `Repository` over a plain `Mutex<BTreeMap>` "table" with a version column, and a
+//! logging `Notifier`. The [`memory`](crate::memory) implementations keep the same
+//! contracts but are tuned for speed (sharded, one lock per commit), so they are no
+//! model to read first. `dpor::testkit` (feature `testkit`) checks any implementation.
 //!
 //! # Implementing `Repository`
 //!
@@ -136,8 +139,8 @@ impl Commit {
 
 /// Where subscriptions, their histories and the notification outbox are kept.
 ///
-/// See the [module docs](self) for how to implement it; [`InMemoryRepository`](crate::InMemoryRepository)
-/// is the reference implementation.
+/// See the [module docs](self) for how to implement it, and `examples/custom_store.rs`
+/// for a complete implementation.
 ///
 /// # Examples
 ///

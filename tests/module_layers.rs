@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sqlite", 5),
     ("postgres", 5),
     ("testkit", 5),
+    ("doc_fixture", 6),
 ];
 
 /// The module a file belongs to: `src/x.rs` and `src/x/...` are `x`.
