@@ -106,6 +106,7 @@ fn per_event(changes: usize) -> f64 {
             next: next.clone(),
             events: new,
             notifications: vec![],
+            create: None,
         };
         ready(repo.commit(commit)).unwrap();
         sub = next;

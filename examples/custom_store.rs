@@ -46,6 +46,17 @@ impl MyDatabase {
     fn decode(row: &Row) -> Result<Subscription, StoreError> {
         serde_json::from_str(&row.record).map_err(backend)
     }
+
+    fn encode(subscription: &Subscription) -> Result<Row, StoreError> {
+        Ok(Row {
+            customer: subscription.customer().to_string(),
+            partner: subscription
+                .partner_of_record()
+                .map(|p| p.mpn_id().to_string()),
+            version: subscription.version(),
+            record: serde_json::to_string(subscription).map_err(backend)?,
+        })
+    }
 }
 
 #[async_trait]
@@ -56,15 +67,7 @@ impl Repository for MyDatabase {
         if t.subscriptions.contains_key(&id) {
             return Err(StoreError::AlreadyExists(subscription.id().clone()));
         }
-        let row = Row {
-            customer: subscription.customer().to_string(),
-            partner: subscription
-                .partner_of_record()
-                .map(|p| p.mpn_id().to_string()),
-            version: subscription.version(),
-            record: serde_json::to_string(&subscription).map_err(backend)?,
-        };
-        t.subscriptions.insert(id, row);
+        t.subscriptions.insert(id, Self::encode(&subscription)?);
         Ok(())
     }
 
@@ -118,6 +121,13 @@ impl Repository for MyDatabase {
             .iter()
             .map(|n| Ok((n.id.to_string(), serde_json::to_string(n).map_err(backend)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // A migration also creates a subscription, in the same transaction.
+        let create = commit.create.as_ref().map(Self::encode).transpose()?;
+        if let Some(created) = &commit.create
+            && t.subscriptions.contains_key(created.id().as_str())
+        {
+            return Err(StoreError::AlreadyExists(created.id().clone()));
+        }
         // UPDATE subscriptions SET ... WHERE id = ? AND version = ?
         let row = t
             .subscriptions
@@ -136,6 +146,9 @@ impl Repository for MyDatabase {
             .partner_of_record()
             .map(|p| p.mpn_id().to_string());
         row.record = record;
+        if let (Some(created), Some(row)) = (&commit.create, create) {
+            t.subscriptions.insert(created.id().to_string(), row);
+        }
         t.events.extend(events);
         for (nid, json) in outbox {
             let position = t.outbox.len() as u64;

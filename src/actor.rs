@@ -9,11 +9,16 @@
 //! - A partner sees the subscriptions where it is the current partner of record, and
 //!   their history ([`Access::View`]); nothing else, and it never changes anything.
 //! - Another customer sees nothing ([`Access::Hidden`]); the service answers as if the
-//!   subscription did not exist. On customer-side operations the service refuses a
-//!   partner before it reads anything.
-//! - The lifecycle (suspend, reactivate, cancel, migrate) is the billing side: the
-//!   owning customer's global or billing administrator ([`Actor::may_manage_lifecycle`]);
-//!   a host's billing system calls with `Actor::customer(owner, BillingAdministrator)`.
+//!   subscription did not exist.
+//! - The host's billing system ([`Actor::BillingSystem`]) reads any subscription and
+//!   its history, and never checks, submits or removes a partner of record.
+//! - The lifecycle is the billing side: suspend, reactivate and migrate are for the
+//!   billing system alone; cancel for it or the owning customer's global or billing
+//!   administrator ([`Actor::may_manage_lifecycle`]).
+//! - Some refusals come **before anything is read** ([`Actor::may_attempt`]), so that the
+//!   answer cannot tell whether a subscription exists: a partner on the customer-side
+//!   operations, the billing system on partner changes, anyone but the billing system
+//!   on suspend, reactivate and migrate.
 
 use std::fmt;
 
@@ -37,10 +42,17 @@ use crate::subscription::{Action, Subscription, SubscriptionStatus};
 /// let billing = Actor::customer(contoso, CustomerRole::BillingAdministrator);
 /// assert_eq!(billing.access_to(&sub), Access::View);
 /// assert_eq!(Actor::global_admin(CustomerId::new("fabrikam")?).access_to(&sub), Access::Hidden);
+/// assert_eq!(Actor::billing_system().access_to(&sub), Access::View);
 /// # Ok::<(), dpor::IdError>(())
 /// ```
+///
+/// On the wire, an object tagged by `"type"`:
+/// `{"type":"customer","customer":"contoso","role":{"type":"global_administrator"}}`,
+/// `{"type":"partner","mpn_id":"565380"}`, `{"type":"billing_system"}`. It is a request
+/// from a client, so unknown fields and arrays are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(from = "ActorRepr", into = "ActorRepr")]
+#[non_exhaustive]
 pub enum Actor {
     /// A user of a customer's tenant, in one role.
     Customer {
@@ -54,6 +66,51 @@ pub enum Actor {
         /// The partner's MPN ID.
         mpn_id: MpnId,
     },
+    /// The host's own billing back end, never a signed-in person: it runs the
+    /// subscription lifecycle and reads any subscription.
+    BillingSystem,
+}
+
+/// The wire form of [`Actor`]: serde ignores unknown fields of internally tagged unit
+/// variants, hence the empty struct variant.
+#[derive(Serialize, Deserialize)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+enum ActorRepr {
+    Customer {
+        customer: CustomerId,
+        role: CustomerRole,
+    },
+    Partner {
+        mpn_id: MpnId,
+    },
+    BillingSystem {},
+}
+
+crate::wire::object_only!(ActorRepr, "an actor (a JSON object)");
+
+impl From<ActorRepr> for Actor {
+    fn from(repr: ActorRepr) -> Self {
+        match repr {
+            ActorRepr::Customer { customer, role } => Actor::Customer { customer, role },
+            ActorRepr::Partner { mpn_id } => Actor::Partner { mpn_id },
+            ActorRepr::BillingSystem {} => Actor::BillingSystem,
+        }
+    }
+}
+
+impl From<Actor> for ActorRepr {
+    fn from(actor: Actor) -> Self {
+        match actor {
+            Actor::Customer { customer, role } => ActorRepr::Customer { customer, role },
+            Actor::Partner { mpn_id } => ActorRepr::Partner { mpn_id },
+            Actor::BillingSystem => ActorRepr::BillingSystem {},
+        }
+    }
 }
 
 /// A user's role in the customer's tenant.
@@ -100,7 +157,12 @@ pub enum CustomerRole {
 /// The wire form of [`CustomerRole`]: serde ignores unknown fields of internally
 /// tagged unit variants, hence the empty struct variants.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 #[allow(clippy::enum_variant_names)] // mirrors the public names
 enum CustomerRoleRepr {
     GlobalAdministrator {},
@@ -108,6 +170,8 @@ enum CustomerRoleRepr {
     ServiceAdministrator {},
     DelegatedAdministrator { partner: MpnId },
 }
+
+crate::wire::object_only!(CustomerRoleRepr, "a customer role (a JSON object)");
 
 impl From<CustomerRoleRepr> for CustomerRole {
     fn from(repr: CustomerRoleRepr) -> Self {
@@ -177,6 +241,44 @@ pub enum Access {
     Change,
 }
 
+/// What a caller attempts, for the refusals that come before anything is read
+/// ([`Actor::may_attempt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Read one subscription and its partner of record.
+    View,
+    /// Read a subscription's history, or who was partner of record when: a read its
+    /// current partner of record may make too.
+    ViewHistory,
+    /// Check, submit or remove a partner of record.
+    ChangePartner,
+    /// Change the subscription's lifecycle.
+    Lifecycle(LifecycleChange),
+}
+
+/// A change of a subscription's lifecycle, made by the billing side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LifecycleChange {
+    /// Suspend: the partner of record stays, its attribution pauses.
+    Suspend,
+    /// Reactivate a suspended subscription.
+    Reactivate,
+    /// Cancel for good.
+    Cancel,
+    /// Move to another commerce platform under a new id.
+    Migrate,
+}
+
+/// Why a person or a partner may not suspend, reactivate or migrate.
+const LIFECYCLE_REFUSAL: &str = "only the host's billing system can suspend, reactivate or \
+                                 migrate a subscription";
+
+/// Who else may not cancel.
+const CANCEL_REFUSAL: &str = "only the host's billing system or the customer's global or \
+                              billing administrator can cancel a subscription";
+
 impl Actor {
     /// The owning customer's global administrator.
     pub fn global_admin(customer: CustomerId) -> Self {
@@ -193,6 +295,11 @@ impl Actor {
         Actor::Partner { mpn_id }
     }
 
+    /// The host's billing system.
+    pub fn billing_system() -> Self {
+        Actor::BillingSystem
+    }
+
     /// What this actor may do with `subscription`.
     pub fn access_to(&self, subscription: &Subscription) -> Access {
         match self {
@@ -203,7 +310,7 @@ impl Actor {
                 role: CustomerRole::GlobalAdministrator,
                 ..
             } => Access::Change,
-            Actor::Customer { .. } => Access::View,
+            Actor::Customer { .. } | Actor::BillingSystem => Access::View,
             Actor::Partner { mpn_id } => {
                 let current = subscription.partner_of_record().map(|p| p.mpn_id());
                 if current == Some(*mpn_id) {
@@ -215,11 +322,76 @@ impl Actor {
         }
     }
 
-    /// Whether this actor may suspend, reactivate, cancel or migrate `subscription`: the
-    /// owning customer's global or billing administrator.
-    pub fn may_manage_lifecycle(&self, subscription: &Subscription) -> bool {
-        matches!(self, Actor::Customer { customer, role: CustomerRole::GlobalAdministrator | CustomerRole::BillingAdministrator }
-            if customer == subscription.customer())
+    /// Whether this kind of actor may attempt `operation` at all: the refusals that
+    /// come before anything is read, so that they cannot tell whether a subscription
+    /// exists. What passes here is then checked against the subscription
+    /// ([`authorize`](Self::authorize), [`authorize_lifecycle`](Self::authorize_lifecycle)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`]: for a partner on every operation but
+    /// [`Operation::ViewHistory`]; for the billing system on
+    /// [`Operation::ChangePartner`]; for anyone but the billing system on suspend,
+    /// reactivate and migrate (and for a partner on cancel).
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use dpor::actor::{LifecycleChange, Operation};
+    ///
+    /// let admin = Actor::global_admin(CustomerId::new("contoso")?);
+    /// assert!(admin.may_attempt(Operation::ChangePartner).is_ok());
+    /// assert!(admin.may_attempt(Operation::Lifecycle(LifecycleChange::Cancel)).is_ok());
+    /// // Only the billing system migrates: a person learns nothing about the ids.
+    /// let migrate = Operation::Lifecycle(LifecycleChange::Migrate);
+    /// assert!(matches!(admin.may_attempt(migrate), Err(Error::Forbidden { .. })));
+    /// assert!(Actor::billing_system().may_attempt(migrate).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn may_attempt(&self, operation: Operation) -> Result<(), Error> {
+        let refusal = match (self, operation) {
+            (Actor::Partner { .. }, Operation::ViewHistory) => return Ok(()),
+            (Actor::Partner { mpn_id }, Operation::View | Operation::ChangePartner) => {
+                format!(
+                    "partner {mpn_id} cannot act on a customer's subscriptions: only the \
+                     customer's global administrator designates the partner of record"
+                )
+            }
+            (Actor::BillingSystem, Operation::ChangePartner) => {
+                "the billing system never checks, submits or removes a partner of record: \
+                 only the customer's global administrator designates it"
+                    .to_owned()
+            }
+            (Actor::BillingSystem, _) => return Ok(()),
+            (Actor::Customer { .. }, Operation::Lifecycle(LifecycleChange::Cancel)) => {
+                return Ok(());
+            }
+            (_, Operation::Lifecycle(LifecycleChange::Cancel)) => CANCEL_REFUSAL.to_owned(),
+            (_, Operation::Lifecycle(_)) => LIFECYCLE_REFUSAL.to_owned(),
+            (Actor::Customer { .. }, _) => return Ok(()),
+        };
+        Err(Error::Forbidden { reason: refusal })
+    }
+
+    /// Whether this actor may make `change` to `subscription`: the billing system always;
+    /// for [`LifecycleChange::Cancel`] also the owning customer's global or billing
+    /// administrator.
+    pub fn may_manage_lifecycle(
+        &self,
+        subscription: &Subscription,
+        change: LifecycleChange,
+    ) -> bool {
+        match self {
+            Actor::BillingSystem => true,
+            Actor::Customer { customer, role } => {
+                change == LifecycleChange::Cancel
+                    && customer == subscription.customer()
+                    && matches!(
+                        role,
+                        CustomerRole::GlobalAdministrator | CustomerRole::BillingAdministrator
+                    )
+            }
+            Actor::Partner { .. } => false,
+        }
     }
 
     /// Checks [`may_manage_lifecycle`](Self::may_manage_lifecycle).
@@ -228,13 +400,19 @@ impl Actor {
     ///
     /// [`Error::SubscriptionNotFound`] when the subscription is hidden from the actor,
     /// [`Error::Forbidden`] when it may see but not manage it.
-    pub fn authorize_lifecycle(&self, subscription: &Subscription) -> Result<(), Error> {
+    pub fn authorize_lifecycle(
+        &self,
+        subscription: &Subscription,
+        change: LifecycleChange,
+    ) -> Result<(), Error> {
         self.access_unless_hidden(subscription)?;
-        if !self.may_manage_lifecycle(subscription) {
+        if !self.may_manage_lifecycle(subscription, change) {
+            let reason = match change {
+                LifecycleChange::Cancel => CANCEL_REFUSAL,
+                _ => LIFECYCLE_REFUSAL,
+            };
             return Err(Error::Forbidden {
-                reason: "only the customer's global or billing administrator can suspend, \
-                         reactivate, cancel or migrate a subscription"
-                    .to_owned(),
+                reason: reason.to_owned(),
             });
         }
         Ok(())
@@ -249,13 +427,12 @@ impl Actor {
         }
     }
 
-    /// The customer this actor acts for, on the customer-side operations: a partner is
-    /// refused before anything is read (it cannot even learn whether a subscription
-    /// exists).
+    /// The customer whose subscriptions this actor lists: partners and the billing
+    /// system list nothing by customer.
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] for a partner.
+    /// [`Error::Forbidden`] for a partner or the billing system.
     ///
     /// ```
     /// use dpor::*;
@@ -269,25 +446,25 @@ impl Actor {
     pub fn acting_customer(&self) -> Result<&CustomerId, Error> {
         match self {
             Actor::Customer { customer, .. } => Ok(customer),
-            Actor::Partner { mpn_id } => Err(Error::Forbidden {
-                reason: format!(
-                    "partner {mpn_id} cannot act on a customer's subscriptions: only the \
-                     customer's global administrator designates the partner of record"
-                ),
-            }),
+            _ => {
+                self.may_attempt(Operation::ChangePartner)?;
+                Err(Error::Forbidden {
+                    reason: "the billing system reads subscriptions by id".to_owned(),
+                })
+            }
         }
     }
 
     /// The partner this actor acts for, on the partner-side reads (its portfolio): a
-    /// customer is refused; customers list their own subscriptions.
+    /// customer or the billing system is refused; customers list their subscriptions.
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] for a customer.
+    /// [`Error::Forbidden`] for anyone but a partner.
     pub fn acting_partner(&self) -> Result<MpnId, Error> {
         match self {
             Actor::Partner { mpn_id } => Ok(*mpn_id),
-            Actor::Customer { .. } => Err(Error::Forbidden {
+            _ => Err(Error::Forbidden {
                 reason: "the partner portfolio is for partners; customers list their \
                          subscriptions"
                     .to_owned(),
@@ -318,6 +495,7 @@ impl Actor {
             let role = match self {
                 Actor::Customer { role, .. } => role.to_string(),
                 Actor::Partner { .. } => "partner".to_owned(),
+                Actor::BillingSystem => "billing system".to_owned(),
             };
             return Err(Error::Forbidden {
                 reason: format!(
@@ -411,24 +589,76 @@ mod tests {
         };
         assert_eq!(Actor::partner(mpn).access_to(&next), Access::View);
         assert!(next.actions_for(&Actor::partner(mpn)).is_empty());
-        assert!(!Actor::partner(mpn).may_manage_lifecycle(&next));
+        assert!(!Actor::partner(mpn).may_manage_lifecycle(&next, LifecycleChange::Cancel));
     }
 
     #[test]
-    fn billing_admins_manage_the_lifecycle() {
-        let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
-        assert!(billing.may_manage_lifecycle(&sub()));
-        assert!(Actor::global_admin(contoso()).may_manage_lifecycle(&sub()));
+    fn the_billing_system_alone_suspends_reactivates_and_migrates() {
+        use LifecycleChange::*;
+        let billing = Actor::billing_system();
+        let people = [
+            Actor::global_admin(contoso()),
+            Actor::customer(contoso(), CustomerRole::BillingAdministrator),
+        ];
+        for change in [Suspend, Reactivate, Migrate] {
+            assert!(billing.may_attempt(Operation::Lifecycle(change)).is_ok());
+            assert!(billing.authorize_lifecycle(&sub(), change).is_ok());
+            for person in &people {
+                assert!(matches!(
+                    person.may_attempt(Operation::Lifecycle(change)),
+                    Err(Error::Forbidden { .. })
+                ));
+                assert!(!person.may_manage_lifecycle(&sub(), change));
+            }
+        }
+    }
+
+    #[test]
+    fn the_owners_global_and_billing_admins_may_cancel_too() {
+        for role in [
+            CustomerRole::GlobalAdministrator,
+            CustomerRole::BillingAdministrator,
+        ] {
+            let person = Actor::customer(contoso(), role);
+            assert!(
+                person
+                    .may_attempt(Operation::Lifecycle(LifecycleChange::Cancel))
+                    .is_ok()
+            );
+            assert!(
+                person
+                    .authorize_lifecycle(&sub(), LifecycleChange::Cancel)
+                    .is_ok()
+            );
+        }
         let service = Actor::customer(contoso(), CustomerRole::ServiceAdministrator);
         assert!(matches!(
-            service.authorize_lifecycle(&sub()),
+            service.authorize_lifecycle(&sub(), LifecycleChange::Cancel),
             Err(Error::Forbidden { .. })
         ));
         let other = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
         assert!(matches!(
-            other.authorize_lifecycle(&sub()),
+            other.authorize_lifecycle(&sub(), LifecycleChange::Cancel),
             Err(Error::SubscriptionNotFound(_))
         ));
+        let partner = Actor::partner(MpnId::parse("565380").unwrap());
+        assert!(matches!(
+            partner.may_attempt(Operation::Lifecycle(LifecycleChange::Cancel)),
+            Err(Error::Forbidden { .. })
+        ));
+    }
+
+    #[test]
+    fn the_billing_system_reads_everything_and_designates_nothing() {
+        let billing = Actor::billing_system();
+        assert_eq!(billing.access_to(&sub()), Access::View);
+        assert!(billing.may_attempt(Operation::View).is_ok());
+        assert!(billing.may_attempt(Operation::ViewHistory).is_ok());
+        assert!(matches!(
+            billing.may_attempt(Operation::ChangePartner),
+            Err(Error::Forbidden { .. })
+        ));
+        assert!(sub().actions_for(&billing).is_empty());
     }
 
     #[test]

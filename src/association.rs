@@ -17,13 +17,14 @@
 //!   [`Subscription::last_event_sequence`], so sequences are 1-based and gap-free.
 
 use serde::{Deserialize, Serialize};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::event::{AssociationEvent, AssociationEventKind, RemovalReason};
 use crate::id::SubscriptionId;
 use crate::partner::{Partner, Program};
 use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
+use crate::timestamp;
 
 /// The outcome of a transition: nothing to do, or the next value and its events.
 ///
@@ -50,7 +51,7 @@ use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
 /// Serialized as an object tagged by `"type"`: `{"type":"unchanged"}`,
 /// `{"type":"changed","next":{...},"events":[...]}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "TransitionRepr", into = "TransitionRepr")]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 pub enum Transition {
     /// The subscription is already in the asked-for state: no version step, no event.
     Unchanged,
@@ -63,35 +64,7 @@ pub enum Transition {
     },
 }
 
-/// The wire form of [`Transition`]: serde ignores unknown fields of internally tagged
-/// unit variants, hence `{}`.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum TransitionRepr {
-    Unchanged {},
-    Changed {
-        next: Subscription,
-        events: Vec<AssociationEvent>,
-    },
-}
-
-impl From<TransitionRepr> for Transition {
-    fn from(repr: TransitionRepr) -> Self {
-        match repr {
-            TransitionRepr::Unchanged {} => Transition::Unchanged,
-            TransitionRepr::Changed { next, events } => Transition::Changed { next, events },
-        }
-    }
-}
-
-impl From<Transition> for TransitionRepr {
-    fn from(transition: Transition) -> Self {
-        match transition {
-            Transition::Unchanged => TransitionRepr::Unchanged {},
-            Transition::Changed { next, events } => TransitionRepr::Changed { next, events },
-        }
-    }
-}
+crate::wire::object_only!(Transition, "a transition (a JSON object)");
 
 impl Subscription {
     /// Designates `partner` as partner of record for `program`, at `at`.
@@ -100,7 +73,8 @@ impl Subscription {
     ///
     /// In this order: [`Error::SubscriptionNotActive`] when the subscription is
     /// suspended or cancelled; [`Error::PartnerNotEnrolled`] when `partner` is not
-    /// enrolled in `program`.
+    /// enrolled in `program`; [`Error::TimeOutOfRange`] when a change is due and
+    /// `at` cannot be recorded.
     ///
     /// # Examples
     ///
@@ -130,11 +104,11 @@ impl Subscription {
     ) -> Result<Transition, Error> {
         ensure_active(self)?;
         ensure_enrolled(partner, program)?;
-        let at = at.to_offset(UtcOffset::UTC);
         let current = self.partner_of_record();
         if current.is_some_and(|por| por.is(partner.mpn_id(), program)) {
             return Ok(Transition::Unchanged);
         }
+        let at = recordable(at)?;
         let mut kinds = Vec::with_capacity(2);
         if let Some(previous) = current {
             kinds.push(AssociationEventKind::PartnerRemoved {
@@ -157,7 +131,8 @@ impl Subscription {
     /// # Errors
     ///
     /// In this order: [`Error::SubscriptionNotActive`] when the subscription is
-    /// suspended or cancelled; [`Error::NoPartnerOfRecord`] when none is set.
+    /// suspended or cancelled; [`Error::NoPartnerOfRecord`] when none is set; [`Error::TimeOutOfRange`] when a change is due and
+    /// `at` cannot be recorded.
     ///
     /// # Examples
     ///
@@ -178,19 +153,15 @@ impl Subscription {
             partner: current.mpn_id(),
             reason: RemovalReason::RemovedByCustomer,
         };
-        Ok(self.version_step(
-            None,
-            self.status(),
-            at.to_offset(UtcOffset::UTC),
-            vec![kind],
-        ))
+        Ok(self.version_step(None, self.status(), recordable(at)?, vec![kind]))
     }
 
     /// Suspends an active subscription, at `at`.
     ///
     /// # Errors
     ///
-    /// [`Error::SubscriptionCancelled`] when it is cancelled.
+    /// [`Error::SubscriptionCancelled`] when it is cancelled; [`Error::TimeOutOfRange`] when a change is due and
+    /// `at` cannot be recorded.
     ///
     /// ```
     /// use dpor::*;
@@ -210,7 +181,8 @@ impl Subscription {
     ///
     /// # Errors
     ///
-    /// [`Error::SubscriptionCancelled`] when it is cancelled.
+    /// [`Error::SubscriptionCancelled`] when it is cancelled; [`Error::TimeOutOfRange`] when a change is due and
+    /// `at` cannot be recorded.
     pub fn reactivate(&self, at: OffsetDateTime) -> Result<Transition, Error> {
         self.move_to_status(SubscriptionStatus::Active, at)
     }
@@ -220,7 +192,7 @@ impl Subscription {
     ///
     /// # Errors
     ///
-    /// None today; the `Result` keeps the transitions uniform.
+    /// [`Error::TimeOutOfRange`] when a change is due and `at` cannot be recorded.
     pub fn cancel(&self, at: OffsetDateTime) -> Result<Transition, Error> {
         self.move_to_status(SubscriptionStatus::Cancelled, at)
     }
@@ -233,7 +205,8 @@ impl Subscription {
     /// # Errors
     ///
     /// [`Error::SubscriptionCancelled`] when it is cancelled (or already migrated);
-    /// [`Error::SubscriptionAlreadyExists`] when `new_id` is its own id.
+    /// [`Error::SubscriptionAlreadyExists`] when `new_id` is its own id;
+    /// [`Error::TimeOutOfRange`] when `at` cannot be recorded.
     ///
     /// ```
     /// use dpor::*;
@@ -270,8 +243,8 @@ impl Subscription {
             self.service().clone(),
             self.name(),
         );
-        let at = at.to_offset(UtcOffset::UTC);
-        let transition = self.version_step(None, SubscriptionStatus::Cancelled, at, kinds);
+        let transition =
+            self.version_step(None, SubscriptionStatus::Cancelled, recordable(at)?, kinds);
         Ok((transition, migrated))
     }
 
@@ -299,7 +272,7 @@ impl Subscription {
             }
         };
         let por = self.partner_of_record().cloned();
-        Ok(self.version_step(por, target, at.to_offset(UtcOffset::UTC), vec![kind]))
+        Ok(self.version_step(por, target, recordable(at)?, vec![kind]))
     }
 
     /// One version step to `partner_of_record` and `status`, recording `kinds` as
@@ -325,6 +298,12 @@ impl Subscription {
         let next = self.successor(partner_of_record, status, events.len() as u64);
         Transition::Changed { next, events }
     }
+}
+
+/// `at` in UTC, as every recorded time is, or [`Error::TimeOutOfRange`] when its UTC
+/// date is outside the years 0000 to 9999 (a clock gone wrong).
+pub(crate) fn recordable(at: OffsetDateTime) -> Result<OffsetDateTime, Error> {
+    timestamp::utc(at).ok_or(Error::TimeOutOfRange { at })
 }
 
 /// Only an active subscription changes its partner of record: what
@@ -559,7 +538,7 @@ mod tests {
     fn times_are_recorded_in_utc() {
         let at = datetime!(2026-01-05 12:00 +02:00);
         let (next, events) = changed(sub().associate(&partner("565380"), SELL, at).unwrap());
-        assert_eq!(events[0].at.offset(), UtcOffset::UTC);
+        assert_eq!(events[0].at.offset(), time::UtcOffset::UTC);
         assert_eq!(next.partner_of_record().unwrap().since(), at);
     }
 }

@@ -51,7 +51,7 @@ pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct PartnerCheck {
     subscription: SubscriptionId,
     partner: Partner,
@@ -61,6 +61,8 @@ pub struct PartnerCheck {
     #[serde(with = "crate::timestamp")]
     checked_at: OffsetDateTime,
 }
+
+crate::wire::object_only!(PartnerCheck, "a partner check (a JSON object)");
 
 impl PartnerCheck {
     /// The subscription checked against.
@@ -108,7 +110,8 @@ impl PartnerCheck {
     ///
     /// # Errors
     ///
-    /// [`Error::PartnerNotFound`], then [`Error::PartnerNotEnrolled`].
+    /// [`Error::PartnerNotFound`], then [`Error::PartnerNotEnrolled`];
+    /// [`Error::TimeOutOfRange`] when `now` cannot be recorded.
     pub fn issue(
         stored: &Subscription,
         mpn_id: MpnId,
@@ -124,7 +127,7 @@ impl PartnerCheck {
             program,
             current: stored.partner_of_record().cloned(),
             version: stored.version(),
-            checked_at: now,
+            checked_at: association::recordable(now)?,
         })
     }
 

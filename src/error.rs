@@ -178,6 +178,19 @@ pub enum Error {
         checked_at: OffsetDateTime,
     },
 
+    /// The time the host's [`Clock`](crate::Clock) gave cannot be recorded: its UTC date
+    /// lies outside the years 0000 to 9999 that the wire format writes. Nothing changed.
+    ///
+    /// ### Handling
+    /// HTTP 500: the host's clock is wrong.
+    #[error(
+        "the time {at} cannot be recorded: recorded times lie in the years 0000 to 9999 in UTC"
+    )]
+    TimeOutOfRange {
+        /// The time given.
+        at: OffsetDateTime,
+    },
+
     /// The repository failed.
     ///
     /// ### Handling
@@ -232,7 +245,7 @@ impl From<StoreError> for Error {
 ///
 /// // A commit decided on a version that is no longer stored is refused.
 /// let suspend = |sub: &Subscription| match sub.suspend(time::OffsetDateTime::UNIX_EPOCH) {
-///     Ok(Transition::Changed { next, events }) => Ok(Commit { expected_version: sub.version(), next, events, notifications: vec![] }),
+///     Ok(Transition::Changed { next, events }) => Ok(Commit { expected_version: sub.version(), next, events, notifications: vec![], create: None }),
 ///     other => Err(format!("expected a change, got {other:?}")),
 /// };
 /// repo.commit(suspend(&sub)?).await?;
@@ -260,7 +273,8 @@ pub enum StoreError {
         /// The version stored.
         actual: u64,
     },
-    /// An insert found a subscription with the same id.
+    /// An insert (or a commit's [`create`](crate::Commit::create)) found a subscription
+    /// with the same id. Nothing was written.
     #[error("subscription {0} already exists")]
     AlreadyExists(SubscriptionId),
     /// A commit named a subscription that is not stored.

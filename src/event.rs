@@ -33,7 +33,7 @@ use crate::subscription::CloudService;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct AssociationEvent {
     /// The subscription that changed.
     pub subscription: SubscriptionId,
@@ -47,6 +47,8 @@ pub struct AssociationEvent {
     /// What changed.
     pub kind: AssociationEventKind,
 }
+
+crate::wire::object_only!(AssociationEvent, "an association event (a JSON object)");
 
 /// What an [`AssociationEvent`] records.
 ///
@@ -75,7 +77,7 @@ pub struct AssociationEvent {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AssociationEventKind {
     /// A partner became partner of record.
@@ -122,6 +124,11 @@ pub enum AssociationEventKind {
     },
 }
 
+crate::wire::object_only!(
+    AssociationEventKind,
+    "an association event kind (a JSON object)"
+);
+
 /// Why a partner stopped being partner of record.
 ///
 /// Serialized as an object tagged by `"type"`: `{"type":"removed_by_customer"}`,
@@ -164,19 +171,21 @@ pub enum RemovalReason {
 /// The wire form of [`RemovalReason`]: serde cannot tag a newtype variant, and ignores
 /// unknown fields of internally tagged unit variants, hence `{}`.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 enum RemovalReasonRepr {
-    RemovedByCustomer {},
+    RemovedByCustomer,
     ReplacedBy { partner: MpnId },
-    SubscriptionMigrated {},
+    SubscriptionMigrated,
 }
+
+crate::wire::object_only!(RemovalReasonRepr, "a removal reason (a JSON object)");
 
 impl From<RemovalReasonRepr> for RemovalReason {
     fn from(repr: RemovalReasonRepr) -> Self {
         match repr {
-            RemovalReasonRepr::RemovedByCustomer {} => RemovalReason::RemovedByCustomer,
+            RemovalReasonRepr::RemovedByCustomer => RemovalReason::RemovedByCustomer,
             RemovalReasonRepr::ReplacedBy { partner } => RemovalReason::ReplacedBy(partner),
-            RemovalReasonRepr::SubscriptionMigrated {} => RemovalReason::SubscriptionMigrated,
+            RemovalReasonRepr::SubscriptionMigrated => RemovalReason::SubscriptionMigrated,
         }
     }
 }
@@ -184,9 +193,9 @@ impl From<RemovalReasonRepr> for RemovalReason {
 impl From<RemovalReason> for RemovalReasonRepr {
     fn from(reason: RemovalReason) -> Self {
         match reason {
-            RemovalReason::RemovedByCustomer => RemovalReasonRepr::RemovedByCustomer {},
+            RemovalReason::RemovedByCustomer => RemovalReasonRepr::RemovedByCustomer,
             RemovalReason::ReplacedBy(partner) => RemovalReasonRepr::ReplacedBy { partner },
-            RemovalReason::SubscriptionMigrated => RemovalReasonRepr::SubscriptionMigrated {},
+            RemovalReason::SubscriptionMigrated => RemovalReasonRepr::SubscriptionMigrated,
         }
     }
 }
@@ -268,7 +277,7 @@ pub enum NotificationKind {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Notification {
     /// Stable id: `"{subscription}#{event sequence}"`.
     pub id: NotificationId,
@@ -288,6 +297,8 @@ pub struct Notification {
     #[serde(with = "crate::timestamp")]
     pub at: OffsetDateTime,
 }
+
+crate::wire::object_only!(Notification, "a notification (a JSON object)");
 
 impl Notification {
     /// The notification that `event` causes, if any, for a subscription of `service`,
@@ -326,10 +337,13 @@ mod tests {
             serde_json::to_string(&RemovalReason::RemovedByCustomer).unwrap(),
             r#"{"type":"removed_by_customer"}"#
         );
-        assert!(
+        // A stored record: a field from a newer release is ignored.
+        assert_eq!(
             serde_json::from_str::<RemovalReason>(r#"{"type":"removed_by_customer","x":0}"#)
-                .is_err()
+                .unwrap(),
+            RemovalReason::RemovedByCustomer
         );
+        assert!(serde_json::from_str::<RemovalReason>(r#"["removed_by_customer"]"#).is_err());
         assert!(
             serde_json::from_str::<RemovalReason>(r#"{"type":"replaced_by","partner":"12"}"#)
                 .is_err()

@@ -172,7 +172,7 @@ fn invalid_character(input: &str, trimmed: &str, offset: usize) -> MpnIdError {
 /// Why a string is not a [`SubscriptionId`], [`CustomerId`] or [`NotificationId`].
 ///
 /// The checks run in this order on the input as given (nothing is trimmed):
-/// [`Empty`](Self::Empty), then the first whitespace or control character
+/// [`Empty`](Self::Empty), then the first whitespace, control or invisible formatting character
 /// ([`InvalidCharacter`](Self::InvalidCharacter)), then the length
 /// ([`TooLong`](Self::TooLong)).
 ///
@@ -188,7 +188,7 @@ fn invalid_character(input: &str, trimmed: &str, offset: usize) -> MpnIdError {
 /// assert_eq!(error, Some(IdError::InvalidCharacter { index: 3, character: ' ' }));
 /// assert_eq!(
 ///     error.map(|e| e.to_string()).as_deref(),
-///     Some("the id may not contain whitespace or control characters: ' ' at position 4")
+///     Some("the id may not contain whitespace, control or invisible formatting characters: ' ' at position 4")
 /// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
@@ -204,8 +204,10 @@ pub enum IdError {
         /// The most allowed.
         max: usize,
     },
-    /// A whitespace or control character.
-    #[error("the id may not contain whitespace or control characters: {character:?} at position {}", index + 1)]
+    /// A whitespace, control or invisible formatting character (Unicode category Cf:
+    /// zero-width and bidirectional controls, the byte order mark, the soft hyphen):
+    /// such a character would make an id that looks like another.
+    #[error("the id may not contain whitespace, control or invisible formatting characters: {character:?} at position {}", index + 1)]
     InvalidCharacter {
         /// 0-based position of the character, in characters.
         index: usize,
@@ -214,13 +216,58 @@ pub enum IdError {
     },
 }
 
+/// Unicode's general category Cf ("format"), as of Unicode 16.0: characters that are
+/// invisible or steer the display of their neighbours (U+200B zero width space, U+200E
+/// and U+200F direction marks, U+202A..U+202E and U+2066..U+2069 bidirectional
+/// embeddings and isolates, U+2060 word joiner, U+FEFF byte order mark, U+00AD soft
+/// hyphen, the tag characters, ...). Sorted ranges, inclusive.
+const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Whether `character` is in Unicode's general category Cf ([`FORMAT_CHARACTERS`]).
+fn is_format(character: char) -> bool {
+    FORMAT_CHARACTERS
+        .binary_search_by(|&(first, last)| {
+            if last < character {
+                std::cmp::Ordering::Less
+            } else if first > character {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
 fn validate_opaque(value: &str, max: usize) -> Result<(), IdError> {
     if value.trim().is_empty() {
         return Err(IdError::Empty);
     }
     let mut length = 0;
     for (index, character) in value.chars().enumerate() {
-        if character.is_whitespace() || character.is_control() {
+        let invisible = !character.is_ascii() && is_format(character);
+        if character.is_whitespace() || character.is_control() || invisible {
             return Err(IdError::InvalidCharacter { index, character });
         }
         length += 1;
@@ -328,8 +375,8 @@ macro_rules! opaque_id {
             ///
             /// # Errors
             ///
-            /// [`IdError`] when `value` is empty or blank, holds a whitespace or control
-            /// character, or is too long.
+            /// [`IdError`] when `value` is empty or blank, holds a whitespace, control or
+            /// invisible formatting (Unicode Cf) character, or is too long.
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 validate_opaque(&value, $max)?;
@@ -349,8 +396,10 @@ macro_rules! opaque_id {
 opaque_id!(
     /// The id of one cloud subscription: the unit a partner of record is set on.
     ///
-    /// Opaque to the crate: 1 to 128 characters, none of them whitespace or control
-    /// characters. Clones share one allocation.
+    /// Opaque to the crate: 1 to 128 characters, none of them whitespace, control or
+    /// invisible formatting characters (Unicode category Cf, such as U+200B zero width
+    /// space or the bidirectional controls), so that no two ids look alike. Letters of
+    /// any script are welcome. Clones share one allocation.
     ///
     /// ```
     /// use dpor::{IdError, SubscriptionId};
@@ -359,6 +408,12 @@ opaque_id!(
     /// assert_eq!(id.as_str(), "sub-001");
     /// assert_eq!(SubscriptionId::new(""), Err(IdError::Empty));
     /// assert!(matches!(SubscriptionId::new("a b"), Err(IdError::InvalidCharacter { index: 1, .. })));
+    /// // A look-alike: "contoso" followed by an invisible zero width space.
+    /// assert_eq!(
+    ///     SubscriptionId::new("contoso\u{200b}"),
+    ///     Err(IdError::InvalidCharacter { index: 7, character: '\u{200b}' })
+    /// );
+    /// assert!(SubscriptionId::new("подписка-1").is_ok());
     /// # Ok::<(), IdError>(())
     /// ```
     SubscriptionId,
@@ -509,6 +564,70 @@ mod tests {
             })
         );
         assert!(CustomerId::new("é".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn look_alike_ids_are_refused_naming_the_invisible_character() {
+        let named = [
+            '\u{200B}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{061C}',
+            '\u{180E}',
+            '\u{E0001}',
+            '\u{E007F}',
+            '\u{1343F}',
+        ];
+        for character in named {
+            for id in [format!("contoso{character}"), format!("{character}contoso")] {
+                let index = id.chars().position(|c| c == character).unwrap();
+                let expected = IdError::InvalidCharacter { index, character };
+                assert_eq!(CustomerId::new(id.as_str()), Err(expected.clone()));
+                assert_eq!(SubscriptionId::new(id.as_str()), Err(expected));
+                let json = serde_json::to_string(&id).unwrap();
+                assert!(serde_json::from_str::<CustomerId>(&json).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn every_format_character_range_is_refused_at_both_ends() {
+        for &(first, last) in FORMAT_CHARACTERS {
+            for character in [first, last] {
+                assert!(
+                    SubscriptionId::new(format!("a{character}")).is_err(),
+                    "{character:?}"
+                );
+            }
+        }
+        // Sorted, so that the binary search finds every range.
+        assert!(FORMAT_CHARACTERS.windows(2).all(|w| w[0].1 < w[1].0));
+    }
+
+    #[test]
+    fn visible_letters_of_any_script_stay_valid() {
+        for id in [
+            "contoso",
+            "подписка-1",
+            "訂閱-001",
+            "اشتراك",
+            "מנוי",
+            "सदस्यता",
+            "Ωmega_9",
+            "e\u{301}", // a combining accent is visible (category Mn, not Cf)
+        ] {
+            assert!(SubscriptionId::new(id).is_ok(), "{id}");
+        }
     }
 
     #[test]

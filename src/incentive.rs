@@ -24,7 +24,7 @@ use crate::subscription::{CloudService, Subscription, SubscriptionStatus};
 ///
 /// Serialized with `minimum_tenure` in whole seconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct IncentivePolicy {
     /// The program the association must count for.
     pub program: Program,
@@ -37,6 +37,8 @@ pub struct IncentivePolicy {
     #[serde(with = "crate::timestamp::seconds")]
     pub minimum_tenure: Duration,
 }
+
+crate::wire::object_only!(IncentivePolicy, "an incentive policy (a JSON object)");
 
 /// Why one subscription does not qualify under an [`IncentivePolicy`]: a portal can
 /// show each reason to the partner.
@@ -92,7 +94,7 @@ pub enum Disqualification {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Eligibility {
     /// Whether enough subscriptions qualify.
     pub eligible: bool,
@@ -106,12 +108,14 @@ pub struct Eligibility {
     pub missing: usize,
 }
 
+crate::wire::object_only!(Eligibility, "an eligibility (a JSON object)");
+
 /// The wire form of [`Disqualification`]: named fields for the newtype variants, `{}`
 /// for the unit one, durations in whole seconds.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 enum DisqualificationRepr {
-    NoPartnerOfRecord {},
+    NoPartnerOfRecord,
     ServiceNotCounted {
         service: CloudService,
     },
@@ -129,10 +133,12 @@ enum DisqualificationRepr {
     },
 }
 
+crate::wire::object_only!(DisqualificationRepr, "a disqualification (a JSON object)");
+
 impl From<DisqualificationRepr> for Disqualification {
     fn from(repr: DisqualificationRepr) -> Self {
         match repr {
-            DisqualificationRepr::NoPartnerOfRecord {} => Disqualification::NoPartnerOfRecord,
+            DisqualificationRepr::NoPartnerOfRecord => Disqualification::NoPartnerOfRecord,
             DisqualificationRepr::ServiceNotCounted { service } => {
                 Disqualification::ServiceNotCounted(service)
             }
@@ -150,7 +156,7 @@ impl From<DisqualificationRepr> for Disqualification {
 impl From<Disqualification> for DisqualificationRepr {
     fn from(reason: Disqualification) -> Self {
         match reason {
-            Disqualification::NoPartnerOfRecord => DisqualificationRepr::NoPartnerOfRecord {},
+            Disqualification::NoPartnerOfRecord => DisqualificationRepr::NoPartnerOfRecord,
             Disqualification::ServiceNotCounted(service) => {
                 DisqualificationRepr::ServiceNotCounted { service }
             }

@@ -32,6 +32,7 @@ pub mod subscription;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 mod timestamp;
+mod wire;
 
 /// The attribute the port traits are declared with, re-exported so that an
 /// implementation needs no extra dependency: `#[dpor::async_trait] impl Repository for ...`.

@@ -27,13 +27,15 @@ use crate::id::{IdError, MpnId, MpnIdError, SubscriptionId};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct PartnerLink {
     /// The subscription to designate the partner on.
     pub subscription: SubscriptionId,
     /// The partner's MPN ID.
     pub mpn_id: MpnId,
 }
+
+crate::wire::object_only!(PartnerLink, "a partner link (a JSON object)");
 
 /// Why a query string is not a [`PartnerLink`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -145,8 +145,46 @@ impl InMemoryRepository {
     }
 
     fn shard(&self, id: &SubscriptionId) -> MutexGuard<'_, Shard> {
-        let index = self.state.hasher.hash_one(id) as usize % SHARDS;
-        lock_even_if_poisoned(&self.state.shards[index])
+        lock_even_if_poisoned(&self.state.shards[self.shard_index(id)])
+    }
+
+    fn shard_index(&self, id: &SubscriptionId) -> usize {
+        self.state.hasher.hash_one(id) as usize % SHARDS
+    }
+
+    /// The shard of `id` and, when `other` lives in another shard, that one too, locked
+    /// in index order so that two commits never wait on each other in a circle.
+    fn shards_of(
+        &self,
+        id: &SubscriptionId,
+        other: Option<&SubscriptionId>,
+    ) -> (MutexGuard<'_, Shard>, Option<MutexGuard<'_, Shard>>) {
+        let index = self.shard_index(id);
+        let lock = |i: usize| lock_even_if_poisoned(&self.state.shards[i]);
+        match other.map(|other| self.shard_index(other)) {
+            Some(o) if o < index => {
+                let other = lock(o);
+                (lock(index), Some(other))
+            }
+            Some(o) if o > index => {
+                let own = lock(index);
+                (own, Some(lock(o)))
+            }
+            _ => (lock(index), None),
+        }
+    }
+
+    /// Adds a new entry to `shard` and indexes it by customer.
+    fn add_entry(&self, shard: &mut Shard, subscription: Subscription) {
+        lock_even_if_poisoned(&self.state.by_customer)
+            .entry(subscription.customer().clone())
+            .or_default()
+            .push(subscription.id().clone());
+        let entry = Entry {
+            subscription,
+            history: Vec::new(),
+        };
+        shard.entries.insert(Box::new(entry));
     }
 }
 
@@ -161,20 +199,11 @@ fn remove_from_outbox(shard: &mut Shard, id: &NotificationId) -> bool {
 #[async_trait]
 impl Repository for InMemoryRepository {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
-        let id = subscription.id().clone();
-        let mut shard = self.shard(&id);
-        if shard.entries.contains(&id) {
-            return Err(StoreError::AlreadyExists(id));
+        let mut shard = self.shard(subscription.id());
+        if shard.entries.contains(subscription.id()) {
+            return Err(StoreError::AlreadyExists(subscription.id().clone()));
         }
-        lock_even_if_poisoned(&self.state.by_customer)
-            .entry(subscription.customer().clone())
-            .or_default()
-            .push(id.clone());
-        let entry = Entry {
-            subscription,
-            history: Vec::new(),
-        };
-        shard.entries.insert(Box::new(entry));
+        self.add_entry(&mut shard, subscription);
         Ok(())
     }
 
@@ -226,7 +255,8 @@ impl Repository for InMemoryRepository {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         commit.check()?;
         let id = commit.next.id().clone();
-        let mut guard = self.shard(&id);
+        let created = commit.create.as_ref().map(Subscription::id);
+        let (mut guard, mut other_guard) = self.shards_of(&id, created);
         let shard = &mut *guard;
         // A set has no `get_mut`: take the entry out and put it back (same id, same
         // slot hash), moving the box, not the entry.
@@ -258,6 +288,14 @@ impl Repository for InMemoryRepository {
                 reason,
             })
         };
+        // A subscription to create must be new, in its own shard or in this one.
+        let refusal = refusal.or_else(|| {
+            let created = created?;
+            let home = other_guard.as_deref().unwrap_or(&*shard);
+            home.entries
+                .contains(created)
+                .then(|| StoreError::AlreadyExists(created.clone()))
+        });
         if let Some(error) = refusal {
             shard.entries.insert(entry);
             return Err(error);
@@ -271,6 +309,10 @@ impl Repository for InMemoryRepository {
             }));
         entry.subscription = commit.next;
         shard.entries.insert(entry);
+        if let Some(created) = commit.create {
+            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
+            self.add_entry(home, created);
+        }
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             shard.positions.insert(notification.id.clone(), position);
@@ -530,6 +572,7 @@ mod tests {
                 next,
                 events,
                 notifications: Vec::new(),
+                create: None,
             };
             repo.commit(commit.clone()).await.unwrap();
             let again = repo.commit(commit).await.unwrap_err();

@@ -64,7 +64,7 @@ impl fmt::Display for Program {
 /// # Ok::<(), dpor::MpnIdError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Partner {
     mpn_id: MpnId,
     name: String,
@@ -72,6 +72,8 @@ pub struct Partner {
     contact_email: Option<String>,
     programs: BTreeSet<Program>,
 }
+
+crate::wire::object_only!(Partner, "a partner (a JSON object)");
 
 impl Partner {
     /// A partner with an id and a display name, no location, no contact and enrolled in

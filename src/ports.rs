@@ -63,7 +63,7 @@ use crate::subscription::Subscription;
 ///     sub.associate(&fabrikam, Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC))?
 /// else { unreachable!() };
 /// let notifications = events.iter().filter_map(|e| Notification::for_event(e, sub.service(), None)).collect();
-/// repo.commit(Commit { expected_version: sub.version(), next, events, notifications }).await?;
+/// repo.commit(Commit { expected_version: sub.version(), next, events, notifications, create: None }).await?;
 ///
 /// assert_eq!(repo.history(sub.id()).await?.len(), 1);
 /// assert_eq!(repo.pending_notifications(10).await?.len(), 1);
@@ -72,7 +72,7 @@ use crate::subscription::Subscription;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Commit {
     /// The version the change was decided on; the commit fails unless it is stored.
     pub expected_version: u64,
@@ -82,12 +82,20 @@ pub struct Commit {
     pub events: Vec<AssociationEvent>,
     /// The notifications to append to the outbox, in order.
     pub notifications: Vec<Notification>,
+    /// A new subscription to insert in the same transaction (what a migration moves
+    /// to): the commit fails with [`StoreError::AlreadyExists`], and writes nothing,
+    /// when its id is taken. `None` for every other change.
+    #[serde(default)]
+    pub create: Option<Subscription>,
 }
+
+crate::wire::object_only!(Commit, "a commit (a JSON object)");
 
 impl Commit {
     /// Checks that the commit hangs together, as every [`Repository`] should before it
     /// writes: `next` is one version on, the events are `next`'s, numbered
-    /// consecutively up to its last event sequence, and no notification id repeats.
+    /// consecutively up to its last event sequence, no notification id repeats, and a
+    /// subscription to create is new (version 0, no events) under another id.
     /// The service only builds commits that pass; a store calls this to refuse
     /// anything else rather than store it.
     ///
@@ -119,6 +127,20 @@ impl Commit {
                 return Err(invalid(format!(
                     "event sequence {} is out of order (the last is {last})",
                     event.sequence
+                )));
+            }
+        }
+        if let Some(created) = &self.create {
+            if created.id() == self.next.id() {
+                return Err(invalid(
+                    "it would create the subscription it changes".to_owned(),
+                ));
+            }
+            if created.version() != 0 || created.last_event_sequence() != 0 {
+                return Err(invalid(format!(
+                    "subscription {} to create is not new (version {})",
+                    created.id(),
+                    created.version()
                 )));
             }
         }

@@ -105,6 +105,24 @@ macro_rules! sql_repository {
             }
         }
 
+        /// The bound `INSERT` of a new subscription row (which does nothing when the id
+        /// is taken).
+        fn insert_subscription(
+            subscription: &Subscription,
+        ) -> Result<sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments<'_>>, StoreError>
+        {
+            Ok(sqlx::query(sql::INSERT_SUBSCRIPTION)
+                .bind(subscription.id().as_str())
+                .bind(subscription.customer().as_str())
+                .bind(
+                    subscription
+                        .partner_of_record()
+                        .map(|p| p.mpn_id().to_string()),
+                )
+                .bind(sql::to_i64(subscription.version())?)
+                .bind(sql::to_json(subscription)?))
+        }
+
         /// Decodes the JSON in a row's first column.
         fn json_column<T: serde::de::DeserializeOwned>(
             row: &<$db as sqlx::Database>::Row,
@@ -126,16 +144,7 @@ macro_rules! sql_repository {
         #[async_trait]
         impl Repository for $name {
             async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
-                let inserted = sqlx::query(sql::INSERT_SUBSCRIPTION)
-                    .bind(subscription.id().as_str())
-                    .bind(subscription.customer().as_str())
-                    .bind(
-                        subscription
-                            .partner_of_record()
-                            .map(|p| p.mpn_id().to_string()),
-                    )
-                    .bind(sql::to_i64(subscription.version())?)
-                    .bind(sql::to_json(&subscription)?)
+                let inserted = insert_subscription(&subscription)?
                     .execute(&self.pool)
                     .await
                     .map_err(sql::backend)?;
@@ -186,6 +195,10 @@ macro_rules! sql_repository {
                     .iter()
                     .map(|n| Ok((n.id.as_str(), sql::to_json(n)?)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
+                let create = match &commit.create {
+                    Some(created) => Some((created.id(), insert_subscription(created)?)),
+                    None => None,
+                };
 
                 let mut tx = self.pool.begin().await.map_err(sql::backend)?;
                 let updated = sqlx::query(sql::UPDATE)
@@ -217,6 +230,13 @@ macro_rules! sql_repository {
                         commit.expected_version,
                         actual,
                     ));
+                }
+                if let Some((created, insert)) = create {
+                    let inserted = insert.execute(&mut *tx).await.map_err(sql::backend)?;
+                    if inserted.rows_affected() == 0 {
+                        // Dropping `tx` rolls the update back.
+                        return Err(StoreError::AlreadyExists(created.clone()));
+                    }
                 }
                 for (sequence, event) in events {
                     sqlx::query(sql::INSERT_EVENT)

@@ -53,29 +53,30 @@ pub enum CloudService {
 }
 
 /// The wire form of [`CloudService`]: serde cannot tag a newtype variant holding a
-/// string, and ignores unknown fields of internally tagged unit variants, hence the
-/// empty struct variants.
+/// string.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 enum CloudServiceRepr {
-    Office365 {},
-    DynamicsCrmOnline {},
-    Dynamics365 {},
-    Intune {},
-    EnterpriseMobilitySuite {},
-    Azure {},
+    Office365,
+    DynamicsCrmOnline,
+    Dynamics365,
+    Intune,
+    EnterpriseMobilitySuite,
+    Azure,
     Other { name: String },
 }
+
+crate::wire::object_only!(CloudServiceRepr, "a cloud service (a JSON object)");
 
 impl From<CloudServiceRepr> for CloudService {
     fn from(repr: CloudServiceRepr) -> Self {
         match repr {
-            CloudServiceRepr::Office365 {} => CloudService::Office365,
-            CloudServiceRepr::DynamicsCrmOnline {} => CloudService::DynamicsCrmOnline,
-            CloudServiceRepr::Dynamics365 {} => CloudService::Dynamics365,
-            CloudServiceRepr::Intune {} => CloudService::Intune,
-            CloudServiceRepr::EnterpriseMobilitySuite {} => CloudService::EnterpriseMobilitySuite,
-            CloudServiceRepr::Azure {} => CloudService::Azure,
+            CloudServiceRepr::Office365 => CloudService::Office365,
+            CloudServiceRepr::DynamicsCrmOnline => CloudService::DynamicsCrmOnline,
+            CloudServiceRepr::Dynamics365 => CloudService::Dynamics365,
+            CloudServiceRepr::Intune => CloudService::Intune,
+            CloudServiceRepr::EnterpriseMobilitySuite => CloudService::EnterpriseMobilitySuite,
+            CloudServiceRepr::Azure => CloudService::Azure,
             CloudServiceRepr::Other { name } => CloudService::Other(name),
         }
     }
@@ -84,12 +85,12 @@ impl From<CloudServiceRepr> for CloudService {
 impl From<CloudService> for CloudServiceRepr {
     fn from(service: CloudService) -> Self {
         match service {
-            CloudService::Office365 => CloudServiceRepr::Office365 {},
-            CloudService::DynamicsCrmOnline => CloudServiceRepr::DynamicsCrmOnline {},
-            CloudService::Dynamics365 => CloudServiceRepr::Dynamics365 {},
-            CloudService::Intune => CloudServiceRepr::Intune {},
-            CloudService::EnterpriseMobilitySuite => CloudServiceRepr::EnterpriseMobilitySuite {},
-            CloudService::Azure => CloudServiceRepr::Azure {},
+            CloudService::Office365 => CloudServiceRepr::Office365,
+            CloudService::DynamicsCrmOnline => CloudServiceRepr::DynamicsCrmOnline,
+            CloudService::Dynamics365 => CloudServiceRepr::Dynamics365,
+            CloudService::Intune => CloudServiceRepr::Intune,
+            CloudService::EnterpriseMobilitySuite => CloudServiceRepr::EnterpriseMobilitySuite,
+            CloudService::Azure => CloudServiceRepr::Azure,
             CloudService::Other(name) => CloudServiceRepr::Other { name },
         }
     }
@@ -172,7 +173,7 @@ impl fmt::Display for SubscriptionStatus {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct PartnerOfRecord {
     mpn_id: MpnId,
     // Boxed, not `String`: a store holds one per subscription, and spare capacity is
@@ -182,6 +183,8 @@ pub struct PartnerOfRecord {
     #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
 }
+
+crate::wire::object_only!(PartnerOfRecord, "a partner of record (a JSON object)");
 
 impl PartnerOfRecord {
     pub(crate) fn new(
@@ -280,7 +283,7 @@ pub enum Action {
 /// # Ok::<(), dpor::IdError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Subscription {
     id: SubscriptionId,
     customer: CustomerId,
@@ -293,6 +296,8 @@ pub struct Subscription {
     last_event_sequence: u64,
     partner_of_record: Option<PartnerOfRecord>,
 }
+
+crate::wire::object_only!(Subscription, "a subscription (a JSON object)");
 
 /// The most a stored count may be: a SQL `BIGINT`. Counts start at 0 and grow by one
 /// change at a time, so a value read within this bound can never overflow a `u64`.
@@ -412,10 +417,16 @@ mod tests {
             serde_json::from_str::<CloudService>(r#"{"type":"dynamics_crm_online"}"#).unwrap(),
             CloudService::DynamicsCrmOnline
         );
-        assert!(serde_json::from_str::<CloudService>(r#"{"type":"azure","x":1}"#).is_err());
-        assert!(
-            serde_json::from_str::<CloudService>(r#"{"type":"other","name":"a","x":1}"#).is_err()
+        // A stored record: a field from a newer release is ignored; an array is no object.
+        assert_eq!(
+            serde_json::from_str::<CloudService>(r#"{"type":"azure","x":1}"#).unwrap(),
+            CloudService::Azure
         );
+        assert_eq!(
+            serde_json::from_str::<CloudService>(r#"{"type":"other","name":"a","x":1}"#).unwrap(),
+            CloudService::Other("a".into())
+        );
+        assert!(serde_json::from_str::<CloudService>(r#"["azure"]"#).is_err());
         assert!(serde_json::from_str::<CloudService>(r#""azure""#).is_err());
     }
 }

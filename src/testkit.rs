@@ -78,6 +78,7 @@ where
     list_by_partner_follows_changes(&make().await).await?;
     outbox_is_oldest_first_and_marking_is_idempotent(&make().await).await?;
     malformed_commits_are_refused(&make().await).await?;
+    a_commit_creates_its_new_subscription_atomically(&make().await).await?;
     Ok(())
 }
 
@@ -157,6 +158,7 @@ fn commit_of(
                 next,
                 events,
                 notifications,
+                create: None,
             })
         }
         other => Err(ConformanceFailure {
@@ -457,6 +459,7 @@ async fn malformed_commits_are_refused<R: Repository>(repo: &R) -> Result<(), Co
         next,
         events: first.events,
         notifications: first.notifications,
+        create: None,
     };
     ensure!(
         CHECK,
@@ -474,6 +477,86 @@ async fn malformed_commits_are_refused<R: Repository>(repo: &R) -> Result<(), Co
         CHECK,
         after == before,
         "a refused commit changed something: {before:?} became {after:?}"
+    );
+    Ok(())
+}
+
+/// A migration's commit: the old subscription's change and the new subscription are
+/// written together; a taken id or a stale version writes neither.
+async fn a_commit_creates_its_new_subscription_atomically<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a_commit_creates_its_new_subscription_atomically";
+    let sub = subscription("s-1", "c-1")?;
+    let taken = subscription("taken", "c-2")?;
+    ok(CHECK, repo.insert(sub.clone()).await)?;
+    ok(CHECK, repo.insert(taken.clone()).await)?;
+    let migrate = |to: &str| -> Result<Commit, ConformanceFailure> {
+        let (transition, created) = sub.migrate(id(to)?, AT).map_err(|e| ConformanceFailure {
+            check: "fixture",
+            message: e.to_string(),
+        })?;
+        let mut commit = commit_of(&sub, Ok(transition))?;
+        commit.create = Some(created);
+        Ok(commit)
+    };
+
+    let before = observe(CHECK, repo, sub.id()).await?;
+    let result = repo.commit(migrate("taken")?).await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::AlreadyExists(s)) if s.as_str() == "taken"),
+        "a commit creating a taken id gave {result:?}, expected AlreadyExists"
+    );
+    let after = observe(CHECK, repo, sub.id()).await?;
+    ensure!(
+        CHECK,
+        after == before,
+        "the refused commit changed s-1: {after:?}"
+    );
+    let still = ok(CHECK, repo.get(taken.id()).await)?;
+    ensure!(
+        CHECK,
+        still.as_ref() == Some(&taken),
+        "the taken subscription changed: {still:?}"
+    );
+
+    let commit = migrate("s-2")?;
+    let (moved, created) = (commit.next.clone(), commit.create.clone());
+    ok(CHECK, repo.commit(commit).await)?;
+    let stored = ok(CHECK, repo.get(moved.id()).await)?;
+    ensure!(
+        CHECK,
+        stored.as_ref() == Some(&moved),
+        "s-1 is {stored:?} after the move"
+    );
+    let new = ok(CHECK, repo.get(&id("s-2")?).await)?;
+    ensure!(
+        CHECK,
+        new == created,
+        "s-2 is {new:?}, expected {created:?}"
+    );
+    let listed = ok(CHECK, repo.list_by_customer(&customer("c-1")?).await)?;
+    let ids: Vec<&str> = listed.iter().map(|s| s.id().as_str()).collect();
+    ensure!(
+        CHECK,
+        ids == ["s-1", "s-2"],
+        "c-1 lists {ids:?}, expected [s-1, s-2]"
+    );
+
+    // The same move again is stale (s-1 moved on): nothing is created.
+    let stale = migrate("s-3")?;
+    let result = repo.commit(stale).await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::Conflict { .. })),
+        "a stale migration gave {result:?}, expected Conflict"
+    );
+    let orphan = ok(CHECK, repo.get(&id("s-3")?).await)?;
+    ensure!(
+        CHECK,
+        orphan.is_none(),
+        "a refused commit created s-3: {orphan:?}"
     );
     Ok(())
 }

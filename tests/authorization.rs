@@ -55,6 +55,8 @@ fn actors() -> Vec<(Actor, Outcome, Outcome, Outcome)> {
         ),
         // The partner of record itself: its history, nothing else.
         (Actor::partner(mpn("3664167")), Forbidden, Ok, Forbidden),
+        // The host's billing system reads everything and designates nothing.
+        (Actor::billing_system(), Ok, Ok, Forbidden),
         (
             Actor::global_admin(CustomerId::new("litware").unwrap()),
             NotFound,
@@ -112,10 +114,10 @@ async fn every_actor_against_every_operation() {
         }
         let listed = w.service.subscriptions(&actor).await;
         match &actor {
-            Actor::Partner { .. } => assert_eq!(outcome(listed), Outcome::Forbidden),
             Actor::Customer { customer, .. } => {
                 assert!(listed.unwrap().iter().all(|s| s.customer() == customer));
             }
+            _ => assert_eq!(outcome(listed), Outcome::Forbidden),
         }
     }
     // The global admin may change: the same check then goes through.
@@ -181,4 +183,101 @@ async fn actions_follow_the_rules() {
         };
         assert_eq!(sub.actions_for(&actor), expected, "{actor:?}");
     }
+}
+
+/// Who may change the lifecycle: (actor, suspend / reactivate / migrate, cancel), on
+/// sub-001.
+fn lifecycle_actors() -> Vec<(Actor, Outcome, Outcome)> {
+    use CustomerRole::*;
+    use Outcome::*;
+    vec![
+        (Actor::billing_system(), Ok, Ok),
+        (admin(), Forbidden, Ok),
+        (
+            Actor::customer(contoso(), BillingAdministrator),
+            Forbidden,
+            Ok,
+        ),
+        (
+            Actor::customer(contoso(), ServiceAdministrator),
+            Forbidden,
+            Forbidden,
+        ),
+        (Actor::partner(mpn("3664167")), Forbidden, Forbidden),
+        (
+            Actor::global_admin(CustomerId::new("litware").unwrap()),
+            Forbidden,
+            NotFound,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn only_the_billing_system_suspends_reactivates_and_migrates() {
+    for (actor, billing_only, cancel) in lifecycle_actors() {
+        let w = world().await;
+        w.designate("sub-001", &northwind()).await;
+        let sub = sub_id("sub-001");
+        let before = w.snapshot().await;
+        let refused = billing_only != Outcome::Ok;
+        assert_eq!(
+            outcome(w.service.suspend(&actor, &sub).await),
+            billing_only,
+            "{actor:?} suspend"
+        );
+        assert_eq!(
+            outcome(w.service.reactivate(&actor, &sub).await),
+            billing_only,
+            "{actor:?} reactivate"
+        );
+        if refused {
+            assert_eq!(w.snapshot().await, before, "{actor:?} changed something");
+        }
+        assert_eq!(
+            outcome(w.service.migrate(&actor, &sub, sub_id("new-001")).await),
+            billing_only,
+            "{actor:?} migrate"
+        );
+        if refused {
+            assert_eq!(w.snapshot().await, before, "{actor:?} changed something");
+        }
+        let w = world().await;
+        let before = w.snapshot().await;
+        assert_eq!(
+            outcome(w.service.cancel(&actor, &sub).await),
+            cancel,
+            "{actor:?} cancel"
+        );
+        if cancel != Outcome::Ok {
+            assert_eq!(w.snapshot().await, before, "{actor:?} changed something");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_person_calling_migrate_learns_nothing_about_ids() {
+    let w = world().await;
+    let before = w.snapshot().await;
+    // A billing administrator of another customer aims at existing and missing ids:
+    // the same refusal each time, before anything is read.
+    let stranger = Actor::customer(
+        CustomerId::new("litware").unwrap(),
+        CustomerRole::BillingAdministrator,
+    );
+    for (from, to) in [
+        ("sub-002", "sub-003"),
+        ("sub-002", "free-id"),
+        ("no-such", "sub-003"),
+        ("no-such", "free-id"),
+    ] {
+        let refused = w
+            .service
+            .migrate(&stranger, &sub_id(from), sub_id(to))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Forbidden { .. })),
+            "{from} -> {to}: {refused:?}"
+        );
+    }
+    assert_eq!(w.snapshot().await, before);
 }

@@ -264,38 +264,31 @@ async fn a_directory_failure_aborts_before_anything_is_committed() {
 }
 
 #[tokio::test]
-async fn a_migration_cut_short_is_completed_by_calling_it_again() {
+async fn a_failed_migration_writes_nothing_and_can_be_retried() {
     let w = world().await;
     w.designate("sub-001", &fabrikam()).await;
     let (service, repo) = flaky(&w);
     let new = sub_id("sub-001-new");
+    let billing = Actor::billing_system();
 
-    // The insert fails: nothing changed.
-    repo.fail_insert.store(true, Ordering::SeqCst);
+    // The one commit fails: neither side is written, no email goes out.
+    repo.fail_commit.store(true, Ordering::SeqCst);
     let before = w.snapshot().await;
+    let sent = w.notifier.sent().len();
     assert!(matches!(
         service
-            .migrate(&admin(), &sub_id("sub-001"), new.clone())
+            .migrate(&billing, &sub_id("sub-001"), new.clone())
             .await,
         Err(Error::Store(_))
     ));
     assert_eq!(w.snapshot().await, before);
-    repo.fail_insert.store(false, Ordering::SeqCst);
-
-    // The commit fails: the new subscription is left, empty.
-    repo.fail_commit.store(true, Ordering::SeqCst);
-    assert!(matches!(
-        service
-            .migrate(&admin(), &sub_id("sub-001"), new.clone())
-            .await,
-        Err(Error::Store(_))
-    ));
-    assert_eq!(w.repo.get(&new).await.unwrap().unwrap().version(), 0);
+    assert_eq!(w.repo.get(&new).await.unwrap(), None);
+    assert_eq!(w.notifier.sent().len(), sent);
     repo.fail_commit.store(false, Ordering::SeqCst);
 
-    // Calling again takes it over and completes the move.
+    // Calling again makes the move, once.
     let receipt = service
-        .migrate(&admin(), &sub_id("sub-001"), new.clone())
+        .migrate(&billing, &sub_id("sub-001"), new.clone())
         .await
         .unwrap();
     assert!(receipt.changed);
@@ -311,9 +304,35 @@ async fn a_migration_cut_short_is_completed_by_calling_it_again() {
         .filter(|n| n.kind == NotificationKind::Removed)
         .count();
     assert_eq!(removals, 1, "the old side was committed once: one email");
-    // Done: the old subscription is cancelled now.
     assert!(matches!(
-        service.migrate(&admin(), &sub_id("sub-001"), new).await,
+        service.migrate(&billing, &sub_id("sub-001"), new).await,
         Err(Error::SubscriptionCancelled(_))
     ));
+}
+
+#[tokio::test]
+async fn racing_migrations_and_cancels_leave_no_orphan() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    let billing = Actor::billing_system();
+    let sub = sub_id("sub-001");
+    // Two migrations to different ids and a cancel, decided on the same version.
+    let (first, second, cancel) = tokio::join!(
+        w.service.migrate(&billing, &sub, sub_id("to-a")),
+        w.service.migrate(&billing, &sub, sub_id("to-b")),
+        w.service.cancel(&billing, &sub),
+    );
+    // Whatever the interleaving, one of them changes the subscription; the others are
+    // refused or find it cancelled already (a cancel of a cancelled one changes nothing).
+    let changed = |r: &Result<Receipt, Error>| r.as_ref().is_ok_and(|r| r.changed);
+    let wins = [changed(&first), changed(&second), changed(&cancel)];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    for (won, id) in [(wins[0], "to-a"), (wins[1], "to-b")] {
+        let created = w.repo.get(&sub_id(id)).await.unwrap();
+        assert_eq!(
+            created.is_some(),
+            won,
+            "{id} exists only if its migration won"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     ("id", 0),
     ("timestamp", 0),
+    ("wire", 0),
     ("partner", 1),
     ("subscription", 1),
     ("event", 1),

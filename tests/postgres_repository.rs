@@ -113,6 +113,20 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
 }
 
 #[tokio::test]
+async fn rows_written_by_a_newer_release_read_and_update() {
+    let Some(url) = url() else { return };
+    let repo = fresh(&url).await;
+    let pool = repo.pool().clone();
+    rows_from_a_newer_release_still_read(repo, |statement| {
+        let pool = pool.clone();
+        async move {
+            dpor::sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let Some(url) = url() else { return };
     let repo = fresh(&url).await;

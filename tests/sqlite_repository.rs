@@ -100,6 +100,19 @@ async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
 }
 
 #[tokio::test]
+async fn rows_written_by_a_newer_release_read_and_update() {
+    let repo = memory().await;
+    let pool = repo.pool().clone();
+    rows_from_a_newer_release_still_read(repo, |statement| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let repo = memory().await;
     insert_sub(&repo, "sub-001").await;

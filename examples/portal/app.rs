@@ -196,6 +196,7 @@ pub fn describe_actor(actor: &Actor) -> String {
     match actor {
         Actor::Customer { customer, role } => format!("{customer} — {role}"),
         Actor::Partner { mpn_id } => format!("partner {mpn_id}"),
+        _ => "the billing system".to_owned(),
     }
 }
 

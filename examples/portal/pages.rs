@@ -489,7 +489,7 @@ where
         if let Some(actor) = actor {
             let next = match actor {
                 Actor::Customer { .. } => "Billing &rsaquo; Subscriptions",
-                Actor::Partner { .. } => "the subscriptions you are partner of record for",
+                _ => "the subscriptions you are partner of record for",
             };
             let _ = write!(
                 body,
@@ -647,7 +647,7 @@ where
         let actor = require_actor(&headers)?;
         let (title, list) = match &actor {
             Actor::Customer { .. } => ("Subscriptions", state.service.subscriptions(&actor).await),
-            Actor::Partner { .. } => (
+            _ => (
                 "Where you are partner of record",
                 state.service.partner_portfolio(&actor).await,
             ),
@@ -674,7 +674,7 @@ where
         );
         let crumbs = match actor {
             Actor::Customer { .. } => crumbs(None, None),
-            Actor::Partner { .. } => Vec::new(),
+            _ => Vec::new(),
         };
         page(&actor, title, &crumbs, &body)
     }

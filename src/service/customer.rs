@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{PorService, Receipt};
-use crate::actor::{Access, Actor};
+use crate::actor::{Access, Actor, Operation};
 use crate::check::{self, PartnerCheck};
 use crate::error::Error;
 use crate::id::{MpnId, SubscriptionId};
@@ -85,7 +85,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         actor: &Actor,
         id: &SubscriptionId,
     ) -> Result<Subscription, Error> {
-        actor.acting_customer()?;
+        actor.may_attempt(Operation::View)?;
         self.read_authorized(actor, id, Access::View).await
     }
 
@@ -106,7 +106,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         subscription: &SubscriptionId,
         mpn_id: &str,
     ) -> Result<PartnerCheck, Error> {
-        actor.acting_customer()?;
+        actor.may_attempt(Operation::ChangePartner)?;
         let stored = self.read_subscription(subscription).await?;
         let mpn_id = check::partner_to_look_up(actor, &stored, mpn_id)?;
         let found = self.directory.lookup(mpn_id).await?;
@@ -129,13 +129,13 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     /// another change commits first; [`Error::Store`]. A failed delivery is not an
     /// error: see [`Receipt::notifications_pending`].
     pub async fn submit(&self, actor: &Actor, check: &PartnerCheck) -> Result<Receipt, Error> {
-        actor.acting_customer()?;
+        actor.may_attempt(Operation::ChangePartner)?;
         let stored = self.read_subscription(check.subscription()).await?;
         let now = self.clock.now();
         let mpn_id = check.verify(actor, &stored, now, self.check_ttl)?;
         let found = self.directory.lookup(mpn_id).await?;
         let transition = check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
-        self.commit_and_deliver(stored, transition, found.as_ref())
+        self.commit_and_deliver(stored, transition, found.as_ref(), None)
             .await
     }
 
@@ -168,12 +168,13 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Receipt, Error> {
-        actor.acting_customer()?;
+        actor.may_attempt(Operation::ChangePartner)?;
         let stored = self
             .read_authorized(actor, subscription, Access::Change)
             .await?;
         let transition = stored.remove_partner(self.clock.now())?;
-        self.commit_and_deliver(stored, transition, None).await
+        self.commit_and_deliver(stored, transition, None, None)
+            .await
     }
 
     /// Designates one partner on many subscriptions of the customer in one call: one
@@ -194,7 +195,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         ids: &[SubscriptionId],
         mode: BulkMode,
     ) -> Result<Vec<BulkOutcome>, Error> {
-        actor.acting_customer()?;
+        actor.may_attempt(Operation::ChangePartner)?;
         let mpn_id = MpnId::parse(mpn_id)?;
         let mut outcomes = Vec::with_capacity(ids.len());
         for id in ids {

@@ -118,7 +118,7 @@ impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
 pub struct Receipt {
     /// The subscription after the operation (unchanged when `changed` is false).
     pub subscription: Subscription,
@@ -131,6 +131,8 @@ pub struct Receipt {
     /// How many stay in the outbox for [`PorService::dispatch_pending`].
     pub notifications_pending: usize,
 }
+
+crate::wire::object_only!(Receipt, "a receipt (a JSON object)");
 
 impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
     /// A service over these ports, with the system clock, the Online Services Sell
@@ -201,13 +203,15 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         Ok(stored)
     }
 
-    /// Commits `transition` of `stored` with its notifications, then delivers them.
-    /// `known` is a partner already looked up, whose contact need not be fetched again.
+    /// Commits `transition` of `stored` with its notifications (and `create`, a
+    /// subscription to insert in the same transaction), then delivers them. `known` is
+    /// a partner already looked up, whose contact need not be fetched again.
     async fn commit_and_deliver(
         &self,
         stored: Subscription,
         transition: Transition,
         known: Option<&Partner>,
+        create: Option<Subscription>,
     ) -> Result<Receipt, Error> {
         let (next, events) = match transition {
             Transition::Unchanged => return Ok(Receipt::unchanged(stored)),
@@ -220,6 +224,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
                 next: next.clone(),
                 events: events.clone(),
                 notifications: notifications.clone(),
+                create,
             })
             .await?;
         let delivered = self.deliver_committed(&notifications).await;

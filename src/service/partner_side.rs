@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use super::PorService;
-use crate::actor::{Access, Actor};
+use crate::actor::{Access, Actor, Operation};
 use crate::attribution;
 use crate::error::Error;
 use crate::event::AssociationEvent;
@@ -28,6 +28,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Vec<AssociationEvent>, Error> {
+        actor.may_attempt(Operation::ViewHistory)?;
         let stored = self
             .read_authorized(actor, subscription, Access::View)
             .await?;

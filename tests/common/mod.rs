@@ -290,3 +290,56 @@ pub async fn assert_race_consistent<R: Repository>(repo: &R, n: u64, changed: u6
     );
     events
 }
+
+/// Rows as a newer release would write them, read by this one over a SQL store: every
+/// record gains fields this release does not know, and everything still reads and
+/// updates. Then a time beyond the recordable years: a typed error, never a panic.
+/// `sql` runs one statement on the store's database.
+pub async fn rows_from_a_newer_release_still_read<R, F, Fut>(repo: R, sql: F)
+where
+    R: Repository + Clone,
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    insert_sub(&repo, "sub-001").await;
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    let notifier = RecordingNotifier::new();
+    notifier.fail_next(1); // leaves the "added" email pending
+    let service = PorService::new(repo.clone(), directory, notifier.clone());
+    let sub = sub_id("sub-001");
+    check_and_submit(&service, &admin(), &sub, "565380")
+        .await
+        .unwrap();
+    let before = (
+        repo.get(&sub).await.unwrap(),
+        repo.history(&sub).await.unwrap(),
+        repo.pending_notifications(10).await.unwrap(),
+    );
+
+    sql(r#"UPDATE dpor_subscriptions SET record = replace(replace(record, '{"id"', '{"added_later":{"x":[1]},"id"'), '"since"', '"added_later":1,"since"')"#).await;
+    sql(r#"UPDATE dpor_events SET event = replace(replace(event, '{"subscription"', '{"actor":{"type":"someone"},"subscription"'), '"replaced"', '"added_later":1,"replaced"')"#).await;
+    sql(r#"UPDATE dpor_outbox SET notification = replace(notification, '{"id"', '{"attempts":3,"id"')"#).await;
+    let after = (
+        repo.get(&sub).await.unwrap(),
+        repo.history(&sub).await.unwrap(),
+        repo.pending_notifications(10).await.unwrap(),
+    );
+    assert_eq!(
+        after, before,
+        "the extra fields are ignored, the rest intact"
+    );
+    assert_eq!(service.dispatch_pending(10).await.unwrap().delivered, 1);
+    let replaced = check_and_submit(&service, &admin(), &sub, "3664167")
+        .await
+        .unwrap();
+    assert!(replaced.changed, "a row from a newer release updates");
+
+    sql(r#"UPDATE dpor_subscriptions SET record = replace(record, '"since":"2026', '"since":"9999-12-31T23:59:59-00:01","was":"2026')"#).await;
+    assert!(matches!(repo.get(&sub).await, Err(StoreError::Backend(_))));
+    assert!(matches!(
+        service.subscription(&admin(), &sub).await,
+        Err(Error::Store(StoreError::Backend(_)))
+    ));
+}
