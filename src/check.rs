@@ -5,7 +5,7 @@
 //! | step | before the directory is asked | once it answered |
 //! |---|---|---|
 //! | "Check ID" | [`partner_to_look_up`]: authorization, the ID's syntax, status | [`PartnerCheck::issue`]: found, enrolled |
-//! | "Submit" | [`PartnerCheck::verify`]: authorization, version, age, status | [`designate`]: found, enrolled, the change |
+//! | "Submit" | [`PartnerCheck::verify`]: authorization, already on record, version, age, status | [`designate`]: found, enrolled, the change |
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -132,44 +132,61 @@ impl PartnerCheck {
     }
 
     /// "Submit", up to the directory: decides whether `actor` may submit this check
-    /// against `stored` (the subscription as read now) at `now`, and answers the MPN ID
-    /// to look up again. Nothing in the check is trusted but its subscription id, MPN
-    /// ID, version and time; the caller looks the partner up again and hands it to
-    /// [`Subscription::associate`] with its own program.
+    /// against `stored` (the subscription as read now) for the service's `program` at
+    /// `now`, and what comes next. Nothing in the check is trusted but its subscription
+    /// id, MPN ID, version and time.
+    ///
+    /// A check whose partner is already partner of record (for `program`) is
+    /// [`Verified::AlreadyOnRecord`] whatever the version: submitting it again (a double
+    /// click, a client retrying after a lost response) changes nothing and succeeds. A
+    /// stale check for any other partner is a conflict, so that it never undoes someone
+    /// else's later change.
     ///
     /// # Errors
     ///
     /// In this order: [`Error::SubscriptionNotFound`] or [`Error::Forbidden`] (see
-    /// [`Actor::authorize`]); [`Error::Conflict`] when the subscription's version is no
-    /// longer the check's; [`Error::CheckExpired`] when the check is older than `ttl`
-    /// or dated after `now`; [`Error::SubscriptionNotActive`].
+    /// [`Actor::authorize`]); then, unless the partner is already on record,
+    /// [`Error::Conflict`] when the subscription's version is no longer the check's;
+    /// [`Error::CheckExpired`] when the check is older than `ttl` or dated after `now`;
+    /// [`Error::SubscriptionNotActive`].
     ///
     /// ```
     /// use dpor::*;
+    /// use dpor::check::Verified;
     /// use time::{Duration, macros::datetime};
     ///
     /// let contoso = CustomerId::new("contoso")?;
     /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
     /// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
-    /// let at = datetime!(2026-01-05 10:00 UTC);
-    /// let check = PartnerCheck::issue(&sub, fabrikam.mpn_id(), Some(fabrikam), Program::OnlineServicesSell, at)?;
+    /// let (sell, at, ttl) = (Program::OnlineServicesSell, datetime!(2026-01-05 10:00 UTC), Duration::minutes(15));
+    /// let check = PartnerCheck::issue(&sub, fabrikam.mpn_id(), Some(fabrikam.clone()), sell, at)?;
     ///
     /// let admin = Actor::global_admin(contoso);
-    /// assert_eq!(check.verify(&admin, &sub, at + Duration::minutes(5), Duration::minutes(15))?.as_str(), "565380");
-    /// assert!(matches!(
-    ///     check.verify(&admin, &sub, at + Duration::minutes(16), Duration::minutes(15)),
-    ///     Err(Error::CheckExpired { .. })
-    /// ));
+    /// let soon = at + Duration::minutes(5);
+    /// assert_eq!(check.verify(&admin, &sub, sell, soon, ttl)?, Verified::LookUp(fabrikam.mpn_id()));
+    /// assert!(matches!(check.verify(&admin, &sub, sell, at + Duration::minutes(16), ttl), Err(Error::CheckExpired { .. })));
+    ///
+    /// // Once the partner is on record, the same check again is nothing to do.
+    /// let Transition::Changed { next, .. } = sub.associate(&fabrikam, sell, soon)? else { unreachable!() };
+    /// assert_eq!(check.verify(&admin, &next, sell, soon, ttl)?, Verified::AlreadyOnRecord);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn verify(
         &self,
         actor: &Actor,
         stored: &Subscription,
+        program: Program,
         now: OffsetDateTime,
         ttl: Duration,
-    ) -> Result<MpnId, Error> {
+    ) -> Result<Verified, Error> {
         actor.authorize(stored, Access::Change)?;
+        let mpn_id = self.partner.mpn_id();
+        if stored
+            .partner_of_record()
+            .is_some_and(|por| por.is(mpn_id, program))
+        {
+            return Ok(Verified::AlreadyOnRecord);
+        }
         if stored.version() != self.version {
             return Err(Error::Conflict {
                 subscription: stored.id().clone(),
@@ -183,8 +200,17 @@ impl PartnerCheck {
             });
         }
         association::ensure_active(stored)?;
-        Ok(self.partner.mpn_id())
+        Ok(Verified::LookUp(mpn_id))
     }
+}
+
+/// What "Submit" does after [`PartnerCheck::verify`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The check's partner is already partner of record: nothing changes, no email.
+    AlreadyOnRecord,
+    /// Look this partner up again in the directory, then [`designate`] it.
+    LookUp(MpnId),
 }
 
 /// "Check ID", up to the directory: decides whether `actor` may check a partner on
@@ -247,6 +273,7 @@ mod tests {
 
     const AT: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
     const TTL: Duration = Duration::minutes(15);
+    const SELL: Program = Program::OnlineServicesSell;
 
     fn contoso() -> CustomerId {
         CustomerId::new("contoso").unwrap()
@@ -280,8 +307,8 @@ mod tests {
 
     #[test]
     fn a_fresh_check_verifies_and_names_the_partner_to_look_up() {
-        let mpn_id = check_of(&sub()).verify(&admin(), &sub(), AT + TTL, TTL);
-        assert_eq!(mpn_id.unwrap(), fabrikam().mpn_id());
+        let verified = check_of(&sub()).verify(&admin(), &sub(), SELL, AT + TTL, TTL);
+        assert_eq!(verified.unwrap(), Verified::LookUp(fabrikam().mpn_id()));
     }
 
     #[test]
@@ -291,7 +318,7 @@ mod tests {
             panic!("expected a change")
         };
         assert!(matches!(
-            check.verify(&admin(), &next, AT, TTL),
+            check.verify(&admin(), &next, SELL, AT, TTL),
             Err(Error::Conflict {
                 expected: 0,
                 actual: 1,
@@ -307,7 +334,7 @@ mod tests {
         let early = AT - Duration::SECOND;
         for now in [late, early] {
             assert!(matches!(
-                check.verify(&admin(), &sub(), now, TTL),
+                check.verify(&admin(), &sub(), SELL, now, TTL),
                 Err(Error::CheckExpired { checked_at }) if checked_at == AT
             ));
         }
@@ -319,12 +346,12 @@ mod tests {
         let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
         let stale = sub().with_status(SubscriptionStatus::Suspended);
         assert!(matches!(
-            check.verify(&billing, &stale, AT + TTL * 2, TTL),
+            check.verify(&billing, &stale, SELL, AT + TTL * 2, TTL),
             Err(Error::Forbidden { .. })
         ));
         let stranger = Actor::global_admin(CustomerId::new("fabrikam").unwrap());
         assert!(matches!(
-            check.verify(&stranger, &sub(), AT, TTL),
+            check.verify(&stranger, &sub(), SELL, AT, TTL),
             Err(Error::SubscriptionNotFound(_))
         ));
     }
@@ -334,8 +361,40 @@ mod tests {
         let suspended = sub().with_status(SubscriptionStatus::Suspended);
         let check = check_of(&sub());
         assert!(matches!(
-            check.verify(&admin(), &suspended, AT, TTL),
+            check.verify(&admin(), &suspended, SELL, AT, TTL),
             Err(Error::SubscriptionNotActive { .. })
+        ));
+    }
+
+    #[test]
+    fn the_partner_already_on_record_is_nothing_to_do_whatever_the_version() {
+        let check = check_of(&sub());
+        let on_record = |partner: &Partner| match sub().associate(partner, SELL, AT).unwrap() {
+            Transition::Changed { next, .. } => next,
+            Transition::Unchanged => panic!("expected a change"),
+        };
+        let mine = on_record(&fabrikam());
+        let late = AT + TTL * 4;
+        let verified = check.verify(&admin(), &mine, SELL, late, TTL);
+        assert_eq!(verified.unwrap(), Verified::AlreadyOnRecord);
+        // Not for someone else's partner, nor under another program.
+        let northwind =
+            Partner::new(MpnId::parse("3664167").unwrap(), "Northwind").enrolled_in(SELL);
+        let theirs = on_record(&northwind);
+        assert!(matches!(
+            check.verify(&admin(), &theirs, SELL, AT, TTL),
+            Err(Error::Conflict { .. })
+        ));
+        let usage = Program::OnlineServicesUsage;
+        assert!(matches!(
+            check.verify(&admin(), &mine, usage, AT, TTL),
+            Err(Error::Conflict { .. })
+        ));
+        // Authorization still comes first.
+        let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
+        assert!(matches!(
+            check.verify(&billing, &mine, SELL, AT, TTL),
+            Err(Error::Forbidden { .. })
         ));
     }
 

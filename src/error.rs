@@ -34,26 +34,23 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 ///
 /// # Examples
 ///
-/// A portal's mapping to HTTP statuses, following each variant's "Handling" notes (the
-/// enum is `#[non_exhaustive]`, so a match outside this crate needs a wildcard arm):
+/// A portal's mapping to HTTP statuses, from the stable [`code`](Error::code) and each
+/// variant's "Handling" notes:
 ///
 /// ```
 /// use dpor::*;
 ///
 /// fn http_status(error: &Error) -> u16 {
-///     match error {
-///         Error::InvalidMpnId(_) => 400,
-///         Error::Forbidden { .. } => 403,
-///         Error::SubscriptionNotFound(_) | Error::PartnerNotFound(_) => 404,
-///         Error::Conflict { .. }
-///         | Error::NoPartnerOfRecord(_)
-///         | Error::SubscriptionNotActive { .. }
-///         | Error::SubscriptionCancelled(_)
-///         | Error::SubscriptionAlreadyExists(_) => 409,
-///         Error::CheckExpired { .. } => 410,
-///         Error::PartnerNotEnrolled { .. } => 422,
-///         Error::Directory(_) => 503,
-///         _ => 500,
+///     match error.code() {
+///         "invalid_mpn_id" => 400,
+///         "forbidden" => 403,
+///         "subscription_not_found" | "partner_not_found" => 404,
+///         "conflict" | "no_partner_of_record" | "subscription_not_active"
+///         | "subscription_cancelled" | "subscription_already_exists" => 409,
+///         "check_expired" => 410,
+///         "partner_not_enrolled" => 422,
+///         "directory_unavailable" => 503,
+///         _ => 500, // store_failed, time_out_of_range, and codes added later
 ///     }
 /// }
 ///
@@ -63,17 +60,18 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 ///
 /// // A lost compare-and-swap in the store surfaces as a domain conflict.
 /// let race = Error::from(StoreError::Conflict { subscription: SubscriptionId::new("sub-1")?, expected: 1, actual: 2 });
-/// assert_eq!(http_status(&race), 409);
+/// assert_eq!((race.code(), http_status(&race)), ("conflict", 409));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// What was typed in the "Microsoft Partner ID" field is not an MPN ID.
+    /// What was typed in the "Microsoft Partner ID" field is not an MPN ID. The message
+    /// is the [`MpnIdError`]'s own (the error is transparent).
     ///
     /// ### Handling
     /// Show the message next to the field (HTTP 400). Nothing was looked up.
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidMpnId(#[from] MpnIdError),
 
     /// No such subscription, or one this actor may not see (the two are answered the
@@ -205,6 +203,54 @@ pub enum Error {
     /// HTTP 502 or 503; retry later. Nothing was changed.
     #[error("the partner directory is unavailable; try again later")]
     Directory(#[from] DirectoryError),
+}
+
+impl Error {
+    /// A stable, snake_case code for the error, for clients and logs: an HTTP API
+    /// answers it next to the message, a portal maps it to a status. A code never
+    /// changes; a new variant comes with a new code.
+    ///
+    /// | variant | code |
+    /// |---|---|
+    /// | [`InvalidMpnId`](Self::InvalidMpnId) | `invalid_mpn_id` |
+    /// | [`Forbidden`](Self::Forbidden) | `forbidden` |
+    /// | [`SubscriptionNotFound`](Self::SubscriptionNotFound) | `subscription_not_found` |
+    /// | [`PartnerNotFound`](Self::PartnerNotFound) | `partner_not_found` |
+    /// | [`PartnerNotEnrolled`](Self::PartnerNotEnrolled) | `partner_not_enrolled` |
+    /// | [`SubscriptionNotActive`](Self::SubscriptionNotActive) | `subscription_not_active` |
+    /// | [`SubscriptionCancelled`](Self::SubscriptionCancelled) | `subscription_cancelled` |
+    /// | [`SubscriptionAlreadyExists`](Self::SubscriptionAlreadyExists) | `subscription_already_exists` |
+    /// | [`NoPartnerOfRecord`](Self::NoPartnerOfRecord) | `no_partner_of_record` |
+    /// | [`Conflict`](Self::Conflict) | `conflict` |
+    /// | [`CheckExpired`](Self::CheckExpired) | `check_expired` |
+    /// | [`TimeOutOfRange`](Self::TimeOutOfRange) | `time_out_of_range` |
+    /// | [`Store`](Self::Store) | `store_failed` |
+    /// | [`Directory`](Self::Directory) | `directory_unavailable` |
+    ///
+    /// ```
+    /// use dpor::*;
+    ///
+    /// let typo = Error::from(MpnIdError::WrongLength { length: 4 });
+    /// assert_eq!(typo.code(), "invalid_mpn_id");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidMpnId(_) => "invalid_mpn_id",
+            Error::Forbidden { .. } => "forbidden",
+            Error::SubscriptionNotFound(_) => "subscription_not_found",
+            Error::PartnerNotFound(_) => "partner_not_found",
+            Error::PartnerNotEnrolled { .. } => "partner_not_enrolled",
+            Error::SubscriptionNotActive { .. } => "subscription_not_active",
+            Error::SubscriptionCancelled(_) => "subscription_cancelled",
+            Error::SubscriptionAlreadyExists(_) => "subscription_already_exists",
+            Error::NoPartnerOfRecord(_) => "no_partner_of_record",
+            Error::Conflict { .. } => "conflict",
+            Error::CheckExpired { .. } => "check_expired",
+            Error::TimeOutOfRange { .. } => "time_out_of_range",
+            Error::Store(_) => "store_failed",
+            Error::Directory(_) => "directory_unavailable",
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -355,6 +401,7 @@ opaque_error!(NotifyError, "notifier");
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subscription::SubscriptionStatus;
 
     #[test]
     fn store_conflict_becomes_domain_conflict() {
@@ -372,6 +419,129 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// One error of every variant; the match makes a new variant a compile error here
+    /// until it is added.
+    fn every_variant() -> Vec<Error> {
+        let sub = SubscriptionId::new("sub-1").unwrap();
+        let mpn = MpnId::parse("565380").unwrap();
+        let all = vec![
+            Error::InvalidMpnId(MpnIdError::WrongLength { length: 4 }),
+            Error::Forbidden {
+                reason: "no".into(),
+            },
+            Error::SubscriptionNotFound(sub.clone()),
+            Error::PartnerNotFound(mpn),
+            Error::PartnerNotEnrolled {
+                mpn_id: mpn,
+                program: Program::OnlineServicesSell,
+            },
+            Error::SubscriptionNotActive {
+                subscription: sub.clone(),
+                status: SubscriptionStatus::Suspended,
+            },
+            Error::SubscriptionCancelled(sub.clone()),
+            Error::SubscriptionAlreadyExists(sub.clone()),
+            Error::NoPartnerOfRecord(sub.clone()),
+            Error::Conflict {
+                subscription: sub,
+                expected: 1,
+                actual: 2,
+            },
+            Error::CheckExpired {
+                checked_at: OffsetDateTime::UNIX_EPOCH,
+            },
+            Error::TimeOutOfRange {
+                at: OffsetDateTime::UNIX_EPOCH,
+            },
+            Error::Store(StoreError::Backend("disk full".into())),
+            Error::Directory(DirectoryError::new("timed out")),
+        ];
+        for error in &all {
+            match error {
+                Error::InvalidMpnId(_)
+                | Error::Forbidden { .. }
+                | Error::SubscriptionNotFound(_)
+                | Error::PartnerNotFound(_)
+                | Error::PartnerNotEnrolled { .. }
+                | Error::SubscriptionNotActive { .. }
+                | Error::SubscriptionCancelled(_)
+                | Error::SubscriptionAlreadyExists(_)
+                | Error::NoPartnerOfRecord(_)
+                | Error::Conflict { .. }
+                | Error::CheckExpired { .. }
+                | Error::TimeOutOfRange { .. }
+                | Error::Store(_)
+                | Error::Directory(_) => {}
+            }
+        }
+        all
+    }
+
+    fn variant_name(error: &Error) -> String {
+        let debug = format!("{error:?}");
+        debug
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn every_variant_has_its_own_code_and_the_readme_table_says_it() {
+        let readme = include_str!("../README.md");
+        let table: std::collections::BTreeMap<String, String> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| `dpor::Error` | status |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .flat_map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let names: Vec<String> = cells[1]
+                    .split(" / ")
+                    .map(|n| n.trim_matches('`').to_owned())
+                    .collect();
+                let codes: Vec<String> = cells[3]
+                    .split(" / ")
+                    .map(|c| c.trim_matches('`').to_owned())
+                    .collect();
+                assert_eq!(names.len(), codes.len(), "{row}");
+                names.into_iter().zip(codes).collect::<Vec<_>>()
+            })
+            .collect();
+        let all = every_variant();
+        let mut codes: Vec<&str> = all.iter().map(Error::code).collect();
+        for error in &all {
+            let name = variant_name(error);
+            assert_eq!(
+                table.get(&name).map(String::as_str),
+                Some(error.code()),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            table.len(),
+            all.len(),
+            "the README table has rows for no variant"
+        );
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len(), "two variants share a code");
+    }
+
+    #[test]
+    fn walking_the_sources_never_repeats_a_message() {
+        for error in every_variant() {
+            let mut seen = vec![error.to_string()];
+            let mut source = StdError::source(&error);
+            while let Some(next) = source {
+                let message = next.to_string();
+                assert!(!seen.contains(&message), "{error:?} repeats {message:?}");
+                seen.push(message);
+                source = next.source();
+            }
+        }
     }
 
     #[test]

@@ -56,11 +56,11 @@ pub enum PartnerLinkError {
     /// Bad percent-encoding, a character that must be encoded, or not UTF-8.
     #[error("the link is not correctly encoded near {0:?}")]
     Encoding(String),
-    /// The subscription id is invalid.
-    #[error("the link's subscription id is invalid: {0}")]
+    /// The subscription id is invalid; the [`IdError`] says why (its `source`).
+    #[error("the link's subscription id is invalid")]
     Subscription(#[source] IdError),
-    /// The MPN ID is invalid.
-    #[error("the link's partner ID is invalid: {0}")]
+    /// The MPN ID is invalid; the [`MpnIdError`] says why (its `source`).
+    #[error("the link's partner ID is invalid")]
     MpnId(#[source] MpnIdError),
 }
 

@@ -296,3 +296,45 @@ async fn error_messages_are_readable() {
         "subscription sub-cancelled is cancelled: its partner of record cannot be changed"
     );
 }
+
+#[tokio::test]
+async fn resubmitting_a_check_whose_partner_is_on_record_succeeds_and_changes_nothing() {
+    let w = world().await;
+    let check = check(&w, "sub-001", "565380").await.unwrap();
+    assert!(w.service.submit(&admin(), &check).await.unwrap().changed);
+    let before = w.snapshot().await;
+    let sent = w.notifier.sent().len();
+    // A double click, then a retry an hour later after a lost response.
+    for later in [Duration::ZERO, Duration::hours(1)] {
+        w.clock.advance(later);
+        let again = w.service.submit(&admin(), &check).await.unwrap();
+        assert!(!again.changed && again.events.is_empty());
+        assert_eq!(again.subscription.version(), 1);
+        assert_eq!(
+            (again.notifications_delivered, again.notifications_pending),
+            (0, 0)
+        );
+    }
+    assert_eq!(w.snapshot().await, before);
+    assert_eq!(w.notifier.sent().len(), sent, "no second email");
+}
+
+#[tokio::test]
+async fn a_stale_check_never_undoes_a_later_change() {
+    let w = world().await;
+    let fabrikam_check = check(&w, "sub-001", "565380").await.unwrap();
+    w.service.submit(&admin(), &fabrikam_check).await.unwrap();
+    let northwind_check = check(&w, "sub-001", "3664167").await.unwrap();
+    w.service.submit(&admin(), &northwind_check).await.unwrap();
+    // The first check's partner is no longer on record: its version is stale.
+    let before = w.snapshot().await;
+    assert!(matches!(
+        w.service.submit(&admin(), &fabrikam_check).await,
+        Err(Error::Conflict {
+            expected: 0,
+            actual: 2,
+            ..
+        })
+    ));
+    assert_eq!(w.snapshot().await, before);
+}

@@ -95,30 +95,30 @@ where
         .with_state(state)
 }
 
-/// How a [`dpor::Error`] answers over HTTP: status, a stable snake_case code for
-/// clients, and the error's `Display` text (written to be shown to the customer).
+/// How a [`dpor::Error`] answers over HTTP: its status, from its stable
+/// [`code`](Error::code) alone, and the code itself for clients. The message is the
+/// error's `Display` text (written to be shown to the customer).
 pub fn classify(error: &Error) -> (StatusCode, &'static str) {
-    match error {
-        Error::InvalidMpnId(_) => (StatusCode::BAD_REQUEST, "invalid_mpn_id"),
-        Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        Error::SubscriptionNotFound(_) => (StatusCode::NOT_FOUND, "subscription_not_found"),
-        Error::PartnerNotFound(_) => (StatusCode::NOT_FOUND, "partner_not_found"),
-        Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-        Error::NoPartnerOfRecord(_) => (StatusCode::CONFLICT, "no_partner_of_record"),
-        Error::SubscriptionNotActive { .. } => (StatusCode::CONFLICT, "subscription_not_active"),
-        Error::SubscriptionCancelled(_) => (StatusCode::CONFLICT, "subscription_cancelled"),
-        Error::SubscriptionAlreadyExists(_) => {
-            (StatusCode::CONFLICT, "subscription_already_exists")
-        }
-        Error::CheckExpired { .. } => (StatusCode::GONE, "check_expired"),
-        Error::PartnerNotEnrolled { .. } => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "partner_not_enrolled")
-        }
-        Error::Directory(_) => (StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable"),
-        Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
-        // `dpor::Error` is non-exhaustive: a variant added later is a server error until
-        // the portal learns about it.
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    let code = error.code();
+    (status_for(code), code)
+}
+
+/// The HTTP status for an [`Error::code`]: the README's table, as code.
+pub fn status_for(code: &str) -> StatusCode {
+    match code {
+        "invalid_mpn_id" => StatusCode::BAD_REQUEST,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "subscription_not_found" | "partner_not_found" => StatusCode::NOT_FOUND,
+        "conflict"
+        | "no_partner_of_record"
+        | "subscription_not_active"
+        | "subscription_cancelled"
+        | "subscription_already_exists" => StatusCode::CONFLICT,
+        "check_expired" => StatusCode::GONE,
+        "partner_not_enrolled" => StatusCode::UNPROCESSABLE_ENTITY,
+        "directory_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        // store_failed, time_out_of_range, and any code added later.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{PorService, Receipt};
 use crate::actor::{Access, Actor, Operation};
-use crate::check::{self, PartnerCheck};
+use crate::check::{self, PartnerCheck, Verified};
 use crate::error::Error;
 use crate::id::{MpnId, SubscriptionId};
 use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
@@ -114,7 +114,9 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     }
 
     /// Step 7, "Submit": designates the checked partner, replacing any other, and sends
-    /// the emails. Submitting the current partner of record again changes nothing.
+    /// the emails. Submitting a check whose partner is already partner of record
+    /// changes nothing and succeeds, whatever changed since the check (a double click,
+    /// a retry after a lost response): `Receipt { changed: false, .. }`.
     ///
     /// Nothing in `check` is trusted: the partner is looked up again and must be
     /// enrolled in the **service's** program.
@@ -122,7 +124,8 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     /// # Errors
     ///
     /// In this order: the authorization errors of [`check_partner`](Self::check_partner);
-    /// [`Error::Conflict`] when the subscription changed since the check;
+    /// then, unless the partner is already on record: [`Error::Conflict`] when the
+    /// subscription changed since the check;
     /// [`Error::CheckExpired`] when the check is older than the check lifetime or dated
     /// in the future; [`Error::SubscriptionNotActive`]; [`Error::PartnerNotFound`] (or
     /// [`Error::Directory`]); [`Error::PartnerNotEnrolled`]; [`Error::Conflict`] when
@@ -132,7 +135,10 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         actor.may_attempt(Operation::ChangePartner)?;
         let stored = self.read_subscription(check.subscription()).await?;
         let now = self.clock.now();
-        let mpn_id = check.verify(actor, &stored, now, self.check_ttl)?;
+        let mpn_id = match check.verify(actor, &stored, self.program, now, self.check_ttl)? {
+            Verified::AlreadyOnRecord => return Ok(Receipt::unchanged(stored)),
+            Verified::LookUp(mpn_id) => mpn_id,
+        };
         let found = self.directory.lookup(mpn_id).await?;
         let transition = check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
         self.commit_and_deliver(stored, transition, found.as_ref(), None)
