@@ -39,8 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new(datetime!(2026-01-05 10:00 UTC));
     let service =
         PorService::new(repository, directory, RecordingNotifier::new()).with_clock(clock.clone());
-    let admin = Actor::global_admin(contoso.clone());
-    let billing = Actor::customer(contoso, CustomerRole::BillingAdministrator);
+    let admin = Actor::global_admin(contoso);
+    let billing = Actor::billing_system();
 
     // Three months of a customer's decisions and its billing system's events.
     let ids = ["sub-001", "sub-002", "sub-003", "sub-004"].map(SubscriptionId::new);

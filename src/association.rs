@@ -51,7 +51,7 @@ use crate::timestamp;
 /// Serialized as an object tagged by `"type"`: `{"type":"unchanged"}`,
 /// `{"type":"changed","next":{...},"events":[...]}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Transition {
     /// The subscription is already in the asked-for state: no version step, no event.
     Unchanged,
@@ -63,8 +63,6 @@ pub enum Transition {
         events: Vec<AssociationEvent>,
     },
 }
-
-crate::wire::object_only!(Transition, "a transition (a JSON object)");
 
 impl Subscription {
     /// Designates `partner` as partner of record for `program`, at `at`.

@@ -25,7 +25,6 @@ use crate::partner::Program;
 
 /// One stretch of time during which `partner` was partner of record, for `program`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct PorPeriod {
     /// The partner of record.
     pub partner: MpnId,
@@ -38,8 +37,6 @@ pub struct PorPeriod {
     #[serde(with = "crate::timestamp::option")]
     pub to: Option<OffsetDateTime>,
 }
-
-crate::wire::object_only!(PorPeriod, "a partner-of-record period (a JSON object)");
 
 impl PorPeriod {
     /// Whether `at` falls in this period.

@@ -50,19 +50,34 @@ pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartnerCheck {
     subscription: SubscriptionId,
     partner: Partner,
     program: Program,
     current: Option<PartnerOfRecord>,
     version: u64,
+    checked_at: OffsetDateTime,
+}
+
+/// The wire form of [`PartnerCheck`], a request: unknown fields are refused, and
+/// [`object_only!`](crate::wire::object_only) refuses an array in place of the object,
+/// here and in the nested records.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "PartnerCheck", deny_unknown_fields)]
+struct PartnerCheckFields {
+    subscription: SubscriptionId,
+    #[serde(deserialize_with = "crate::wire::object")]
+    partner: Partner,
+    program: Program,
+    #[serde(deserialize_with = "crate::wire::optional_object")]
+    current: Option<PartnerOfRecord>,
+    version: u64,
     #[serde(with = "crate::timestamp")]
     checked_at: OffsetDateTime,
 }
 
-crate::wire::object_only!(PartnerCheck, "a partner check (a JSON object)");
+crate::wire::object_only!(PartnerCheck via PartnerCheckFields, "a partner check (a JSON object)");
 
 impl PartnerCheck {
     /// The subscription checked against.

@@ -33,7 +33,6 @@ use crate::subscription::CloudService;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct AssociationEvent {
     /// The subscription that changed.
     pub subscription: SubscriptionId,
@@ -47,8 +46,6 @@ pub struct AssociationEvent {
     /// What changed.
     pub kind: AssociationEventKind,
 }
-
-crate::wire::object_only!(AssociationEvent, "an association event (a JSON object)");
 
 /// What an [`AssociationEvent`] records.
 ///
@@ -77,7 +74,7 @@ crate::wire::object_only!(AssociationEvent, "an association event (a JSON object
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AssociationEventKind {
     /// A partner became partner of record.
@@ -85,6 +82,7 @@ pub enum AssociationEventKind {
         /// The new partner of record.
         partner: MpnId,
         /// Its name in the directory at that moment.
+        #[serde(with = "crate::text::name")]
         partner_name: String,
         /// The program the association counts for.
         program: Program,
@@ -123,11 +121,6 @@ pub enum AssociationEventKind {
         to: SubscriptionId,
     },
 }
-
-crate::wire::object_only!(
-    AssociationEventKind,
-    "an association event kind (a JSON object)"
-);
 
 /// Why a partner stopped being partner of record.
 ///
@@ -277,13 +270,13 @@ pub enum NotificationKind {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Notification {
     /// Stable id: `"{subscription}#{event sequence}"`.
     pub id: NotificationId,
     /// The partner to tell.
     pub partner: MpnId,
     /// Where to send it, as the directory listed it when the change was decided.
+    #[serde(default, with = "crate::text::email::option")]
     pub contact_email: Option<String>,
     /// Added or removed.
     pub kind: NotificationKind,
@@ -297,8 +290,6 @@ pub struct Notification {
     #[serde(with = "crate::timestamp")]
     pub at: OffsetDateTime,
 }
-
-crate::wire::object_only!(Notification, "a notification (a JSON object)");
 
 impl Notification {
     /// The notification that `event` causes, if any, for a subscription of `service`,

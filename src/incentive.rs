@@ -24,7 +24,7 @@ use crate::subscription::{CloudService, Subscription, SubscriptionStatus};
 ///
 /// Serialized with `minimum_tenure` in whole seconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct IncentivePolicy {
     /// The program the association must count for.
     pub program: Program,
@@ -37,8 +37,6 @@ pub struct IncentivePolicy {
     #[serde(with = "crate::timestamp::seconds")]
     pub minimum_tenure: Duration,
 }
-
-crate::wire::object_only!(IncentivePolicy, "an incentive policy (a JSON object)");
 
 /// Why one subscription does not qualify under an [`IncentivePolicy`]: a portal can
 /// show each reason to the partner.
@@ -94,7 +92,6 @@ pub enum Disqualification {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Eligibility {
     /// Whether enough subscriptions qualify.
     pub eligible: bool,
@@ -107,8 +104,6 @@ pub struct Eligibility {
     /// How many more would be needed (0 when eligible).
     pub missing: usize,
 }
-
-crate::wire::object_only!(Eligibility, "an eligibility (a JSON object)");
 
 /// The wire form of [`Disqualification`]: named fields for the newtype variants, `{}`
 /// for the unit one, durations in whole seconds.

@@ -31,6 +31,7 @@ pub mod subscription;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
+pub mod text;
 mod timestamp;
 mod wire;
 
@@ -64,3 +65,4 @@ pub use service::{BulkMode, BulkOutcome, DispatchReport, PorService, Receipt};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteRepository;
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};
+pub use text::TextError;

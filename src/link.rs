@@ -26,8 +26,7 @@ use crate::id::{IdError, MpnId, MpnIdError, SubscriptionId};
 /// assert!(PartnerLink::parse("subscription=sub-1").is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(remote = "Self", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PartnerLink {
     /// The subscription to designate the partner on.
     pub subscription: SubscriptionId,
@@ -35,7 +34,15 @@ pub struct PartnerLink {
     pub mpn_id: MpnId,
 }
 
-crate::wire::object_only!(PartnerLink, "a partner link (a JSON object)");
+/// The wire form of [`PartnerLink`], a request: unknown fields and arrays are refused.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "PartnerLink", deny_unknown_fields)]
+struct PartnerLinkFields {
+    subscription: SubscriptionId,
+    mpn_id: MpnId,
+}
+
+crate::wire::object_only!(PartnerLink via PartnerLinkFields, "a partner link (a JSON object)");
 
 /// Why a query string is not a [`PartnerLink`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

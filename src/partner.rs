@@ -64,16 +64,16 @@ impl fmt::Display for Program {
 /// # Ok::<(), dpor::MpnIdError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Partner {
     mpn_id: MpnId,
+    #[serde(with = "crate::text::name")]
     name: String,
+    #[serde(default, with = "crate::text::location::option")]
     location: Option<String>,
+    #[serde(default, with = "crate::text::email::option")]
     contact_email: Option<String>,
     programs: BTreeSet<Program>,
 }
-
-crate::wire::object_only!(Partner, "a partner (a JSON object)");
 
 impl Partner {
     /// A partner with an id and a display name, no location, no contact and enrolled in

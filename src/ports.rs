@@ -72,7 +72,6 @@ use crate::subscription::Subscription;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Commit {
     /// The version the change was decided on; the commit fails unless it is stored.
     pub expected_version: u64,
@@ -88,8 +87,6 @@ pub struct Commit {
     #[serde(default)]
     pub create: Option<Subscription>,
 }
-
-crate::wire::object_only!(Commit, "a commit (a JSON object)");
 
 impl Commit {
     /// Checks that the commit hangs together, as every [`Repository`] should before it

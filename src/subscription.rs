@@ -63,7 +63,10 @@ enum CloudServiceRepr {
     Intune,
     EnterpriseMobilitySuite,
     Azure,
-    Other { name: String },
+    Other {
+        #[serde(with = "crate::text::name")]
+        name: String,
+    },
 }
 
 crate::wire::object_only!(CloudServiceRepr, "a cloud service (a JSON object)");
@@ -173,18 +176,16 @@ impl fmt::Display for SubscriptionStatus {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct PartnerOfRecord {
     mpn_id: MpnId,
     // Boxed, not `String`: a store holds one per subscription, and spare capacity is
     // never needed.
+    #[serde(with = "crate::text::name")]
     partner_name: Box<str>,
     program: Program,
     #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
 }
-
-crate::wire::object_only!(PartnerOfRecord, "a partner of record (a JSON object)");
 
 impl PartnerOfRecord {
     pub(crate) fn new(
@@ -283,11 +284,11 @@ pub enum Action {
 /// # Ok::<(), dpor::IdError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Subscription {
     id: SubscriptionId,
     customer: CustomerId,
     service: CloudService,
+    #[serde(with = "crate::text::name")]
     name: Box<str>,
     status: SubscriptionStatus,
     #[serde(deserialize_with = "counter")]
@@ -296,8 +297,6 @@ pub struct Subscription {
     last_event_sequence: u64,
     partner_of_record: Option<PartnerOfRecord>,
 }
-
-crate::wire::object_only!(Subscription, "a subscription (a JSON object)");
 
 /// The most a stored count may be: a SQL `BIGINT`. Counts start at 0 and grow by one
 /// change at a time, so a value read within this bound can never overflow a `u64`.

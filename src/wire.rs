@@ -1,12 +1,13 @@
-//! The JSON wire format's one rule that serde's derive does not keep: an object is
-//! read only from an object.
+//! The JSON wire format's one rule that serde's derive does not keep: a request's
+//! object is read only from an object.
 //!
 //! A derived `Deserialize` also accepts a struct written as an array of its field
-//! values (`["sub-001","contoso",...]`), and an internally tagged enum an array whose
-//! first element is the tag. [`object_only!`] replaces the derived impl of a type with
-//! one that asks for a map, then hands it to the derived code. The type keeps its
-//! derive under `#[serde(remote = "Self")]`, which turns the derived functions into
-//! inherent `serialize` / `deserialize` functions that the generated impls call.
+//! values (`["sub-001","565380"]`), and an internally tagged enum an array whose first
+//! element is the tag (`["customer","contoso",...]`). [`object_only!`] implements
+//! `Serialize` and `Deserialize` for a type through a private wire form (a mirror under
+//! `#[serde(remote = "...")]`, whose derived functions stay private) and asks the
+//! format for a map before handing it to the derived code; [`object`] and
+//! [`optional_object`] do the same for a field.
 //!
 //! Unknown fields are a separate choice, made on each type: a request from a client
 //! (`PartnerCheck`, `Actor`, `PartnerLink`) and host configuration (`IncentivePolicy`)
@@ -14,14 +15,23 @@
 //! and its outputs) ignores fields it does not know, so that a record written by a
 //! newer release reads in an older one.
 
-/// Implements `Serialize` and `Deserialize` for a type whose derive carries
-/// `#[serde(remote = "Self")]`: serialization as derived, deserialization from a JSON
-/// object only.
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+/// Implements `Serialize` and `Deserialize` for `$type` through `$derived`, a private
+/// wire form derived with `#[serde(remote = "$type")]` (or `remote = "Self"` when it is
+/// the type itself): serialization as derived, deserialization from an object only.
 macro_rules! object_only {
-    ($type:ty, $expecting:literal) => {
+    ($type:ident, $expecting:literal) => {
+        $crate::wire::object_only!($type via $type, $expecting);
+    };
+    ($type:ident via $derived:ident, $expecting:literal) => {
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                <$type>::serialize(self, serializer)
+                <$derived>::serialize(self, serializer)
             }
         }
 
@@ -37,7 +47,7 @@ macro_rules! object_only {
                         self,
                         map: A,
                     ) -> Result<$type, A::Error> {
-                        <$type>::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                        <$derived>::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     }
                 }
                 deserializer.deserialize_map(ObjectVisitor)
@@ -46,3 +56,37 @@ macro_rules! object_only {
     };
 }
 pub(crate) use object_only;
+
+/// Reads a field of type `T` from an object only (`deserialize_with`).
+pub(crate) fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectVisitor<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
+}
+
+/// Reads an optional field of type `T` from an object or `null` (`deserialize_with`).
+pub(crate) fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Present<T>(T);
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            object(deserializer).map(Present)
+        }
+    }
+    Ok(Option::<Present<T>>::deserialize(deserializer)?.map(|Present(value)| value))
+}

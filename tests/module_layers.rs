@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("id", 0),
     ("timestamp", 0),
     ("wire", 0),
+    ("text", 0),
     ("partner", 1),
     ("subscription", 1),
     ("event", 1),

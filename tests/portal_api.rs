@@ -926,3 +926,96 @@ fn percent_decoding_is_strict() {
         Some(text)
     );
 }
+
+// ---- the portal's doors, fuzzed: the sign-in cookie and the X-Actor header ----
+
+/// Requests carrying `value` as the X-Actor header and as the sign-in cookie: each
+/// answers without a server error (a bad actor reads as signed out, or as 401).
+fn doors_with(router: &Router, value: &[u8]) -> Result<(), String> {
+    let Ok(header_value) = axum::http::HeaderValue::from_bytes(value) else {
+        return Ok(()); // not a header value at all: the HTTP layer never hands it on
+    };
+    let mut cookie = format!("{}=", app::COOKIE).into_bytes();
+    cookie.extend_from_slice(value);
+    let cookie = axum::http::HeaderValue::from_bytes(&cookie).map_err(|e| e.to_string())?;
+    let requests = [
+        Request::get("/api/subscriptions")
+            .header("x-actor", header_value.clone())
+            .body(Body::empty()),
+        Request::get("/api/subscriptions/sub-001/history")
+            .header("x-actor", header_value)
+            .body(Body::empty()),
+        Request::get("/subscriptions")
+            .header(header::COOKIE, cookie.clone())
+            .body(Body::empty()),
+        Request::get("/subscriptions/sub-001")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty()),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    for request in requests {
+        let request = request.map_err(|e| e.to_string())?;
+        let uri = request.uri().to_string();
+        let status =
+            runtime.block_on(async { router.clone().oneshot(request).await.unwrap().status() });
+        if status.is_server_error() {
+            return Err(format!("{uri} with {value:?}: {status}"));
+        }
+    }
+    Ok(())
+}
+
+fn fuzz_router() -> Router {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(portal()).router
+}
+
+/// Valid actors, as the header and the cookie carry them, to mutate.
+fn actor_seeds() -> Vec<String> {
+    [
+        admin(),
+        role(CustomerRole::DelegatedAdministrator {
+            partner: MpnId::parse("565380").unwrap(),
+        }),
+        partner("3664167"),
+        Actor::billing_system(),
+    ]
+    .iter()
+    .map(|actor| serde_json::to_string(actor).unwrap())
+    .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_actor_headers_and_cookies_never_fail_the_server(
+        value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+    ) {
+        let router = fuzz_router();
+        doors_with(&router, &value).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn mutated_actors_never_fail_the_server(
+        seed in proptest::sample::select(actor_seeds()),
+        at in proptest::prelude::any::<usize>(),
+        cut in 0usize..8,
+        insert in proptest::sample::select(vec!["", "\"", "{", "}", "[", "]", ",\"x\":1", "%", "%2", "%22", "\u{200b}", "null"]),
+    ) {
+        let mut text = seed;
+        let mut start = at % (text.len() + 1);
+        while !text.is_char_boundary(start) { start -= 1; }
+        let mut end = (start + cut).min(text.len());
+        while !text.is_char_boundary(end) { end -= 1; }
+        text.replace_range(start..end.max(start), insert);
+        let router = fuzz_router();
+        doors_with(&router, text.as_bytes()).map_err(proptest::test_runner::TestCaseError::fail)?;
+        let encoded = dpor::link::percent_encode(&text);
+        doors_with(&router, encoded.as_bytes()).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}

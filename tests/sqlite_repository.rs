@@ -113,6 +113,27 @@ async fn rows_written_by_a_newer_release_read_and_update() {
 }
 
 #[tokio::test]
+async fn an_overlong_name_is_refused_before_anything_is_written() {
+    let repo = memory().await;
+    let long = Subscription::new(
+        sub_id("sub-long"),
+        contoso(),
+        CloudService::Azure,
+        "n".repeat(300),
+    );
+    match repo.insert(long).await {
+        Err(StoreError::Backend(source)) => {
+            assert!(
+                source.to_string().contains("the name has 300 characters"),
+                "{source}"
+            );
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    assert_eq!(repo.get(&sub_id("sub-long")).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let repo = memory().await;
     insert_sub(&repo, "sub-001").await;

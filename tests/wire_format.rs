@@ -210,15 +210,27 @@ fn requests_refuse_unknown_fields_and_arrays() {
     assert!(serde_json::from_str::<PartnerLink>(link).is_ok());
     assert!(serde_json::from_str::<PartnerLink>(&with_extra(link)).is_err());
     assert!(serde_json::from_str::<PartnerLink>(r#"["sub-001","565380"]"#).is_err());
-    // An array in place of any object is refused, records included.
+    // A check written as an array of its fields, in their order (what serde's derive
+    // would accept), and with its nested partner as an array.
     let check: serde_json::Value = serde_json::from_str(CHECK).unwrap();
-    let as_array: Vec<serde_json::Value> = check.as_object().unwrap().values().cloned().collect();
-    let as_array = serde_json::to_string(&as_array).unwrap();
-    assert!(serde_json::from_str::<PartnerCheck>(&as_array).is_err());
-    let sub: serde_json::Value = serde_json::from_str(SUBSCRIPTION).unwrap();
-    let as_array: Vec<serde_json::Value> = sub.as_object().unwrap().values().cloned().collect();
-    let as_array = serde_json::to_string(&as_array).unwrap();
-    assert!(serde_json::from_str::<Subscription>(&as_array).is_err());
+    let fields = [
+        "subscription",
+        "partner",
+        "program",
+        "current",
+        "version",
+        "checked_at",
+    ];
+    let as_array = serde_json::Value::Array(fields.iter().map(|f| check[f].clone()).collect());
+    assert!(serde_json::from_str::<PartnerCheck>(&as_array.to_string()).is_err());
+    let partner = &check["partner"];
+    let partner_fields = ["mpn_id", "name", "location", "contact_email", "programs"];
+    let mut nested = check.clone();
+    nested["partner"] =
+        serde_json::Value::Array(partner_fields.iter().map(|f| partner[f].clone()).collect());
+    assert!(serde_json::from_str::<PartnerCheck>(&nested.to_string()).is_err());
+    // The same partner as an object reads.
+    assert!(serde_json::from_str::<PartnerCheck>(&check.to_string()).is_ok());
 }
 
 #[test]

@@ -118,7 +118,6 @@ impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct Receipt {
     /// The subscription after the operation (unchanged when `changed` is false).
     pub subscription: Subscription,
@@ -131,8 +130,6 @@ pub struct Receipt {
     /// How many stay in the outbox for [`PorService::dispatch_pending`].
     pub notifications_pending: usize,
 }
-
-crate::wire::object_only!(Receipt, "a receipt (a JSON object)");
 
 impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
     /// A service over these ports, with the system clock, the Online Services Sell

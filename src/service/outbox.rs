@@ -37,15 +37,12 @@ use crate::subscription::Subscription;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
 pub struct DispatchReport {
     /// Notifications delivered (and marked delivered, unless marking failed).
     pub delivered: usize,
     /// Notifications whose delivery failed; they stay pending.
     pub failed: usize,
 }
-
-crate::wire::object_only!(DispatchReport, "a dispatch report (a JSON object)");
 
 impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Delivers up to `limit` pending notifications, oldest first, and marks the
