@@ -184,6 +184,99 @@ impl Repository for MyDatabase {
         }
         Ok(())
     }
+
+    // What `dpor::transfer` uses to copy a store: every record, in pages, and a way to
+    // write records as they are.
+
+    async fn page_subscriptions(
+        &self,
+        after: Option<&SubscriptionId>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let t = self.tables()?;
+        let from = after.map_or(Unbounded, |a| Excluded(a.to_string()));
+        t.subscriptions
+            .range((from, Unbounded))
+            .take(limit)
+            .map(|(_, row)| Self::decode(row))
+            .collect()
+    }
+
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let t = self.tables()?;
+        let from = after.map_or(0, |a| a + 1);
+        t.outbox
+            .range(from..)
+            .take(limit)
+            .map(|(position, (_, json, delivered))| {
+                Ok(OutboxEntry {
+                    position: *position,
+                    notification: serde_json::from_str(json).map_err(backend)?,
+                    delivered: *delivered,
+                })
+            })
+            .collect()
+    }
+
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        let mut t = self.tables()?;
+        // Check and encode everything first: all or nothing.
+        let mut rows = Vec::with_capacity(batch.len());
+        for (subscription, history) in &batch {
+            dpor::ports::check_history(subscription, history)?;
+            if t.subscriptions.contains_key(subscription.id().as_str()) {
+                return Err(StoreError::AlreadyExists(subscription.id().clone()));
+            }
+            let events = history
+                .iter()
+                .map(|e| {
+                    Ok((
+                        (e.subscription.to_string(), e.sequence),
+                        serde_json::to_string(e).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            rows.push((
+                subscription.id().to_string(),
+                Self::encode(subscription)?,
+                events,
+            ));
+        }
+        for (id, row, events) in rows {
+            t.subscriptions.insert(id, row);
+            t.events.extend(events);
+        }
+        Ok(())
+    }
+
+    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        let mut t = self.tables()?;
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let id = entry.notification.id.to_string();
+            if t.outbox.values().any(|(stored, _, _)| *stored == id) {
+                return Err(StoreError::InvalidCommit {
+                    subscription: entry.notification.subscription.clone(),
+                    reason: format!("notification {id} is stored already"),
+                });
+            }
+            let json = serde_json::to_string(&entry.notification).map_err(backend)?;
+            rows.push((id, json, entry.delivered));
+        }
+        for row in rows {
+            let position = t.outbox.len() as u64;
+            t.outbox.insert(position, row);
+        }
+        Ok(())
+    }
 }
 
 /// The host's email sender; this one logs instead of talking SMTP.

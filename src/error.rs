@@ -1,6 +1,6 @@
 //! Errors: [`Error`] for the service and the transitions, and the port errors
-//! [`StoreError`], [`DirectoryError`] and [`NotifyError`] that host implementations
-//! return.
+//! [`StoreError`] (with [`SchemaError`]), [`DirectoryError`] and [`NotifyError`] that
+//! host implementations return.
 //!
 //! The messages are written so that a portal can show them to the customer as they
 //! are. Each variant's docs say how a caller should react.
@@ -338,6 +338,55 @@ pub enum StoreError {
     /// The backend failed (connection, I/O, a row that does not decode).
     #[error("the storage backend failed")]
     Backend(#[source] BoxError),
+    /// The database's schema is not one this release can use: not installed yet, or
+    /// written by a newer release. Nothing was written.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+}
+
+/// Why a SQL store cannot use its database's schema (see [`crate::schema`]).
+///
+/// ### Handling
+/// [`NotInstalled`](Self::NotInstalled): run `migrate()` (or the host's migration tool
+/// with [`schema::steps`](crate::schema::steps)) before serving. [`TooNew`](Self::TooNew):
+/// this instance is older than the database; deploy the newer release instead.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The dpor tables are missing: the store is used before `migrate()` was run.
+    #[error("the dpor tables are missing: run migrate() (or apply dpor::schema::steps) first")]
+    NotInstalled,
+    /// The database is at a schema version newer than this release knows.
+    #[error(
+        "the database is at dpor schema version {found}, newer than the {supported} this \
+         release knows: it was written by a newer release of dpor"
+    )]
+    TooNew {
+        /// The version found in the database.
+        found: u32,
+        /// The newest version this release knows.
+        supported: u32,
+    },
+}
+
+/// Why a [`transfer`](crate::transfer()) between two stores stopped.
+///
+/// ### Handling
+/// [`TargetNotEmpty`](Self::TargetNotEmpty): nothing was written; transfer into an empty
+/// store. [`Source`](Self::Source) and [`Target`](Self::Target): what was copied is
+/// whole pages; run the transfer again with the same stores to carry on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The target holds data that is not a beginning of the source's.
+    #[error("the target store is not empty and not a partial copy of the source: {0}")]
+    TargetNotEmpty(String),
+    /// Reading the source failed.
+    #[error("reading the source store failed")]
+    Source(#[source] StoreError),
+    /// Writing (or reading) the target failed.
+    #[error("the target store failed")]
+    Target(#[source] StoreError),
 }
 
 /// An opaque error from a [`PartnerDirectory`](crate::PartnerDirectory): the lookup

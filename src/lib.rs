@@ -21,6 +21,7 @@ pub mod ports;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+pub mod schema;
 pub mod service;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -33,6 +34,7 @@ pub mod subscription;
 pub mod testkit;
 pub mod text;
 mod timestamp;
+pub mod transfer;
 mod wire;
 
 /// The attribute the port traits are declared with, re-exported so that an
@@ -49,7 +51,9 @@ pub use actor::{Access, Actor, CustomerRole};
 pub use association::Transition;
 pub use attribution::PorPeriod;
 pub use check::PartnerCheck;
-pub use error::{BoxError, DirectoryError, Error, NotifyError, StoreError};
+pub use error::{
+    BoxError, DirectoryError, Error, NotifyError, SchemaError, StoreError, TransferError,
+};
 pub use event::{
     AssociationEvent, AssociationEventKind, Notification, NotificationKind, RemovalReason,
 };
@@ -58,7 +62,7 @@ pub use incentive::{Disqualification, Eligibility, IncentivePolicy};
 pub use link::{PartnerLink, PartnerLinkError};
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
-pub use ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+pub use ports::{Clock, Commit, Notifier, OutboxEntry, PartnerDirectory, Repository, SystemClock};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresRepository;
 pub use service::{BulkMode, BulkOutcome, DispatchReport, PorService, Receipt};
@@ -66,3 +70,4 @@ pub use service::{BulkMode, BulkOutcome, DispatchReport, PorService, Receipt};
 pub use sqlite::SqliteRepository;
 pub use subscription::{Action, CloudService, PartnerOfRecord, Subscription, SubscriptionStatus};
 pub use text::TextError;
+pub use transfer::{TransferReport, transfer};

@@ -11,7 +11,7 @@
 //! changed before a point where it could panic.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -23,7 +23,9 @@ use crate::error::{DirectoryError, NotifyError, StoreError};
 use crate::event::{AssociationEvent, AssociationEventKind, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
-use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository};
+use crate::ports::{
+    Clock, Commit, Notifier, OutboxEntry, PartnerDirectory, Repository, check_history,
+};
 use crate::subscription::Subscription;
 
 /// Locks `mutex`, taking over a poisoned lock as it is (see the module docs).
@@ -80,6 +82,10 @@ struct Shard {
     entries: HashSet<Box<Entry>>,
     /// Pending notifications by their global position (commit order).
     outbox: BTreeMap<u64, Notification>,
+    /// Delivered notifications, kept (as a database keeps its marked rows) so that an
+    /// id is never written twice and the whole outbox can be copied.
+    delivered: BTreeMap<u64, Notification>,
+    /// The position of every notification, pending or delivered.
     positions: HashMap<NotificationId, u64>,
 }
 
@@ -132,7 +138,7 @@ impl Default for InMemoryRepository {
                 hasher: RandomState::new(),
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 by_customer: Mutex::default(),
-                next_position: AtomicU64::new(0),
+                next_position: AtomicU64::new(1),
             }),
         }
     }
@@ -174,26 +180,63 @@ impl InMemoryRepository {
         }
     }
 
+    /// The stored subscriptions with these ids, in the order given.
+    fn subscriptions_of(&self, ids: &[SubscriptionId]) -> Vec<Subscription> {
+        ids.iter()
+            .filter_map(|id| {
+                self.shard(id)
+                    .entries
+                    .get(id)
+                    .map(|e| e.subscription.clone())
+            })
+            .collect()
+    }
+
+    /// The shards at `indices`, locked in index order (so that two callers never wait
+    /// on each other in a circle).
+    fn lock_shards(
+        &self,
+        indices: impl IntoIterator<Item = usize>,
+    ) -> BTreeMap<usize, MutexGuard<'_, Shard>> {
+        let indices: BTreeSet<usize> = indices.into_iter().collect();
+        indices
+            .into_iter()
+            .map(|i| (i, lock_even_if_poisoned(&self.state.shards[i])))
+            .collect()
+    }
+
     /// Adds a new entry to `shard` and indexes it by customer.
-    fn add_entry(&self, shard: &mut Shard, subscription: Subscription) {
+    fn add_entry(&self, shard: &mut Shard, subscription: Subscription, history: Vec<StoredEvent>) {
         lock_even_if_poisoned(&self.state.by_customer)
             .entry(subscription.customer().clone())
             .or_default()
             .push(subscription.id().clone());
         let entry = Entry {
             subscription,
-            history: Vec::new(),
+            history,
         };
         shard.entries.insert(Box::new(entry));
     }
 }
 
-/// Deletes a notification from a shard's outbox; whether it was there.
-fn remove_from_outbox(shard: &mut Shard, id: &NotificationId) -> bool {
-    match shard.positions.remove(id) {
-        Some(position) => shard.outbox.remove(&position).is_some(),
-        None => false,
+/// Marks a notification of a shard's outbox delivered; whether the shard has it.
+fn mark_in_shard(shard: &mut Shard, id: &NotificationId) -> bool {
+    let Some(&position) = shard.positions.get(id) else {
+        return false;
+    };
+    if let Some(notification) = shard.outbox.remove(&position) {
+        shard.delivered.insert(position, notification);
     }
+    true
+}
+
+/// `events` as an entry stores them (without the ids the entry holds).
+fn stored(events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
+    events.into_iter().map(|e| StoredEvent {
+        sequence: e.sequence,
+        at: e.at,
+        kind: e.kind,
+    })
 }
 
 #[async_trait]
@@ -203,7 +246,7 @@ impl Repository for InMemoryRepository {
         if shard.entries.contains(subscription.id()) {
             return Err(StoreError::AlreadyExists(subscription.id().clone()));
         }
-        self.add_entry(&mut shard, subscription);
+        self.add_entry(&mut shard, subscription, Vec::new());
         Ok(())
     }
 
@@ -224,15 +267,7 @@ impl Repository for InMemoryRepository {
             .cloned()
             .unwrap_or_default();
         ids.sort_unstable();
-        Ok(ids
-            .iter()
-            .filter_map(|id| {
-                self.shard(id)
-                    .entries
-                    .get(id)
-                    .map(|e| e.subscription.clone())
-            })
-            .collect())
+        Ok(self.subscriptions_of(&ids))
     }
 
     async fn list_by_partner(&self, partner: &MpnId) -> Result<Vec<Subscription>, StoreError> {
@@ -300,18 +335,12 @@ impl Repository for InMemoryRepository {
             shard.entries.insert(entry);
             return Err(error);
         }
-        entry
-            .history
-            .extend(commit.events.into_iter().map(|e| StoredEvent {
-                sequence: e.sequence,
-                at: e.at,
-                kind: e.kind,
-            }));
+        entry.history.extend(stored(commit.events));
         entry.subscription = commit.next;
         shard.entries.insert(entry);
         if let Some(created) = commit.create {
             let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
-            self.add_entry(home, created);
+            self.add_entry(home, created, Vec::new());
         }
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
@@ -366,15 +395,125 @@ impl Repository for InMemoryRepository {
                 .rsplit_once('#')
                 .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok());
             if let Some(home) = home
-                && remove_from_outbox(&mut self.shard(&home), id)
+                && mark_in_shard(&mut self.shard(&home), id)
             {
                 continue;
             }
             for shard in &self.state.shards {
-                if remove_from_outbox(&mut lock_even_if_poisoned(shard), id) {
+                if mark_in_shard(&mut lock_even_if_poisoned(shard), id) {
                     break;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// O(n) per page: the subscriptions are kept by hash, not in id order.
+    async fn page_subscriptions(
+        &self,
+        after: Option<&SubscriptionId>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut ids: Vec<SubscriptionId> = Vec::new();
+        for shard in &self.state.shards {
+            let shard = lock_even_if_poisoned(shard);
+            ids.extend(
+                shard
+                    .entries
+                    .iter()
+                    .map(|e| e.subscription.id())
+                    .filter(|id| after.is_none_or(|after| *id > after))
+                    .cloned(),
+            );
+        }
+        if ids.len() > limit {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        Ok(self.subscriptions_of(&ids))
+    }
+
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let from = after.map_or(0, |after| after.saturating_add(1));
+        let mut entries = Vec::new();
+        for shard in &self.state.shards {
+            let shard = lock_even_if_poisoned(shard);
+            for (map, delivered) in [(&shard.outbox, false), (&shard.delivered, true)] {
+                entries.extend(
+                    map.range(from..)
+                        .take(limit)
+                        .map(|(position, n)| OutboxEntry {
+                            position: *position,
+                            notification: n.clone(),
+                            delivered,
+                        }),
+                );
+            }
+        }
+        entries.sort_unstable_by_key(|e| e.position);
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        let mut ids = HashSet::new();
+        for (subscription, history) in &batch {
+            check_history(subscription, history)?;
+            if !ids.insert(subscription.id()) {
+                return Err(StoreError::AlreadyExists(subscription.id().clone()));
+            }
+        }
+        let mut shards = self.lock_shards(batch.iter().map(|(s, _)| self.shard_index(s.id())));
+        if let Some((taken, _)) = batch
+            .iter()
+            .find(|(s, _)| shards[&self.shard_index(s.id())].entries.contains(s.id()))
+        {
+            return Err(StoreError::AlreadyExists(taken.id().clone()));
+        }
+        for (subscription, history) in batch {
+            let shard = shards
+                .get_mut(&self.shard_index(subscription.id()))
+                .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
+            self.add_entry(shard, subscription, stored(history).collect());
+        }
+        Ok(())
+    }
+
+    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        let mut ids = HashSet::new();
+        let home = |e: &OutboxEntry| self.shard_index(&e.notification.subscription);
+        let mut shards = self.lock_shards(entries.iter().map(home));
+        for entry in &entries {
+            let id = &entry.notification.id;
+            if !ids.insert(id) || shards[&home(entry)].positions.contains_key(id) {
+                return Err(StoreError::InvalidCommit {
+                    subscription: entry.notification.subscription.clone(),
+                    reason: format!("notification {id} is stored already"),
+                });
+            }
+        }
+        for entry in entries {
+            let shard = shards
+                .get_mut(&home(&entry))
+                .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
+            let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
+            shard
+                .positions
+                .insert(entry.notification.id.clone(), position);
+            let map = if entry.delivered {
+                &mut shard.delivered
+            } else {
+                &mut shard.outbox
+            };
+            map.insert(position, entry.notification);
         }
         Ok(())
     }

@@ -245,12 +245,112 @@ pub trait Repository: Send + Sync {
     async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
 
     /// Marks notifications delivered, so that they are no longer pending. Idempotent:
-    /// unknown and already delivered ids are ignored.
+    /// unknown and already delivered ids are ignored. A delivered notification stays in
+    /// the outbox, marked (see [`page_outbox`](Self::page_outbox)).
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when the backend fails.
     async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
+
+    /// Every subscription, one page at a time: those whose id sorts after `after` (all
+    /// when `None`), ordered by id, at most `limit`. For copying a store
+    /// ([`transfer`](crate::transfer())) and for exports.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn page_subscriptions(
+        &self,
+        after: Option<&SubscriptionId>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// The whole outbox, delivered notifications included, one page at a time: the
+    /// entries after position `after` (all when `None`), in outbox order, at most
+    /// `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Stores subscriptions exactly as they are, each with its whole history, as one
+    /// atomic batch: what [`transfer`](crate::transfer()) writes into a new store.
+    /// Unlike [`commit`](Self::commit) this checks no version: the records come from
+    /// another store, where they were committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] when an id is taken, [`StoreError::InvalidCommit`]
+    /// when a history is not its subscription's (events of another subscription, or
+    /// not numbered 1 to its last event sequence); nothing is written then.
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError>;
+
+    /// Appends notifications to the outbox, after every entry there, in the order
+    /// given and with their delivered markers, as one atomic batch (their positions are
+    /// this store's own).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidCommit`] when a notification id is stored already (nothing
+    /// is written then); [`StoreError::Backend`] when the backend fails.
+    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError>;
+}
+
+/// One notification of an outbox, as [`Repository::page_outbox`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Its place in this store's outbox (commit order); the next page starts after it.
+    pub position: u64,
+    /// The notification.
+    pub notification: Notification,
+    /// Whether it was delivered.
+    pub delivered: bool,
+}
+
+/// Checks that `history` is the whole history of `subscription`: its events, numbered
+/// 1 to its last event sequence. What a store checks in
+/// [`Repository::import_subscriptions`].
+///
+/// # Errors
+///
+/// [`StoreError::InvalidCommit`] saying what is wrong.
+pub fn check_history(
+    subscription: &Subscription,
+    history: &[AssociationEvent],
+) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidCommit {
+        subscription: subscription.id().clone(),
+        reason,
+    };
+    if history.len() as u64 != subscription.last_event_sequence() {
+        return Err(invalid(format!(
+            "{} events given, the subscription's last is {}",
+            history.len(),
+            subscription.last_event_sequence()
+        )));
+    }
+    for (expected, event) in (1..).zip(history) {
+        if &event.subscription != subscription.id() || &event.customer != subscription.customer() {
+            return Err(invalid(format!(
+                "event {} belongs to another subscription",
+                event.sequence
+            )));
+        }
+        if event.sequence != expected {
+            return Err(invalid(format!("event {} is out of order", event.sequence)));
+        }
+    }
+    Ok(())
 }
 
 /// The partner directory behind "Check ID": who a partner is, and what it is enrolled in.
@@ -434,6 +534,10 @@ forward!(async Repository {
     fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
     fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
     fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
+    fn page_subscriptions(&self, after: Option<&SubscriptionId>, limit: usize) -> Result<Vec<Subscription>, StoreError>;
+    fn page_outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    fn import_subscriptions(&self, batch: Vec<(Subscription, Vec<AssociationEvent>)>) -> Result<(), StoreError>;
+    fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError>;
 });
 
 forward!(async PartnerDirectory {

@@ -6,7 +6,8 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let repo = PostgresRepository::connect("postgres://dpor@127.0.0.1:5432/dpor").await?;
-//! repo.migrate().await?;
+//! let migration = repo.migrate().await?;
+//! println!("schema version {} (was {})", migration.to, migration.from);
 //! let service = PorService::new(repo, InMemoryDirectory::new(), RecordingNotifier::new());
 //! # Ok(()) }
 //! ```
@@ -17,11 +18,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
-use crate::ports::{Commit, Repository};
+use crate::ports::{Commit, OutboxEntry, Repository};
+use crate::schema::{self, Backend};
 use crate::sql;
 use crate::subscription::Subscription;
-
-const SCHEMA: &str = include_str!("../migrations/postgres.sql");
 
 /// A [`Repository`] in PostgreSQL. Any number of service instances may share one
 /// database: `commit` is a compare-and-swap on the row's version inside a transaction
@@ -39,14 +39,23 @@ pub struct PostgresRepository {
 impl PostgresRepository {
     /// Connects a pool to `url` (`postgres://user:password@host:port/database`).
     ///
+    /// A database written by a newer release of the crate is refused here, before
+    /// anything is read or written; an empty one is fine (run [`migrate`](Self::migrate)).
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL is invalid or the server cannot be reached.
+    /// [`StoreError::Backend`] when the URL is invalid or the server cannot be reached;
+    /// [`StoreError::Schema`] with [`SchemaError::TooNew`](crate::SchemaError::TooNew)
+    /// for a database from a newer release.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .connect(url)
             .await
             .map_err(sql::backend)?;
+        let mut connection = pool.acquire().await.map_err(sql::backend)?;
+        let (_, found) = recorded_and_found(&mut connection).await?;
+        schema::pending(Backend::Postgres, found)?;
+        drop(connection);
         Ok(PostgresRepository { pool })
     }
 
@@ -59,26 +68,44 @@ impl PostgresRepository {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-
-    /// Creates the schema if it is not there yet (idempotent; concurrent callers are
-    /// serialized by an advisory lock).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when a statement fails.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sql::backend)?;
-        // An arbitrary, fixed key: "dpor" in ASCII.
-        sqlx::query("SELECT pg_advisory_xact_lock(1685090162)")
-            .execute(&mut *tx)
-            .await
-            .map_err(sql::backend)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql::backend)?;
-        tx.commit().await.map_err(sql::backend)
-    }
 }
 
-sql::sql_repository!(PostgresRepository, sqlx::Postgres);
+/// A transaction holding the schema's advisory lock (released at commit or rollback),
+/// for one schema step.
+async fn begin_schema_step(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await.map_err(sql::backend)?;
+    // An arbitrary, fixed key: "dpor" in ASCII.
+    sqlx::query("SELECT pg_advisory_xact_lock(1685090162)")
+        .execute(&mut *tx)
+        .await
+        .map_err(sql::backend)?;
+    Ok(tx)
+}
+
+/// The version recorded in `dpor_schema` (if that table exists in the search path)
+/// and the version the database is at ([`schema::version_of`]).
+async fn recorded_and_found(
+    connection: &mut sqlx::PgConnection,
+) -> Result<(Option<u32>, u32), StoreError> {
+    let (has_schema, has_tables): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('dpor_schema') IS NOT NULL, \
+                to_regclass('dpor_subscriptions') IS NOT NULL",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(sql::backend)?;
+    let recorded = if has_schema {
+        let max: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM dpor_schema")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(sql::backend)?;
+        sql::schema_version(max.map(i64::from))?
+    } else {
+        None
+    };
+    Ok((recorded, schema::version_of(recorded, has_tables)))
+}
+
+sql::sql_repository!(PostgresRepository, sqlx::Postgres, Backend::Postgres);

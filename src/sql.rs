@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::StoreError;
+use crate::error::{SchemaError, StoreError};
 use crate::id::SubscriptionId;
 use crate::subscription::Subscription;
 
@@ -28,10 +28,40 @@ pub(crate) const HISTORY: &str =
     "SELECT event FROM dpor_events WHERE subscription = $1 ORDER BY sequence";
 pub(crate) const PENDING: &str =
     "SELECT notification FROM dpor_outbox WHERE NOT delivered ORDER BY position LIMIT $1";
+pub(crate) const PAGE_FIRST: &str =
+    "SELECT id, version, record FROM dpor_subscriptions ORDER BY id LIMIT $1";
+pub(crate) const PAGE_AFTER: &str =
+    "SELECT id, version, record FROM dpor_subscriptions WHERE id > $1 ORDER BY id LIMIT $2";
+pub(crate) const OUTBOX_PAGE: &str = "SELECT position, notification, delivered FROM dpor_outbox \
+     WHERE position > $1 ORDER BY position LIMIT $2";
+pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, delivered) \
+     VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
 pub(crate) const MARK_DELIVERED: &str = "UPDATE dpor_outbox SET delivered = TRUE WHERE id = $1";
 
 pub(crate) fn backend(error: impl Into<crate::error::BoxError>) -> StoreError {
     StoreError::Backend(error.into())
+}
+
+/// A database error as a store error: a missing table (SQLite's "no such table",
+/// PostgreSQL's `42P01`) means that the schema is not installed, and says so.
+pub(crate) fn database(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        let missing_table =
+            db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table");
+        if missing_table {
+            return StoreError::Schema(SchemaError::NotInstalled);
+        }
+    }
+    backend(error)
+}
+
+/// A version read from a schema table.
+pub(crate) fn schema_version(value: Option<i64>) -> Result<Option<u32>, StoreError> {
+    value
+        .map(|v| {
+            u32::try_from(v).map_err(|_| backend(format!("schema version {v} is out of range")))
+        })
+        .transpose()
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
@@ -88,9 +118,51 @@ pub(crate) fn conflict_or_not_found(
 }
 
 /// Implements `Repository` for a struct with a `pool: sqlx::Pool<$db>` field.
+/// Implements `Repository` and `migrate()` for a struct with a `pool: sqlx::Pool<$db>`
+/// field, given the backend's own `begin_schema_step` (a transaction holding the
+/// database's schema lock) and `recorded_and_found` (the recorded and the actual
+/// schema versions).
 macro_rules! sql_repository {
-    ($name:ident, $db:ty) => {
+    ($name:ident, $db:ty, $backend:expr) => {
         impl $name {
+            /// Brings the schema to this release's version: applies the missing
+            /// [steps](crate::schema) in order, each in its own transaction under the
+            /// database's lock (SQLite's write lock by `BEGIN IMMEDIATE`, a
+            /// transaction-scoped advisory lock on PostgreSQL), and answers what it did.
+            /// Idempotent: several instances calling it at once apply each step once;
+            /// the others wait and find nothing to do. A 0.1.0 database (its tables but
+            /// no `dpor_schema`) is recognised as being at step 1, and recorded so.
+            ///
+            /// # Errors
+            ///
+            /// [`StoreError::Schema`] with
+            /// [`SchemaError::TooNew`](crate::SchemaError::TooNew) for a database from a
+            /// newer release (nothing is changed); [`StoreError::Backend`] when a
+            /// statement fails (that step is rolled back).
+            pub async fn migrate(&self) -> Result<crate::schema::Migration, StoreError> {
+                let mut from = None;
+                loop {
+                    let mut tx = begin_schema_step(&self.pool).await?;
+                    let (recorded, found) = recorded_and_found(&mut tx).await?;
+                    let from = *from.get_or_insert(found);
+                    let pending = crate::schema::pending($backend, found)?;
+                    // A 0.1.0 database records its step 1 now (the step is idempotent).
+                    let step = match (recorded, pending.first()) {
+                        (None, _) if found == 1 => crate::schema::steps($backend).first(),
+                        (_, next) => next,
+                    };
+                    let Some(step) = step else {
+                        tx.commit().await.map_err(sql::backend)?;
+                        return Ok(crate::schema::Migration { from, to: found });
+                    };
+                    sqlx::raw_sql(step.sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql::backend)?;
+                    tx.commit().await.map_err(sql::backend)?;
+                }
+            }
+
             async fn fetch_subscriptions(
                 &self,
                 statement: &'static str,
@@ -100,7 +172,7 @@ macro_rules! sql_repository {
                     .bind(key)
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 rows.iter().map(decode_row).collect()
             }
         }
@@ -129,15 +201,15 @@ macro_rules! sql_repository {
             what: &str,
         ) -> Result<T, StoreError> {
             use sqlx::Row as _;
-            let json: String = row.try_get(0).map_err(sql::backend)?;
+            let json: String = row.try_get(0).map_err(sql::database)?;
             sql::from_json(&json, what)
         }
 
         fn decode_row(row: &<$db as sqlx::Database>::Row) -> Result<Subscription, StoreError> {
             use sqlx::Row as _;
-            let id: String = row.try_get(0).map_err(sql::backend)?;
-            let version: i64 = row.try_get(1).map_err(sql::backend)?;
-            let record: String = row.try_get(2).map_err(sql::backend)?;
+            let id: String = row.try_get(0).map_err(sql::database)?;
+            let version: i64 = row.try_get(1).map_err(sql::database)?;
+            let record: String = row.try_get(2).map_err(sql::database)?;
             sql::decode_subscription(&id, version, &record)
         }
 
@@ -147,7 +219,7 @@ macro_rules! sql_repository {
                 let inserted = insert_subscription(&subscription)?
                     .execute(&self.pool)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 if inserted.rows_affected() == 0 {
                     return Err(StoreError::AlreadyExists(subscription.id().clone()));
                 }
@@ -159,7 +231,7 @@ macro_rules! sql_repository {
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 row.as_ref().map(decode_row).transpose()
             }
 
@@ -200,7 +272,7 @@ macro_rules! sql_repository {
                     None => None,
                 };
 
-                let mut tx = self.pool.begin().await.map_err(sql::backend)?;
+                let mut tx = self.pool.begin().await.map_err(sql::database)?;
                 let updated = sqlx::query(sql::UPDATE)
                     .bind(
                         commit
@@ -214,16 +286,16 @@ macro_rules! sql_repository {
                     .bind(sql::to_i64(commit.expected_version)?)
                     .execute(&mut *tx)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 if updated.rows_affected() == 0 {
                     let actual = sqlx::query(sql::VERSION)
                         .bind(id.as_str())
                         .fetch_optional(&mut *tx)
                         .await
-                        .map_err(sql::backend)?
+                        .map_err(sql::database)?
                         .map(|row| row.try_get::<i64, _>(0))
                         .transpose()
-                        .map_err(sql::backend)?;
+                        .map_err(sql::database)?;
                     // Dropping `tx` rolls back.
                     return Err(sql::conflict_or_not_found(
                         id,
@@ -232,7 +304,7 @@ macro_rules! sql_repository {
                     ));
                 }
                 if let Some((created, insert)) = create {
-                    let inserted = insert.execute(&mut *tx).await.map_err(sql::backend)?;
+                    let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
                     if inserted.rows_affected() == 0 {
                         // Dropping `tx` rolls the update back.
                         return Err(StoreError::AlreadyExists(created.clone()));
@@ -245,7 +317,7 @@ macro_rules! sql_repository {
                         .bind(event)
                         .execute(&mut *tx)
                         .await
-                        .map_err(sql::backend)?;
+                        .map_err(sql::database)?;
                 }
                 for (notification_id, notification) in notifications {
                     sqlx::query(sql::INSERT_NOTIFICATION)
@@ -253,9 +325,9 @@ macro_rules! sql_repository {
                         .bind(notification)
                         .execute(&mut *tx)
                         .await
-                        .map_err(sql::backend)?;
+                        .map_err(sql::database)?;
                 }
-                tx.commit().await.map_err(sql::backend)
+                tx.commit().await.map_err(sql::database)
             }
 
             async fn history(
@@ -266,7 +338,7 @@ macro_rules! sql_repository {
                     .bind(id.as_str())
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 rows.iter().map(|row| json_column(row, "event")).collect()
             }
 
@@ -278,22 +350,122 @@ macro_rules! sql_repository {
                     .bind(sql::limit(limit))
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(sql::backend)?;
+                    .map_err(sql::database)?;
                 rows.iter()
                     .map(|row| json_column(row, "notification"))
                     .collect()
             }
 
+            async fn page_subscriptions(
+                &self,
+                after: Option<&SubscriptionId>,
+                limit: usize,
+            ) -> Result<Vec<Subscription>, StoreError> {
+                let query = match after {
+                    None => sqlx::query(sql::PAGE_FIRST),
+                    Some(after) => sqlx::query(sql::PAGE_AFTER).bind(after.as_str()),
+                };
+                let rows = query
+                    .bind(sql::limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                rows.iter().map(decode_row).collect()
+            }
+
+            async fn page_outbox(
+                &self,
+                after: Option<u64>,
+                limit: usize,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(sql::OUTBOX_PAGE)
+                    .bind(sql::to_i64(after.unwrap_or(0))?)
+                    .bind(sql::limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                rows.iter()
+                    .map(|row| {
+                        let position: i64 = row.try_get(0).map_err(sql::database)?;
+                        let json: String = row.try_get(1).map_err(sql::database)?;
+                        Ok(OutboxEntry {
+                            position: u64::try_from(position).map_err(sql::backend)?,
+                            notification: sql::from_json(&json, "notification")?,
+                            delivered: row.try_get(2).map_err(sql::database)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn import_subscriptions(
+                &self,
+                batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+            ) -> Result<(), StoreError> {
+                // Check and encode everything before touching the database.
+                let mut rows = Vec::with_capacity(batch.len());
+                for (subscription, history) in &batch {
+                    crate::ports::check_history(subscription, history)?;
+                    let events = history
+                        .iter()
+                        .map(|e| Ok((sql::to_i64(e.sequence)?, sql::to_json(e)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    rows.push((subscription, insert_subscription(subscription)?, events));
+                }
+                let mut tx = self.pool.begin().await.map_err(sql::database)?;
+                for (subscription, insert, events) in rows {
+                    let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
+                    if inserted.rows_affected() == 0 {
+                        // Dropping `tx` rolls the batch back.
+                        return Err(StoreError::AlreadyExists(subscription.id().clone()));
+                    }
+                    for (sequence, event) in events {
+                        sqlx::query(sql::INSERT_EVENT)
+                            .bind(subscription.id().as_str())
+                            .bind(sequence)
+                            .bind(event)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(sql::database)?;
+                    }
+                }
+                tx.commit().await.map_err(sql::database)
+            }
+
+            async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+                let rows = entries
+                    .iter()
+                    .map(|e| Ok((&e.notification, sql::to_json(&e.notification)?, e.delivered)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut tx = self.pool.begin().await.map_err(sql::database)?;
+                for (notification, json, delivered) in rows {
+                    let inserted = sqlx::query(sql::IMPORT_NOTIFICATION)
+                        .bind(notification.id.as_str())
+                        .bind(json)
+                        .bind(delivered)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql::database)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::InvalidCommit {
+                            subscription: notification.subscription.clone(),
+                            reason: format!("notification {} is stored already", notification.id),
+                        });
+                    }
+                }
+                tx.commit().await.map_err(sql::database)
+            }
+
             async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await.map_err(sql::backend)?;
+                let mut tx = self.pool.begin().await.map_err(sql::database)?;
                 for id in ids {
                     sqlx::query(sql::MARK_DELIVERED)
                         .bind(id.as_str())
                         .execute(&mut *tx)
                         .await
-                        .map_err(sql::backend)?;
+                        .map_err(sql::database)?;
                 }
-                tx.commit().await.map_err(sql::backend)
+                tx.commit().await.map_err(sql::database)
             }
         }
     };

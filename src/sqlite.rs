@@ -6,7 +6,8 @@
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let repo = SqliteRepository::connect("sqlite::memory:").await?;
-//! repo.migrate().await?;
+//! let migration = repo.migrate().await?;
+//! assert_eq!((migration.from, migration.to), (0, dpor::schema::latest(dpor::schema::Backend::Sqlite)));
 //! let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
 //! repo.insert(sub.clone()).await?;
 //! assert_eq!(repo.get(sub.id()).await?, Some(sub));
@@ -24,11 +25,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
-use crate::ports::{Commit, Repository};
+use crate::ports::{Commit, OutboxEntry, Repository};
+use crate::schema::{self, Backend};
 use crate::sql;
 use crate::subscription::Subscription;
-
-const SCHEMA: &str = include_str!("../migrations/sqlite.sql");
 
 /// A [`Repository`] in SQLite: a file in WAL mode (concurrent readers, one writer at a
 /// time, durable on commit), or `sqlite::memory:` for tests.
@@ -47,9 +47,14 @@ impl SqliteRepository {
     /// the same in-memory database). Files use WAL journaling, foreign keys are
     /// enforced, and a writer waits up to 5 seconds for another.
     ///
+    /// A database written by a newer release of the crate is refused here, before
+    /// anything is read or written; an empty one is fine (run [`migrate`](Self::migrate)).
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL is invalid or the database cannot be opened.
+    /// [`StoreError::Backend`] when the URL is invalid or the database cannot be opened;
+    /// [`StoreError::Schema`] with [`SchemaError::TooNew`](crate::SchemaError::TooNew)
+    /// for a database from a newer release.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(sql::backend)?
@@ -73,6 +78,10 @@ impl SqliteRepository {
             )
         };
         let pool = pool.connect_with(options).await.map_err(sql::backend)?;
+        let mut connection = pool.acquire().await.map_err(sql::backend)?;
+        let (_, found) = recorded_and_found(&mut connection).await?;
+        schema::pending(Backend::Sqlite, found)?;
+        drop(connection);
         Ok(SqliteRepository { pool })
     }
 
@@ -85,20 +94,40 @@ impl SqliteRepository {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    /// Creates the schema if it is not there yet (idempotent).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when a statement fails.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sql::backend)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql::backend)?;
-        tx.commit().await.map_err(sql::backend)
-    }
 }
 
-sql::sql_repository!(SqliteRepository, sqlx::Sqlite);
+/// A transaction holding SQLite's write lock, for one schema step.
+async fn begin_schema_step(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(sql::backend)
+}
+
+/// The version recorded in `dpor_schema` (if that table exists) and the version the
+/// database is at ([`schema::version_of`]).
+async fn recorded_and_found(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<(Option<u32>, u32), StoreError> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('dpor_schema', 'dpor_subscriptions')",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(sql::backend)?;
+    let recorded = if tables.iter().any(|t| t == "dpor_schema") {
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM dpor_schema")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(sql::backend)?;
+        sql::schema_version(max)?
+    } else {
+        None
+    };
+    let has_tables = tables.iter().any(|t| t == "dpor_subscriptions");
+    Ok((recorded, schema::version_of(recorded, has_tables)))
+}
+
+sql::sql_repository!(SqliteRepository, sqlx::Sqlite, Backend::Sqlite);

@@ -34,7 +34,7 @@ use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
-use crate::ports::{Commit, Repository};
+use crate::ports::{Commit, OutboxEntry, Repository};
 use crate::subscription::{CloudService, Subscription};
 
 /// A check of the suite that a repository failed.
@@ -79,6 +79,8 @@ where
     outbox_is_oldest_first_and_marking_is_idempotent(&make().await).await?;
     malformed_commits_are_refused(&make().await).await?;
     a_commit_creates_its_new_subscription_atomically(&make().await).await?;
+    everything_reads_in_pages(&make().await).await?;
+    imports_write_records_as_they_are_or_nothing(&make().await).await?;
     Ok(())
 }
 
@@ -557,6 +559,203 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Repository>(
         CHECK,
         orphan.is_none(),
         "a refused commit created s-3: {orphan:?}"
+    );
+    Ok(())
+}
+
+/// `page_subscriptions` walks every subscription in id order; `page_outbox` the whole
+/// outbox in order, delivered notifications included and marked.
+async fn everything_reads_in_pages<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "everything_reads_in_pages";
+    let ids = ["s-3", "s-1", "s-5", "s-2", "s-4"];
+    for (i, sub) in ids.iter().enumerate() {
+        let subscription = subscription(sub, if i % 2 == 0 { "c-1" } else { "c-2" })?;
+        ok(CHECK, repo.insert(subscription.clone()).await)?;
+        ok(
+            CHECK,
+            repo.commit(designate(&subscription, &partner("565380")?)?)
+                .await,
+        )?;
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<SubscriptionId> = None;
+    loop {
+        let page = ok(CHECK, repo.page_subscriptions(after.as_ref(), 2).await)?;
+        ensure!(CHECK, page.len() <= 2, "a page of 2 holds {}", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.id().clone());
+        seen.extend(page.iter().map(|s| s.id().to_string()));
+    }
+    ensure!(
+        CHECK,
+        seen == ["s-1", "s-2", "s-3", "s-4", "s-5"],
+        "the pages walked {seen:?}, expected s-1 to s-5 in order"
+    );
+    let one = ok(CHECK, repo.get(&id("s-1")?).await)?;
+    let paged = ok(CHECK, repo.page_subscriptions(None, 1).await)?;
+    ensure!(
+        CHECK,
+        paged.first() == one.as_ref(),
+        "a page holds {paged:?}, the store {one:?}"
+    );
+
+    let pending = ok(CHECK, repo.pending_notifications(usize::MAX).await)?;
+    let first = pending.first().map(|n| n.id.clone());
+    ok(
+        CHECK,
+        repo.mark_delivered(&first.iter().cloned().collect::<Vec<_>>())
+            .await,
+    )?;
+    let mut entries = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ok(CHECK, repo.page_outbox(after, 2).await)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        entries.extend(page);
+    }
+    let notifications: Vec<&Notification> = entries.iter().map(|e| &e.notification).collect();
+    ensure!(
+        CHECK,
+        notifications == pending.iter().collect::<Vec<_>>(),
+        "the outbox pages hold {notifications:?}, expected {pending:?}"
+    );
+    let marked: Vec<bool> = entries.iter().map(|e| e.delivered).collect();
+    ensure!(
+        CHECK,
+        marked.first() == Some(&true) && marked[1..].iter().all(|d| !d),
+        "delivered markers {marked:?}, expected the first only"
+    );
+    ensure!(
+        CHECK,
+        entries.windows(2).all(|w| w[0].position < w[1].position),
+        "positions do not grow"
+    );
+    Ok(())
+}
+
+/// `import_subscriptions` stores records as they are, with their histories, all or
+/// nothing; `import_outbox` appends entries in order with their markers.
+async fn imports_write_records_as_they_are_or_nothing<R: Repository>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "imports_write_records_as_they_are_or_nothing";
+    let fresh = subscription("s-1", "c-1")?;
+    let commit = designate(&fresh, &partner("565380")?)?;
+    let replace = designate(&commit.next, &partner("3664167")?)?;
+    let history: Vec<AssociationEvent> = commit
+        .events
+        .iter()
+        .chain(&replace.events)
+        .cloned()
+        .collect();
+    let record = replace.next.clone();
+    let other = subscription("s-2", "c-1")?;
+
+    // A history that is not the subscription's whole history is refused.
+    let result = repo
+        .import_subscriptions(vec![(record.clone(), history[1..].to_vec())])
+        .await;
+    ensure!(
+        CHECK,
+        matches!(result, Err(StoreError::InvalidCommit { .. })),
+        "a partial history gave {result:?}, expected InvalidCommit"
+    );
+    ok(
+        CHECK,
+        repo.import_subscriptions(vec![
+            (record.clone(), history.clone()),
+            (other.clone(), vec![]),
+        ])
+        .await,
+    )?;
+    let (state, stored_history, _) = observe(CHECK, repo, record.id()).await?;
+    ensure!(
+        CHECK,
+        state.as_ref() == Some(&record),
+        "s-1 reads {state:?}"
+    );
+    ensure!(
+        CHECK,
+        stored_history == history,
+        "s-1's history reads {stored_history:?}"
+    );
+    let listed = ok(
+        CHECK,
+        repo.list_by_partner(&MpnId::parse("3664167").map_err(|e| ConformanceFailure {
+            check: CHECK,
+            message: e.to_string(),
+        })?)
+        .await,
+    )?;
+    ensure!(
+        CHECK,
+        listed == [record.clone()],
+        "the imported partner of record lists {listed:?}"
+    );
+
+    // A batch with a taken id writes nothing.
+    let third = subscription("s-3", "c-1")?;
+    let result = repo
+        .import_subscriptions(vec![(third.clone(), vec![]), (other.clone(), vec![])])
+        .await;
+    ensure!(
+        CHECK,
+        matches!(&result, Err(StoreError::AlreadyExists(s)) if s == other.id()),
+        "a batch with a taken id gave {result:?}, expected AlreadyExists"
+    );
+    let ghost = ok(CHECK, repo.get(third.id()).await)?;
+    ensure!(CHECK, ghost.is_none(), "the refused batch wrote s-3");
+
+    // The imported subscription takes commits on from its version.
+    let next = designate(&record, &partner("565380")?)?;
+    ok(CHECK, repo.commit(next).await)?;
+
+    // The outbox: appended in order, markers kept; an id twice writes nothing.
+    let before = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
+    let imported: Vec<OutboxEntry> = commit
+        .notifications
+        .iter()
+        .chain(&replace.notifications)
+        .enumerate()
+        .map(|(i, n)| OutboxEntry {
+            position: 0,
+            notification: n.clone(),
+            delivered: i == 0,
+        })
+        .collect();
+    ok(CHECK, repo.import_outbox(imported.clone()).await)?;
+    let after = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
+    let tail: Vec<(&Notification, bool)> = after[before.len()..]
+        .iter()
+        .map(|e| (&e.notification, e.delivered))
+        .collect();
+    let expected: Vec<(&Notification, bool)> = imported
+        .iter()
+        .map(|e| (&e.notification, e.delivered))
+        .collect();
+    ensure!(
+        CHECK,
+        tail == expected,
+        "the outbox ends with {tail:?}, expected {expected:?}"
+    );
+    let pending = ok(CHECK, repo.pending_notifications(usize::MAX).await)?;
+    ensure!(
+        CHECK,
+        !pending.iter().any(|n| n.id == imported[0].notification.id),
+        "an entry imported as delivered is pending"
+    );
+    let result = repo.import_outbox(imported[..1].to_vec()).await;
+    ensure!(
+        CHECK,
+        matches!(result, Err(StoreError::InvalidCommit { .. })),
+        "importing a stored notification again gave {result:?}, expected InvalidCommit"
+    );
+    let again = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
+    ensure!(
+        CHECK,
+        again.len() == after.len(),
+        "the refused import wrote something"
     );
     Ok(())
 }

@@ -162,6 +162,29 @@ impl Repository for Flaky {
         }
         self.inner.mark_delivered(ids).await
     }
+    async fn page_subscriptions(
+        &self,
+        after: Option<&SubscriptionId>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.page_subscriptions(after, limit).await
+    }
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.page_outbox(after, limit).await
+    }
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        self.inner.import_subscriptions(batch).await
+    }
+    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        self.inner.import_outbox(entries).await
+    }
 }
 
 fn flaky(

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("subscription", 1),
     ("event", 1),
     ("error", 2),
+    ("schema", 2),
     ("association", 3),
     ("actor", 3),
     ("attribution", 3),
@@ -30,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sqlite", 5),
     ("postgres", 5),
     ("testkit", 5),
+    ("transfer", 5),
     ("doc_fixture", 6),
 ];
 

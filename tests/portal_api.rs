@@ -564,6 +564,25 @@ impl Repository for DownRepository {
     async fn mark_delivered(&self, _: &[NotificationId]) -> Result<(), StoreError> {
         Err(StoreError::Backend("down".into()))
     }
+    async fn page_subscriptions(
+        &self,
+        _: Option<&SubscriptionId>,
+        _: usize,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn page_outbox(&self, _: Option<u64>, _: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn import_subscriptions(
+        &self,
+        _: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn import_outbox(&self, _: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
 }
 
 /// A partner directory that is down.

@@ -1,4 +1,6 @@
--- dpor schema, version 1, for SQLite. Applied by `SqliteRepository::migrate`.
+-- dpor schema step 1, "initial", for SQLite: the schema of 0.1.0. Applied by `migrate()`
+-- or by the host's own migration tool (`dpor::schema::steps`); it records itself in
+-- dpor_schema, so the stores know the version either way.
 -- The JSON columns hold the records in the crate's wire format; the other columns
 -- are what the store indexes, compares and orders by.
 CREATE TABLE IF NOT EXISTS dpor_subscriptions (
@@ -26,3 +28,12 @@ CREATE TABLE IF NOT EXISTS dpor_outbox (
     delivered    BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX IF NOT EXISTS dpor_outbox_pending ON dpor_outbox (position) WHERE NOT delivered;
+
+-- The applied steps. A database without this table but with dpor_subscriptions was
+-- written by 0.1.0, which had no versions: it is at step 1.
+CREATE TABLE IF NOT EXISTS dpor_schema (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+INSERT INTO dpor_schema (version, name) VALUES (1, 'initial');
