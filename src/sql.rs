@@ -55,6 +55,22 @@ pub(crate) fn database(error: sqlx::Error) -> StoreError {
     backend(error)
 }
 
+/// The statements of a schema step: its text without `--` comments, split at `;`. The
+/// steps are the crate's own files, which hold no `;` or `--` inside a literal.
+pub(crate) fn statements(step: &'static str) -> impl Iterator<Item = String> {
+    let code: String = step
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 /// A version read from a schema table.
 pub(crate) fn schema_version(value: Option<i64>) -> Result<Option<u32>, StoreError> {
     value
@@ -155,10 +171,7 @@ macro_rules! sql_repository {
                         tx.commit().await.map_err(sql::backend)?;
                         return Ok(crate::schema::Migration { from, to: found });
                     };
-                    sqlx::raw_sql(step.sql)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql::backend)?;
+                    apply_step(&mut tx, step.sql).await?;
                     tx.commit().await.map_err(sql::backend)?;
                 }
             }
@@ -175,6 +188,22 @@ macro_rules! sql_repository {
                     .map_err(sql::database)?;
                 rows.iter().map(decode_row).collect()
             }
+        }
+
+        /// Runs one schema step's statements in `connection` (a transaction), one by
+        /// one: sqlx's `raw_sql` future is not provably `Send` here, and hosts spawn
+        /// `migrate()`.
+        async fn apply_step(
+            connection: &mut <$db as sqlx::Database>::Connection,
+            step: &'static str,
+        ) -> Result<(), StoreError> {
+            for statement in sql::statements(step) {
+                sqlx::query(&statement)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(sql::backend)?;
+            }
+            Ok(())
         }
 
         /// The bound `INSERT` of a new subscription row (which does nothing when the id

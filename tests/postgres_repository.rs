@@ -5,66 +5,14 @@
 //! Without it the tests say they were skipped and pass, unless `CI` is set.
 
 mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::*;
-use dpor::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use dpor::*;
-
-fn url() -> Option<String> {
-    match std::env::var("DPOR_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("DPOR_TEST_POSTGRES_URL must be set in CI (.ci/run starts PostgreSQL)")
-        }
-        Err(_) => {
-            eprintln!("skipped: DPOR_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
-
-/// A repository in a new, empty schema of its own.
-async fn fresh(url: &str) -> PostgresRepository {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let schema = format!(
-        "dpor_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; "))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    in_schema(url, &schema).await
-}
-
-async fn in_schema(url: &str, schema: &str) -> PostgresRepository {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .unwrap();
-    let repo = PostgresRepository::from_pool(pool);
-    repo.migrate().await.unwrap();
-    repo
-}
+use postgres::{empty_schema, fresh, pool_in, unmigrated, url};
 
 use dpor::sqlx;
 
@@ -84,7 +32,7 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
         .fetch_one(first.pool())
         .await
         .unwrap();
-    let second = in_schema(&url, &schema).await; // a separate pool on the same tables
+    let second = PostgresRepository::from_pool(pool_in(&url, &schema).await); // a separate pool on the same tables
     const SUBS: u64 = 6;
     seed_race(&first, SUBS).await;
     let directory = InMemoryDirectory::new()
@@ -140,5 +88,109 @@ async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     assert!(matches!(
         repo.get(&sub_id("sub-001")).await,
         Err(StoreError::Backend(_))
+    ));
+}
+
+// ---- the schema: versions, upgrades, refusals ----
+
+/// The 0.1.0 fixture script, loaded into a new schema.
+async fn fixture_0_1_0(url: &str) -> PostgresRepository {
+    let schema = empty_schema(url).await;
+    let pool = pool_in(url, &schema).await;
+    let script = std::fs::read_to_string("tests/fixtures/v0.1.0/postgres.sql").unwrap();
+    sqlx::raw_sql(&script).execute(&pool).await.unwrap();
+    PostgresRepository::from_pool(pool)
+}
+
+#[tokio::test]
+async fn a_0_1_0_database_upgrades_with_nothing_lost() {
+    let Some(url) = url() else { return };
+    let repo = fixture_0_1_0(&url).await;
+    let migration = repo.migrate().await.unwrap();
+    let latest = dpor::schema::latest(dpor::schema::Backend::Postgres);
+    assert_eq!((migration.from, migration.to), (1, latest));
+    the_0_1_0_data_is_intact_and_usable(repo.clone()).await;
+    let again = repo.migrate().await.unwrap();
+    assert_eq!(
+        (again.from, again.to, again.applied()),
+        (latest, latest, false)
+    );
+}
+
+#[tokio::test]
+async fn instances_migrating_at_once_apply_each_step_once() {
+    let Some(url) = url() else { return };
+    let schema = empty_schema(&url).await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        // Separate pools: separate service instances.
+        let repo = PostgresRepository::from_pool(pool_in(&url, &schema).await);
+        tasks.push(tokio::spawn(async move { repo.migrate().await }));
+    }
+    let mut migrations = Vec::new();
+    for task in tasks {
+        migrations.push(task.await.unwrap().unwrap());
+    }
+    let latest = dpor::schema::latest(dpor::schema::Backend::Postgres);
+    assert!(migrations.iter().all(|m| m.to == latest), "{migrations:?}");
+    assert_eq!(
+        migrations.iter().filter(|m| m.from == 0).count(),
+        1,
+        "{migrations:?}"
+    );
+    let pool = pool_in(&url, &schema).await;
+    let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM dpor_schema ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, (1..=latest as i32).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_release_is_refused_and_left_alone() {
+    let Some(url) = url() else { return };
+    let schema = empty_schema(&url).await;
+    let repo = PostgresRepository::from_pool(pool_in(&url, &schema).await);
+    repo.migrate().await.unwrap();
+    insert_sub(&repo, "sub-001").await;
+    sqlx::query("INSERT INTO dpor_schema (version, name) VALUES (99, 'from the future')")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        repo.migrate().await,
+        Err(StoreError::Schema(SchemaError::TooNew { found: 99, .. }))
+    ));
+    let in_schema = format!("{url}?options=-c%20search_path%3D{schema}");
+    assert!(matches!(
+        PostgresRepository::connect(&in_schema).await,
+        Err(StoreError::Schema(SchemaError::TooNew { found: 99, .. }))
+    ));
+    let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM dpor_schema ORDER BY version")
+        .fetch_all(repo.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [1, 99], "nothing changed");
+    assert!(repo.get(&sub_id("sub-001")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_store_used_before_migrate_says_so() {
+    let Some(url) = url() else { return };
+    let repo = unmigrated(&url).await;
+    assert!(matches!(
+        repo.get(&sub_id("sub-001")).await,
+        Err(StoreError::Schema(SchemaError::NotInstalled))
+    ));
+    assert!(matches!(
+        repo.commit(Commit {
+            expected_version: 0,
+            next: Subscription::new(sub_id("sub-001"), contoso(), CloudService::Azure, "n"),
+            events: vec![],
+            notifications: vec![],
+            create: None,
+        })
+        .await,
+        Err(StoreError::Schema(SchemaError::NotInstalled) | StoreError::InvalidCommit { .. })
     ));
 }

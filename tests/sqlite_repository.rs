@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::error::Error as _;
+
 use common::*;
 use dpor::*;
 
@@ -205,4 +207,133 @@ async fn racing_services_on_one_file_keep_one_partner() {
     let changed = race(&[service], 4, 40, 5).await;
     assert!(changed > 0);
     assert_race_consistent(&repo, 5, changed).await;
+}
+
+// ---- the schema: versions, upgrades, refusals ----
+
+/// A copy of the 0.1.0 fixture in a temporary file.
+fn fixture_0_1_0() -> TempDb {
+    let db = TempDb::new();
+    std::fs::copy("tests/fixtures/v0.1.0/dpor.sqlite3", &db.0).unwrap();
+    db
+}
+
+#[tokio::test]
+async fn a_0_1_0_database_upgrades_with_nothing_lost() {
+    let db = fixture_0_1_0();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    let migration = repo.migrate().await.unwrap();
+    let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
+    assert_eq!((migration.from, migration.to), (1, latest));
+    the_0_1_0_data_is_intact_and_usable(repo.clone()).await;
+    // It is now recorded: migrating again finds nothing to do.
+    let again = repo.migrate().await.unwrap();
+    assert_eq!(
+        (again.from, again.to, again.applied()),
+        (latest, latest, false)
+    );
+}
+
+#[tokio::test]
+async fn a_new_database_is_created_at_the_latest_version() {
+    let db = TempDb::new();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    let migration = repo.migrate().await.unwrap();
+    let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
+    assert_eq!((migration.from, migration.to), (0, latest));
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM dpor_schema ORDER BY version")
+        .fetch_all(repo.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, (1..=i64::from(latest)).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_migrating_at_once_apply_each_step_once() {
+    let db = TempDb::new();
+    let repos = [
+        SqliteRepository::connect(&db.url()).await.unwrap(),
+        SqliteRepository::connect(&db.url()).await.unwrap(),
+        SqliteRepository::connect(&db.url()).await.unwrap(),
+    ];
+    let tasks: Vec<_> = repos
+        .iter()
+        .cloned()
+        .map(|repo| tokio::spawn(async move { repo.migrate().await }))
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
+    let migrations: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert!(migrations.iter().all(|m| m.to == latest), "{migrations:?}");
+    assert_eq!(
+        migrations.iter().filter(|m| m.from == 0).count(),
+        1,
+        "{migrations:?}"
+    );
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM dpor_schema ORDER BY version")
+        .fetch_all(repos[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, (1..=i64::from(latest)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_release_is_refused_and_left_alone() {
+    let db = TempDb::new();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    repo.migrate().await.unwrap();
+    insert_sub(&repo, "sub-001").await;
+    sqlx::query("INSERT INTO dpor_schema (version, name) VALUES (99, 'from the future')")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
+    let too_new = StoreError::Schema(SchemaError::TooNew {
+        found: 99,
+        supported: latest,
+    });
+    let refused = repo.migrate().await.unwrap_err();
+    assert_eq!(refused.to_string(), too_new.to_string());
+    assert!(matches!(
+        refused,
+        StoreError::Schema(SchemaError::TooNew { found: 99, .. })
+    ));
+    let refused = SqliteRepository::connect(&db.url()).await.unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::Schema(SchemaError::TooNew { found: 99, supported }) if supported == latest
+    ));
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM dpor_schema ORDER BY version")
+        .fetch_all(repo.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [1, 99], "nothing changed");
+    assert!(repo.get(&sub_id("sub-001")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_store_used_before_migrate_says_so() {
+    let db = TempDb::new();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    assert!(matches!(
+        repo.get(&sub_id("sub-001")).await,
+        Err(StoreError::Schema(SchemaError::NotInstalled))
+    ));
+    let service = PorService::new(repo, InMemoryDirectory::new(), RecordingNotifier::new());
+    let error = service.subscriptions(&admin()).await.unwrap_err();
+    assert!(matches!(
+        error,
+        Error::Store(StoreError::Schema(SchemaError::NotInstalled))
+    ));
+    assert!(
+        error
+            .source()
+            .unwrap()
+            .to_string()
+            .contains("run migrate()"),
+        "{error}"
+    );
 }

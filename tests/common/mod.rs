@@ -343,3 +343,61 @@ where
         Err(Error::Store(StoreError::Backend(_)))
     ));
 }
+
+/// What the 0.1.0 fixtures (`tests/fixtures/v0.1.0/`) hold, as 0.1.0 read it back.
+pub const FIXTURE_0_1_0: &str = include_str!("../fixtures/v0.1.0/expected.json");
+
+/// Checks that a store opened on a 0.1.0 fixture and migrated holds every
+/// subscription, every history event and every pending notification exactly as 0.1.0
+/// wrote them; that a new change commits on it; and that `dispatch_pending` delivers
+/// the emails 0.1.0 left pending.
+pub async fn the_0_1_0_data_is_intact_and_usable<R: Repository + Clone>(repo: R) {
+    let expected: serde_json::Value = serde_json::from_str(FIXTURE_0_1_0).unwrap();
+    let mut subscriptions = Vec::new();
+    for customer in ["contoso", "litware"] {
+        let customer = CustomerId::new(customer).unwrap();
+        subscriptions.extend(repo.list_by_customer(&customer).await.unwrap());
+    }
+    assert_eq!(
+        serde_json::to_value(&subscriptions).unwrap(),
+        expected["subscriptions"],
+        "every subscription as 0.1.0 wrote it"
+    );
+    for subscription in &subscriptions {
+        let history = repo.history(subscription.id()).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&history).unwrap(),
+            expected["histories"][subscription.id().as_str()],
+            "the history of {}",
+            subscription.id()
+        );
+    }
+    let pending = repo.pending_notifications(usize::MAX).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&pending).unwrap(),
+        expected["pending_notifications"],
+        "the emails still pending"
+    );
+    assert_eq!(pending.len(), 4);
+
+    // The service runs on it: a new designation commits, the old emails go out.
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    let notifier = RecordingNotifier::new();
+    let service = PorService::new(repo.clone(), directory, notifier.clone());
+    let report = service.dispatch_pending(100).await.unwrap();
+    assert_eq!((report.delivered, report.failed), (4, 0));
+    let sent: Vec<_> = notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(sent, ["sub-005#1", "sub-005#2", "sub-005#3", "lit-001#1"]);
+    let receipt = check_and_submit(&service, &admin(), &sub_id("sub-001"), "565380")
+        .await
+        .unwrap();
+    assert!(receipt.changed);
+    assert_eq!(receipt.subscription.version(), 4);
+    assert_eq!(
+        receipt.events[0].sequence, 5,
+        "sequences go on from 0.1.0's"
+    );
+    assert_eq!(receipt.notifications_delivered, 1);
+}
