@@ -13,7 +13,7 @@
 //!
 //! A database written by 0.1.0 has the tables but no `dpor_schema`: it is at step 1.
 //! A database at a version newer than this release knows is refused
-//! ([`SchemaError::TooNew`](crate::SchemaError::TooNew)), by `migrate()` and by the
+//! ([`SchemaError::TooNew`]), by `migrate()` and by the
 //! stores' constructors, and nothing is changed.
 //!
 //! ```
