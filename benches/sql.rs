@@ -27,7 +27,7 @@ fn ids() -> Vec<SubscriptionId> {
         .collect()
 }
 
-async fn seed<R: Repository>(repo: &R) {
+async fn seed<R: Store>(repo: &R) {
     let customer = CustomerId::new("contoso").unwrap();
     for id in ids() {
         repo.insert(Subscription::new(
@@ -125,7 +125,7 @@ macro_rules! baseline {
 baseline!(sqlite_baseline, sqlx::SqlitePool);
 baseline!(postgres_baseline, sqlx::PgPool);
 
-fn run_dpor<R: Repository>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
+fn run_dpor<R: Store>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
     let service = PorService::new(repo, directory(), Discard);
     let admin = Actor::global_admin(CustomerId::new("contoso").unwrap());
     let ids = ids();

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use dpor::async_trait;
 use dpor::*;
+use time::{Duration, OffsetDateTime};
 
 /// One row of the `subscriptions` table: indexed columns plus the record as JSON.
 struct Row {
@@ -23,7 +24,14 @@ struct Row {
 struct Tables {
     subscriptions: BTreeMap<String, Row>,
     events: BTreeMap<(String, u64), String>,
-    outbox: BTreeMap<u64, (String, String, bool)>, // position -> (id, json, delivered)
+    outbox: BTreeMap<u64, OutboxRow>, // by position
+}
+
+/// One row of the `outbox` table: a notification with its delivery state, and the
+/// claim of the dispatcher sending it (a real table has a column for each).
+struct OutboxRow {
+    entry: OutboxEntry,
+    claimed_until: Option<OffsetDateTime>,
 }
 
 /// The host's store. A real one would hold a connection pool.
@@ -41,6 +49,24 @@ impl MyDatabase {
         self.tables
             .lock()
             .map_err(|_| StoreError::Backend("database lock poisoned".into()))
+    }
+
+    /// The outbox entries after `after` that `keep` keeps, at most `limit`.
+    fn entries(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let t = self.tables()?;
+        let from = after.map_or(0, |a| a + 1);
+        Ok(t.outbox
+            .range(from..)
+            .map(|(_, row)| &row.entry)
+            .filter(|e| keep(e))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn decode(row: &Row) -> Result<Subscription, StoreError> {
@@ -116,11 +142,7 @@ impl Repository for MyDatabase {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let outbox = commit
-            .notifications
-            .iter()
-            .map(|n| Ok((n.id.to_string(), serde_json::to_string(n).map_err(backend)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let outbox = commit.notifications.clone();
         // A migration also creates a subscription, in the same transaction.
         let create = commit.create.as_ref().map(Self::encode).transpose()?;
         if let Some(created) = &commit.create
@@ -150,9 +172,16 @@ impl Repository for MyDatabase {
             t.subscriptions.insert(created.id().to_string(), row);
         }
         t.events.extend(events);
-        for (nid, json) in outbox {
+        for notification in outbox {
             let position = t.outbox.len() as u64;
-            t.outbox.insert(position, (nid, json, false));
+            let entry = OutboxEntry::new(position, notification);
+            t.outbox.insert(
+                position,
+                OutboxRow {
+                    entry,
+                    claimed_until: None,
+                },
+            );
         }
         Ok(())
     }
@@ -163,26 +192,6 @@ impl Repository for MyDatabase {
             .range((id.to_string(), 0)..=(id.to_string(), u64::MAX))
             .map(|(_, json)| serde_json::from_str(json).map_err(backend))
             .collect()
-    }
-
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        let t = self.tables()?;
-        t.outbox
-            .values()
-            .filter(|(_, _, delivered)| !delivered)
-            .take(limit)
-            .map(|(_, json, _)| serde_json::from_str(json).map_err(backend))
-            .collect()
-    }
-
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        let mut t = self.tables()?;
-        for (id, _, delivered) in t.outbox.values_mut() {
-            if ids.iter().any(|d| d.as_str() == id) {
-                *delivered = true;
-            }
-        }
-        Ok(())
     }
 
     // What `dpor::transfer` uses to copy a store: every record, in pages, and a way to
@@ -200,26 +209,6 @@ impl Repository for MyDatabase {
             .range((from, Unbounded))
             .take(limit)
             .map(|(_, row)| Self::decode(row))
-            .collect()
-    }
-
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let t = self.tables()?;
-        let from = after.map_or(0, |a| a + 1);
-        t.outbox
-            .range(from..)
-            .take(limit)
-            .map(|(position, (_, json, delivered))| {
-                Ok(OutboxEntry {
-                    position: *position,
-                    notification: serde_json::from_str(json).map_err(backend)?,
-                    delivered: *delivered,
-                })
-            })
             .collect()
     }
 
@@ -256,24 +245,146 @@ impl Repository for MyDatabase {
         }
         Ok(())
     }
+}
+
+/// The outbox side of the store: `commit` writes the rows, the service claims, sends
+/// and records them. Over SQL, `claim` is one `UPDATE ... WHERE position IN (SELECT
+/// ... FOR UPDATE SKIP LOCKED) RETURNING ...`; here one lock does it.
+#[async_trait]
+impl Outbox for MyDatabase {
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut t = self.tables()?;
+        let mut first_of_pair = std::collections::HashSet::new();
+        let mut claimable = Vec::new();
+        for (position, row) in &t.outbox {
+            let n = &row.entry.notification;
+            // Only the first pending notification of each (subscription, partner) pair.
+            if row.entry.status != DeliveryStatus::Pending
+                || !first_of_pair.insert((n.subscription.clone(), n.partner))
+            {
+                continue;
+            }
+            let wanted = match which {
+                Claim::Due => true,
+                Claim::Only(ids) => ids.contains(&n.id),
+            };
+            let free = row.claimed_until.is_none_or(|until| until <= now);
+            if wanted && free && row.entry.next_attempt_at <= now {
+                claimable.push(*position);
+            }
+        }
+        claimable.truncate(limit);
+        let mut claimed = Vec::new();
+        for position in claimable {
+            if let Some(row) = t.outbox.get_mut(&position) {
+                row.claimed_until = Some(now + lease);
+                claimed.push(row.entry.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        let mut t = self.tables()?;
+        for row in t.outbox.values_mut() {
+            if row.entry.status == DeliveryStatus::Pending
+                && ids.contains(&row.entry.notification.id)
+            {
+                row.entry.status = DeliveryStatus::Delivered;
+                row.claimed_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+        let mut t = self.tables()?;
+        for row in t.outbox.values_mut() {
+            let entry = &mut row.entry;
+            if entry.status == DeliveryStatus::Pending && entry.notification.id == failure.id {
+                entry.attempts = failure.attempts;
+                entry.last_error = Some(failure.error.clone());
+                entry.last_attempt_at = Some(failure.at);
+                match failure.next {
+                    AfterFailure::RetryAt(at) => entry.next_attempt_at = at,
+                    AfterFailure::DeadLetter => entry.status = DeliveryStatus::Dead,
+                }
+                row.claimed_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        Ok(self
+            .entries(None, limit, |e| e.status == DeliveryStatus::Pending)?
+            .into_iter()
+            .map(|e| e.notification)
+            .collect())
+    }
+
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.entries(after, limit, |e| e.status == DeliveryStatus::Dead)
+    }
+
+    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut t = self.tables()?;
+        for row in t.outbox.values_mut() {
+            let entry = &mut row.entry;
+            if entry.status == DeliveryStatus::Dead && &entry.notification.id == id {
+                entry.status = DeliveryStatus::Pending;
+                entry.attempts = 0;
+                entry.next_attempt_at = now;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.entries(after, limit, |_| true)
+    }
 
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         let mut t = self.tables()?;
-        let mut rows = Vec::with_capacity(entries.len());
+        let mut ids = std::collections::HashSet::new();
         for entry in &entries {
-            let id = entry.notification.id.to_string();
-            if t.outbox.values().any(|(stored, _, _)| *stored == id) {
+            let id = &entry.notification.id;
+            if !ids.insert(id)
+                || t.outbox
+                    .values()
+                    .any(|row| &row.entry.notification.id == id)
+            {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
                     reason: format!("notification {id} is stored already"),
                 });
             }
-            let json = serde_json::to_string(&entry.notification).map_err(backend)?;
-            rows.push((id, json, entry.delivered));
         }
-        for row in rows {
+        for mut entry in entries {
             let position = t.outbox.len() as u64;
-            t.outbox.insert(position, row);
+            entry.position = position;
+            t.outbox.insert(
+                position,
+                OutboxRow {
+                    entry,
+                    claimed_until: None,
+                },
+            );
         }
         Ok(())
     }

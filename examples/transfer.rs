@@ -14,7 +14,7 @@ use dpor::*;
 use time::macros::datetime;
 
 /// A store opened from its URL, migrated to this release's schema.
-async fn open(url: &str) -> Result<Box<dyn Repository>, StoreError> {
+async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("postgres") {
         let repo = PostgresRepository::connect(url).await?;
         let migration = repo.migrate().await?;
@@ -35,7 +35,7 @@ async fn open(url: &str) -> Result<Box<dyn Repository>, StoreError> {
 }
 
 /// A few subscriptions with a partner of record, a history, and an email still pending.
-async fn demo_data(repo: &dyn Repository) -> Result<(), Box<dyn std::error::Error>> {
+async fn demo_data(repo: &dyn Store) -> Result<(), Box<dyn std::error::Error>> {
     let contoso = CustomerId::new("contoso")?;
     for (id, service) in [
         ("sub-001", CloudService::Office365),

@@ -33,7 +33,7 @@ pub const DEFAULT_CHECK_TTL: Duration = Duration::minutes(15);
 /// use dpor::*;
 /// # use time::macros::datetime;
 /// # tokio::runtime::Runtime::new()?.block_on(async {
-/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub } = dpor::doc_fixture::fabrikam().await?;
+/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub, .. } = dpor::doc_fixture::fabrikam().await?;
 /// // `service` runs over the in-memory ports, its clock at 2026-01-05 10:00 UTC; `admin`
 /// // is the global administrator of the customer that owns subscription `sub`; the
 /// // directory lists partner 565380 (Fabrikam, Seattle); `notifier` records the emails.

@@ -26,6 +26,8 @@ pub struct Fixture {
     pub admin: Actor,
     /// Subscription `sub-1`, Office 365, active, with no partner of record.
     pub sub: SubscriptionId,
+    /// The service's clock.
+    pub clock: ManualClock,
 }
 
 /// A service whose directory lists partner 565380 ("Fabrikam", Seattle, US, enrolled in
@@ -49,12 +51,14 @@ pub async fn fabrikam() -> Result<Fixture, Box<dyn std::error::Error>> {
     let now = Date::from_calendar_date(2026, Month::January, 5)?
         .with_hms(10, 0, 0)?
         .assume_utc();
+    let clock = ManualClock::new(now);
     let service =
-        PorService::new(repository, directory, notifier.clone()).with_clock(ManualClock::new(now));
+        PorService::new(repository, directory, notifier.clone()).with_clock(clock.clone());
     Ok(Fixture {
         service,
         notifier,
         admin: Actor::global_admin(contoso),
         sub,
+        clock,
     })
 }

@@ -8,6 +8,7 @@ pub mod actor;
 pub mod association;
 pub mod attribution;
 pub mod check;
+pub mod delivery;
 #[doc(hidden)]
 pub mod doc_fixture;
 pub mod error;
@@ -51,6 +52,7 @@ pub use actor::{Access, Actor, CustomerRole};
 pub use association::Transition;
 pub use attribution::PorPeriod;
 pub use check::PartnerCheck;
+pub use delivery::{AfterFailure, DeliveryPolicy};
 pub use error::{
     BoxError, DirectoryError, Error, NotifyError, SchemaError, StoreError, TransferError,
 };
@@ -62,7 +64,10 @@ pub use incentive::{Disqualification, Eligibility, IncentivePolicy};
 pub use link::{PartnerLink, PartnerLinkError};
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};
 pub use partner::{Partner, Program};
-pub use ports::{Clock, Commit, Notifier, OutboxEntry, PartnerDirectory, Repository, SystemClock};
+pub use ports::{
+    Claim, Clock, Commit, DeliveryStatus, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory,
+    Repository, Store, SystemClock,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresRepository;
 pub use service::{BulkMode, BulkOutcome, DispatchReport, PorService, Receipt};

@@ -19,12 +19,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
+use crate::delivery::AfterFailure;
 use crate::error::{DirectoryError, NotifyError, StoreError};
 use crate::event::{AssociationEvent, AssociationEventKind, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{
-    Clock, Commit, Notifier, OutboxEntry, PartnerDirectory, Repository, check_history,
+    Claim, Clock, Commit, DeliveryStatus, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory,
+    Repository, check_history,
 };
 use crate::subscription::Subscription;
 
@@ -81,12 +83,28 @@ struct StoredEvent {
 struct Shard {
     entries: HashSet<Box<Entry>>,
     /// Pending notifications by their global position (commit order).
-    outbox: BTreeMap<u64, Notification>,
-    /// Delivered notifications, kept (as a database keeps its marked rows) so that an
-    /// id is never written twice and the whole outbox can be copied.
-    delivered: BTreeMap<u64, Notification>,
-    /// The position of every notification, pending or delivered.
+    pending: BTreeMap<u64, Item>,
+    /// Delivered notifications and dead letters, kept (as a database keeps its marked
+    /// rows) so that an id is never written twice and the whole outbox can be copied.
+    settled: BTreeMap<u64, Item>,
+    /// The position of every notification, pending or settled.
     positions: HashMap<NotificationId, u64>,
+}
+
+/// One notification of the outbox with its delivery state and claim.
+#[derive(Debug)]
+struct Item {
+    entry: OutboxEntry,
+    claimed_until: Option<OffsetDateTime>,
+}
+
+impl Item {
+    fn new(entry: OutboxEntry) -> Self {
+        Item {
+            entry,
+            claimed_until: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -180,6 +198,60 @@ impl InMemoryRepository {
         }
     }
 
+    /// Runs `f` on the shard that holds notification `id` (its subscription's, else any
+    /// that has it); `None` when no shard has it.
+    fn in_home_shard<T>(
+        &self,
+        id: &NotificationId,
+        mut f: impl FnMut(&mut Shard) -> Option<T>,
+    ) -> Option<T> {
+        if let Some(home) = home_of(id)
+            && let Some(found) = f(&mut self.shard(&home))
+        {
+            return Some(found);
+        }
+        self.state
+            .shards
+            .iter()
+            .find_map(|shard| f(&mut lock_even_if_poisoned(shard)))
+    }
+
+    /// Settles pending notification `id` as `status` after `change`, wherever it is.
+    fn settle_anywhere(
+        &self,
+        id: &NotificationId,
+        status: DeliveryStatus,
+        change: impl FnOnce(&mut OutboxEntry),
+    ) {
+        let mut change = Some(change);
+        self.in_home_shard(id, |shard| {
+            if !shard.positions.contains_key(id) {
+                return None;
+            }
+            settle(shard, id, status, change.take()?).then_some(())
+        });
+    }
+
+    /// Runs `f` on pending notification `id`, wherever it is.
+    fn with_pending(&self, id: &NotificationId, mut f: impl FnMut(&mut Item)) {
+        self.in_home_shard(id, |shard| {
+            let position = *shard.positions.get(id)?;
+            shard.pending.get_mut(&position).map(&mut f)
+        });
+    }
+
+    /// The entries `pick` takes from each shard (at most `limit` each), merged oldest
+    /// first.
+    fn oldest(&self, limit: usize, pick: impl Fn(&Shard) -> Vec<OutboxEntry>) -> Vec<OutboxEntry> {
+        let mut all = Vec::new();
+        for shard in &self.state.shards {
+            all.extend(pick(&lock_even_if_poisoned(shard)));
+        }
+        all.sort_unstable_by_key(|e| e.position);
+        all.truncate(limit);
+        all
+    }
+
     /// The stored subscriptions with these ids, in the order given.
     fn subscriptions_of(&self, ids: &[SubscriptionId]) -> Vec<Subscription> {
         ids.iter()
@@ -219,13 +291,30 @@ impl InMemoryRepository {
     }
 }
 
-/// Marks a notification of a shard's outbox delivered; whether the shard has it.
-fn mark_in_shard(shard: &mut Shard, id: &NotificationId) -> bool {
+/// The shard a notification id lives in: the service names a notification
+/// "{subscription}#{sequence}" and keeps it in its subscription's shard.
+fn home_of(id: &NotificationId) -> Option<SubscriptionId> {
+    id.as_str()
+        .rsplit_once('#')
+        .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok())
+}
+
+/// Settles pending notification `id` of `shard` as `status`, after `change`; whether
+/// the shard has the id.
+fn settle(
+    shard: &mut Shard,
+    id: &NotificationId,
+    status: DeliveryStatus,
+    change: impl FnOnce(&mut OutboxEntry),
+) -> bool {
     let Some(&position) = shard.positions.get(id) else {
         return false;
     };
-    if let Some(notification) = shard.outbox.remove(&position) {
-        shard.delivered.insert(position, notification);
+    if let Some(mut item) = shard.pending.remove(&position) {
+        change(&mut item.entry);
+        item.entry.status = status;
+        item.claimed_until = None;
+        shard.settled.insert(position, item);
     }
     true
 }
@@ -345,7 +434,8 @@ impl Repository for InMemoryRepository {
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             shard.positions.insert(notification.id.clone(), position);
-            shard.outbox.insert(position, notification);
+            let item = Item::new(OutboxEntry::new(position, notification));
+            shard.pending.insert(position, item);
         }
         Ok(())
     }
@@ -367,45 +457,6 @@ impl Repository for InMemoryRepository {
                 kind: e.kind.clone(),
             })
             .collect())
-    }
-
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        // The oldest `limit` of each shard, merged by position.
-        let mut oldest: Vec<(u64, Notification)> = Vec::new();
-        for shard in &self.state.shards {
-            let shard = lock_even_if_poisoned(shard);
-            oldest.extend(
-                shard
-                    .outbox
-                    .iter()
-                    .take(limit)
-                    .map(|(p, n)| (*p, n.clone())),
-            );
-        }
-        oldest.sort_unstable_by_key(|(position, _)| *position);
-        Ok(oldest.into_iter().take(limit).map(|(_, n)| n).collect())
-    }
-
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        for id in ids {
-            // The service names a notification "{subscription}#{sequence}", and keeps
-            // it in its subscription's shard; any other id is searched for.
-            let home = id
-                .as_str()
-                .rsplit_once('#')
-                .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok());
-            if let Some(home) = home
-                && mark_in_shard(&mut self.shard(&home), id)
-            {
-                continue;
-            }
-            for shard in &self.state.shards {
-                if mark_in_shard(&mut lock_even_if_poisoned(shard), id) {
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// O(n) per page: the subscriptions are kept by hash, not in id order.
@@ -434,32 +485,6 @@ impl Repository for InMemoryRepository {
         Ok(self.subscriptions_of(&ids))
     }
 
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let from = after.map_or(0, |after| after.saturating_add(1));
-        let mut entries = Vec::new();
-        for shard in &self.state.shards {
-            let shard = lock_even_if_poisoned(shard);
-            for (map, delivered) in [(&shard.outbox, false), (&shard.delivered, true)] {
-                entries.extend(
-                    map.range(from..)
-                        .take(limit)
-                        .map(|(position, n)| OutboxEntry {
-                            position: *position,
-                            notification: n.clone(),
-                            delivered,
-                        }),
-                );
-            }
-        }
-        entries.sort_unstable_by_key(|e| e.position);
-        entries.truncate(limit);
-        Ok(entries)
-    }
-
     async fn import_subscriptions(
         &self,
         batch: Vec<(Subscription, Vec<AssociationEvent>)>,
@@ -486,6 +511,158 @@ impl Repository for InMemoryRepository {
         }
         Ok(())
     }
+}
+
+/// Claims lock the shards they look at: every shard for [`Claim::Due`] (a dispatcher's
+/// batch), only the notifications' own shards for [`Claim::Only`] (the delivery right
+/// after a commit).
+#[async_trait]
+impl Outbox for InMemoryRepository {
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let indices: Vec<usize> = match which {
+            Claim::Only(ids) if ids.iter().all(|id| home_of(id).is_some()) => ids
+                .iter()
+                .filter_map(home_of)
+                .map(|home| self.shard_index(&home))
+                .collect(),
+            _ => (0..SHARDS).collect(),
+        };
+        let mut shards = self.lock_shards(indices);
+        let wanted = |id: &NotificationId| match which {
+            Claim::Due => true,
+            Claim::Only(ids) => ids.contains(id),
+        };
+        let mut claimable: Vec<(u64, usize)> = Vec::new();
+        for (index, shard) in &shards {
+            // Only the first pending notification of each (subscription, partner) pair.
+            let mut first_of_pair = HashSet::new();
+            for (position, item) in &shard.pending {
+                let n = &item.entry.notification;
+                if !first_of_pair.insert((&n.subscription, n.partner)) {
+                    continue;
+                }
+                let free = item.claimed_until.is_none_or(|until| until <= now);
+                if free && item.entry.next_attempt_at <= now && wanted(&n.id) {
+                    claimable.push((*position, *index));
+                }
+            }
+        }
+        claimable.sort_unstable();
+        claimable.truncate(limit);
+        let mut claimed = Vec::with_capacity(claimable.len());
+        for (position, index) in claimable {
+            if let Some(item) = shards
+                .get_mut(&index)
+                .and_then(|shard| shard.pending.get_mut(&position))
+            {
+                item.claimed_until = Some(now + lease);
+                claimed.push(item.entry.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        for id in ids {
+            self.settle_anywhere(id, DeliveryStatus::Delivered, |_| {});
+        }
+        Ok(())
+    }
+
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+        let record = |entry: &mut OutboxEntry| {
+            entry.attempts = failure.attempts;
+            entry.last_error = Some(failure.error.clone());
+            entry.last_attempt_at = Some(failure.at);
+        };
+        match failure.next {
+            AfterFailure::DeadLetter => {
+                self.settle_anywhere(&failure.id, DeliveryStatus::Dead, record);
+            }
+            AfterFailure::RetryAt(at) => {
+                self.with_pending(&failure.id, |item| {
+                    record(&mut item.entry);
+                    item.entry.next_attempt_at = at;
+                    item.claimed_until = None;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        let mut oldest = self.oldest(limit, |shard| {
+            shard
+                .pending
+                .values()
+                .take(limit)
+                .map(|item| item.entry.clone())
+                .collect()
+        });
+        oldest.truncate(limit);
+        Ok(oldest.into_iter().map(|e| e.notification).collect())
+    }
+
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let from = after.map_or(0, |after| after.saturating_add(1));
+        let mut dead = self.oldest(limit, |shard| {
+            shard
+                .settled
+                .range(from..)
+                .filter(|(_, item)| item.entry.status == DeliveryStatus::Dead)
+                .take(limit)
+                .map(|(_, item)| item.entry.clone())
+                .collect()
+        });
+        dead.truncate(limit);
+        Ok(dead)
+    }
+
+    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let redrive_in = |shard: &mut Shard| {
+            let &position = shard.positions.get(id)?;
+            let dead = shard
+                .settled
+                .get(&position)
+                .is_some_and(|item| item.entry.status == DeliveryStatus::Dead);
+            if dead && let Some(mut item) = shard.settled.remove(&position) {
+                item.entry.status = DeliveryStatus::Pending;
+                item.entry.attempts = 0;
+                item.entry.next_attempt_at = now;
+                shard.pending.insert(position, item);
+            }
+            Some(dead)
+        };
+        Ok(self.in_home_shard(id, redrive_in).unwrap_or(false))
+    }
+
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let from = after.map_or(0, |after| after.saturating_add(1));
+        let mut entries = self.oldest(limit, |shard| {
+            let pending = shard.pending.range(from..).take(limit);
+            let settled = shard.settled.range(from..).take(limit);
+            pending
+                .chain(settled)
+                .map(|(_, item)| item.entry.clone())
+                .collect()
+        });
+        entries.truncate(limit);
+        Ok(entries)
+    }
 
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         let mut ids = HashSet::new();
@@ -500,20 +677,21 @@ impl Repository for InMemoryRepository {
                 });
             }
         }
-        for entry in entries {
+        for mut entry in entries {
             let shard = shards
                 .get_mut(&home(&entry))
                 .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
+            entry.position = position;
             shard
                 .positions
                 .insert(entry.notification.id.clone(), position);
-            let map = if entry.delivered {
-                &mut shard.delivered
+            let map = if entry.status == DeliveryStatus::Pending {
+                &mut shard.pending
             } else {
-                &mut shard.outbox
+                &mut shard.settled
             };
-            map.insert(position, entry.notification);
+            map.insert(position, Item::new(entry));
         }
         Ok(())
     }

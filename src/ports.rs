@@ -34,7 +34,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
+
+use crate::delivery::AfterFailure;
 
 pub use crate::error::{DirectoryError, NotifyError, StoreError};
 use crate::event::{AssociationEvent, Notification};
@@ -237,22 +239,6 @@ pub trait Repository: Send + Sync {
     /// [`StoreError::Backend`] when the backend fails.
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
 
-    /// Up to `limit` undelivered notifications, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when the backend fails.
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
-
-    /// Marks notifications delivered, so that they are no longer pending. Idempotent:
-    /// unknown and already delivered ids are ignored. A delivered notification stays in
-    /// the outbox, marked (see [`page_outbox`](Self::page_outbox)).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when the backend fails.
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
-
     /// Every subscription, one page at a time: those whose id sorts after `after` (all
     /// when `None`), ordered by id, at most `limit`. For copying a store
     /// ([`transfer`](crate::transfer())) and for exports.
@@ -265,19 +251,6 @@ pub trait Repository: Send + Sync {
         after: Option<&SubscriptionId>,
         limit: usize,
     ) -> Result<Vec<Subscription>, StoreError>;
-
-    /// The whole outbox, delivered notifications included, one page at a time: the
-    /// entries after position `after` (all when `None`), in outbox order, at most
-    /// `limit`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when the backend fails.
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Stores subscriptions exactly as they are, each with its whole history, as one
     /// atomic batch: what [`transfer`](crate::transfer()) writes into a new store.
@@ -294,10 +267,102 @@ pub trait Repository: Send + Sync {
         &self,
         batch: Vec<(Subscription, Vec<AssociationEvent>)>,
     ) -> Result<(), StoreError>;
+}
 
-    /// Appends notifications to the outbox, after every entry there, in the order
-    /// given and with their delivered markers, as one atomic batch (their positions are
-    /// this store's own).
+/// The outbox: the notifications that commits wrote, their delivery state, and the
+/// claims of the dispatchers that send them. A store implements it beside
+/// [`Repository`] (the built-in stores do): [`Repository::commit`] writes a commit's
+/// notifications into it in the same transaction as the change.
+///
+/// The rules it keeps are stated once, in [`delivery`](crate::delivery): per
+/// (subscription, recipient partner) order, claims with a lease, retries at their due
+/// time, dead letters that no longer block. The times come from the service's
+/// [`Clock`], passed in as `now`.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims notifications to send now, marking them claimed until `now + lease`, and
+    /// answers them oldest first. A notification is claimable when it is pending, due
+    /// (`next_attempt_at <= now`), not claimed by a lease that runs past `now`, and no
+    /// earlier notification for the same subscription and recipient partner is still
+    /// pending (claimed, or waiting for a retry, included). With [`Claim::Due`], up to
+    /// `limit` of them; with [`Claim::Only`], those of the given ids that are claimable.
+    ///
+    /// Two dispatchers claiming at once never get the same notification.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails (nothing is claimed then).
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Marks notifications delivered (and releases their claims). Idempotent: unknown
+    /// and already delivered ids are ignored. A delivered notification stays in the
+    /// outbox, marked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
+
+    /// Records a failed attempt to deliver `failure.id` and releases its claim: its
+    /// attempt count, time and error text, and either its next attempt time or, for
+    /// [`AfterFailure::DeadLetter`], its end as a dead letter. Ignored for a
+    /// notification that is not pending (delivered meanwhile by another dispatcher).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError>;
+
+    /// Up to `limit` pending notifications (not delivered, not dead letters), oldest
+    /// first, whether due or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
+
+    /// The dead letters after position `after` (all when `None`), oldest first, at most
+    /// `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Makes dead letter `id` pending again, due at `now`, with its attempts counted
+    /// from zero; answers whether there was such a dead letter.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// The whole outbox, delivered notifications and dead letters included, one page at
+    /// a time: the entries after position `after` (all when `None`), in outbox order,
+    /// at most `limit`. For copying a store ([`transfer`](crate::transfer())).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Appends entries to the outbox, after every entry there, in the order given and
+    /// with their delivery state (not their claims), as one atomic batch; their
+    /// positions are this store's own.
     ///
     /// # Errors
     ///
@@ -306,15 +371,84 @@ pub trait Repository: Send + Sync {
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError>;
 }
 
-/// One notification of an outbox, as [`Repository::page_outbox`] reads it.
+/// A whole store: a [`Repository`] and its [`Outbox`], as one trait so that a store can
+/// be used as `dyn Store` (implemented for every type that implements both).
+pub trait Store: Repository + Outbox {}
+
+impl<T: Repository + Outbox + ?Sized> Store for T {}
+
+/// Which notifications [`Outbox::claim`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim<'a> {
+    /// The oldest claimable ones (what a dispatcher sends).
+    Due,
+    /// Those of these that are claimable (what the service sends right after a commit).
+    Only(&'a [NotificationId]),
+}
+
+/// Where a notification of the outbox stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeliveryStatus {
+    /// Not delivered yet: due at its next attempt time.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up after too many attempts or too long: a dead letter.
+    Dead,
+}
+
+/// One notification of an outbox with its delivery state, as [`Outbox::page_outbox`],
+/// [`Outbox::claim`] and [`Outbox::dead_letters`] read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// Its place in this store's outbox (commit order); the next page starts after it.
     pub position: u64,
     /// The notification.
     pub notification: Notification,
-    /// Whether it was delivered.
-    pub delivered: bool,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// How many attempts failed.
+    pub attempts: u32,
+    /// The last failure, short (see [`delivery::failure_text`](crate::delivery::failure_text)).
+    pub last_error: Option<String>,
+    /// When the last attempt failed.
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// When it is due (for a pending notification): its event's time at first, then the
+    /// retry time of each failure.
+    pub next_attempt_at: OffsetDateTime,
+}
+
+impl OutboxEntry {
+    /// A notification as a commit writes it: pending, due at once, no attempt yet.
+    pub fn new(position: u64, notification: Notification) -> Self {
+        let next_attempt_at = notification.at;
+        OutboxEntry {
+            position,
+            notification,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at,
+        }
+    }
+}
+
+/// A failed attempt, for [`Outbox::record_failure`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The notification.
+    pub id: NotificationId,
+    /// Its failed attempts, this one included.
+    pub attempts: u32,
+    /// When this attempt failed.
+    pub at: OffsetDateTime,
+    /// Why, short.
+    pub error: String,
+    /// What follows ([`DeliveryPolicy::after_failure`](crate::delivery::DeliveryPolicy::after_failure)).
+    pub next: AfterFailure,
 }
 
 /// Checks that `history` is the whole history of `subscription`: its events, numbered
@@ -532,11 +666,18 @@ forward!(async Repository {
     fn list_by_partner(&self, partner: &MpnId) -> Result<Vec<Subscription>, StoreError>;
     fn commit(&self, commit: Commit) -> Result<(), StoreError>;
     fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
-    fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
-    fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
     fn page_subscriptions(&self, after: Option<&SubscriptionId>, limit: usize) -> Result<Vec<Subscription>, StoreError>;
-    fn page_outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     fn import_subscriptions(&self, batch: Vec<(Subscription, Vec<AssociationEvent>)>) -> Result<(), StoreError>;
+});
+
+forward!(async Outbox {
+    fn claim(&self, which: Claim<'_>, now: OffsetDateTime, lease: Duration, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError>;
+    fn record_failure(&self, failure: &Failure) -> Result<(), StoreError>;
+    fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError>;
+    fn dead_letters(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError>;
+    fn page_outbox(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError>;
 });
 

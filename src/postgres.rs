@@ -15,10 +15,11 @@
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use crate::delivery::AfterFailure;
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
-use crate::ports::{Commit, OutboxEntry, Repository};
+use crate::ports::{Claim, Commit, Failure, Outbox, OutboxEntry, Repository};
 use crate::schema::{self, Backend};
 use crate::sql;
 use crate::subscription::Subscription;
@@ -108,4 +109,9 @@ async fn recorded_and_found(
     Ok((recorded, schema::version_of(recorded, has_tables)))
 }
 
-sql::sql_repository!(PostgresRepository, sqlx::Postgres, Backend::Postgres);
+sql::sql_repository!(
+    PostgresRepository,
+    sqlx::Postgres,
+    Backend::Postgres,
+    sql::CLAIM_POSTGRES
+);

@@ -23,7 +23,7 @@
 //!     // e.g. write V{version}__{name}.sql for Flyway
 //!     assert!(step.sql.contains("dpor_schema"));
 //! }
-//! assert_eq!(schema::latest(Backend::Sqlite), 1);
+//! assert_eq!(schema::latest(Backend::Sqlite), 2);
 //! ```
 
 use crate::error::SchemaError;
@@ -50,17 +50,31 @@ pub struct Step {
     pub sql: &'static str,
 }
 
-const SQLITE: &[Step] = &[Step {
-    version: 1,
-    name: "initial",
-    sql: include_str!("schema/sqlite/0001_initial.sql"),
-}];
+const SQLITE: &[Step] = &[
+    Step {
+        version: 1,
+        name: "initial",
+        sql: include_str!("schema/sqlite/0001_initial.sql"),
+    },
+    Step {
+        version: 2,
+        name: "delivery",
+        sql: include_str!("schema/sqlite/0002_delivery.sql"),
+    },
+];
 
-const POSTGRES: &[Step] = &[Step {
-    version: 1,
-    name: "initial",
-    sql: include_str!("schema/postgres/0001_initial.sql"),
-}];
+const POSTGRES: &[Step] = &[
+    Step {
+        version: 1,
+        name: "initial",
+        sql: include_str!("schema/postgres/0001_initial.sql"),
+    },
+    Step {
+        version: 2,
+        name: "delivery",
+        sql: include_str!("schema/postgres/0002_delivery.sql"),
+    },
+];
 
 /// The steps of `backend`, in order.
 pub fn steps(backend: Backend) -> &'static [Step] {

@@ -5,8 +5,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use time::OffsetDateTime;
+
 use crate::error::{SchemaError, StoreError};
 use crate::id::SubscriptionId;
+use crate::ports::DeliveryStatus;
 use crate::subscription::Subscription;
 
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO dpor_subscriptions \
@@ -22,22 +25,107 @@ pub(crate) const UPDATE: &str = "UPDATE dpor_subscriptions \
 pub(crate) const VERSION: &str = "SELECT version FROM dpor_subscriptions WHERE id = $1";
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, $2, $3)";
-pub(crate) const INSERT_NOTIFICATION: &str =
-    "INSERT INTO dpor_outbox (id, notification) VALUES ($1, $2)";
+pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO dpor_outbox \
+     (id, notification, subscription, recipient, next_attempt_at) VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const HISTORY: &str =
     "SELECT event FROM dpor_events WHERE subscription = $1 ORDER BY sequence";
-pub(crate) const PENDING: &str =
-    "SELECT notification FROM dpor_outbox WHERE NOT delivered ORDER BY position LIMIT $1";
+pub(crate) const PENDING: &str = "SELECT notification FROM dpor_outbox \
+     WHERE status = 'pending' ORDER BY position LIMIT $1";
 pub(crate) const PAGE_FIRST: &str =
     "SELECT id, version, record FROM dpor_subscriptions ORDER BY id LIMIT $1";
 pub(crate) const PAGE_AFTER: &str =
     "SELECT id, version, record FROM dpor_subscriptions WHERE id > $1 ORDER BY id LIMIT $2";
-pub(crate) const OUTBOX_PAGE: &str = "SELECT position, notification, delivered FROM dpor_outbox \
-     WHERE position > $1 ORDER BY position LIMIT $2";
-pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, delivered) \
-     VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
-pub(crate) const MARK_DELIVERED: &str = "UPDATE dpor_outbox SET delivered = TRUE WHERE id = $1";
+/// The columns an [`OutboxEntry`](crate::ports::OutboxEntry) is read from.
+macro_rules! entry_columns {
+    () => {
+        "position, notification, status, attempts, last_error, last_attempt_at, next_attempt_at"
+    };
+}
+pub(crate) const OUTBOX_PAGE: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM dpor_outbox WHERE position > $1 ORDER BY position LIMIT $2"
+);
+pub(crate) const DEAD_LETTERS: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM dpor_outbox WHERE status = 'dead' AND position > $1 ORDER BY position LIMIT $2"
+);
+pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, \
+     subscription, recipient, status, attempts, last_error, last_attempt_at, next_attempt_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+pub(crate) const MARK_DELIVERED: &str = "UPDATE dpor_outbox \
+     SET status = 'delivered', claimed_until = NULL WHERE id = $1 AND status = 'pending'";
+pub(crate) const RECORD_RETRY: &str = "UPDATE dpor_outbox SET attempts = $2, last_error = $3, \
+     last_attempt_at = $4, next_attempt_at = $5, claimed_until = NULL \
+     WHERE id = $1 AND status = 'pending'";
+pub(crate) const RECORD_DEAD: &str = "UPDATE dpor_outbox SET status = 'dead', attempts = $2, \
+     last_error = $3, last_attempt_at = $4, claimed_until = NULL \
+     WHERE id = $1 AND status = 'pending'";
+pub(crate) const REDRIVE: &str = "UPDATE dpor_outbox SET status = 'pending', attempts = 0, \
+     next_attempt_at = $2, claimed_until = NULL WHERE id = $1 AND status = 'dead'";
 
+/// The claim of [`Outbox::claim`](crate::ports::Outbox::claim): marks the oldest claimable
+/// notifications claimed until `$1` (`$2` is now, `$3` the limit, `$4` an id, or NULL for
+/// any) and returns them. The lock is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that two
+/// dispatchers never claim one row; SQLite has one writer at a time and needs none.
+macro_rules! claim_statement {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE dpor_outbox SET claimed_until = $1 WHERE position IN (",
+            " SELECT o.position FROM dpor_outbox o",
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= $2",
+            " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)",
+            " AND ($4 IS NULL OR o.id = $4)",
+            " AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending'",
+            " AND e.subscription = o.subscription AND e.recipient = o.recipient",
+            " AND e.position < o.position)",
+            " ORDER BY o.position LIMIT $3 ",
+            $lock,
+            ") RETURNING ",
+            entry_columns!()
+        )
+    };
+}
+pub(crate) const CLAIM_SQLITE: &str = claim_statement!("");
+pub(crate) const CLAIM_POSTGRES: &str = claim_statement!("FOR UPDATE SKIP LOCKED");
+
+/// An instant as the outbox stores it: Unix microseconds.
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// An instant from Unix microseconds.
+pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|e| backend(format!("a stored time is out of range: {e}")))
+}
+
+/// A lease's end, `now + lease`, as stored.
+pub(crate) fn until(now: OffsetDateTime, lease: time::Duration) -> i64 {
+    micros(now).saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX))
+}
+
+/// A status as stored.
+pub(crate) fn status_text(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Dead => "dead",
+        _ => "pending",
+    }
+}
+
+/// A stored status.
+pub(crate) fn status_of(text: &str) -> Result<DeliveryStatus, StoreError> {
+    match text {
+        "pending" => Ok(DeliveryStatus::Pending),
+        "delivered" => Ok(DeliveryStatus::Delivered),
+        "dead" => Ok(DeliveryStatus::Dead),
+        other => Err(backend(format!("unknown outbox status {other:?}"))),
+    }
+}
+
+/// A backend failure.
 pub(crate) fn backend(error: impl Into<crate::error::BoxError>) -> StoreError {
     StoreError::Backend(error.into())
 }
@@ -139,7 +227,7 @@ pub(crate) fn conflict_or_not_found(
 /// database's schema lock) and `recorded_and_found` (the recorded and the actual
 /// schema versions).
 macro_rules! sql_repository {
-    ($name:ident, $db:ty, $backend:expr) => {
+    ($name:ident, $db:ty, $backend:expr, $claim:expr) => {
         impl $name {
             /// Brings the schema to this release's version: applies the missing
             /// [steps](crate::schema) in order, each in its own transaction under the
@@ -176,6 +264,22 @@ macro_rules! sql_repository {
                 }
             }
 
+            /// The outbox entries `statement` selects after position `after`.
+            async fn fetch_entries(
+                &self,
+                statement: &'static str,
+                after: Option<u64>,
+                limit: usize,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                let rows = sqlx::query(statement)
+                    .bind(sql::to_i64(after.unwrap_or(0))?)
+                    .bind(sql::limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                rows.iter().map(decode_entry).collect()
+            }
+
             async fn fetch_subscriptions(
                 &self,
                 statement: &'static str,
@@ -188,6 +292,25 @@ macro_rules! sql_repository {
                     .map_err(sql::database)?;
                 rows.iter().map(decode_row).collect()
             }
+        }
+
+        /// Decodes an outbox row read with `sql::ENTRY`'s columns.
+        fn decode_entry(row: &<$db as sqlx::Database>::Row) -> Result<OutboxEntry, StoreError> {
+            use sqlx::Row as _;
+            let position: i64 = row.try_get(0).map_err(sql::database)?;
+            let json: String = row.try_get(1).map_err(sql::database)?;
+            let status: String = row.try_get(2).map_err(sql::database)?;
+            let attempts: i64 = row.try_get(3).map_err(sql::database)?;
+            let last_attempt_at: Option<i64> = row.try_get(5).map_err(sql::database)?;
+            Ok(OutboxEntry {
+                position: u64::try_from(position).map_err(sql::backend)?,
+                notification: sql::from_json(&json, "notification")?,
+                status: sql::status_of(&status)?,
+                attempts: u32::try_from(attempts).map_err(sql::backend)?,
+                last_error: row.try_get(4).map_err(sql::database)?,
+                last_attempt_at: last_attempt_at.map(sql::from_micros).transpose()?,
+                next_attempt_at: sql::from_micros(row.try_get(6).map_err(sql::database)?)?,
+            })
         }
 
         /// Runs one schema step's statements in `connection` (a transaction), one by
@@ -294,7 +417,7 @@ macro_rules! sql_repository {
                 let notifications = commit
                     .notifications
                     .iter()
-                    .map(|n| Ok((n.id.as_str(), sql::to_json(n)?)))
+                    .map(|n| Ok((n, sql::to_json(n)?)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 let create = match &commit.create {
                     Some(created) => Some((created.id(), insert_subscription(created)?)),
@@ -348,10 +471,13 @@ macro_rules! sql_repository {
                         .await
                         .map_err(sql::database)?;
                 }
-                for (notification_id, notification) in notifications {
+                for (notification, json) in notifications {
                     sqlx::query(sql::INSERT_NOTIFICATION)
-                        .bind(notification_id)
-                        .bind(notification)
+                        .bind(notification.id.as_str())
+                        .bind(json)
+                        .bind(notification.subscription.as_str())
+                        .bind(notification.partner.as_str())
+                        .bind(sql::micros(notification.at))
                         .execute(&mut *tx)
                         .await
                         .map_err(sql::database)?;
@@ -371,20 +497,6 @@ macro_rules! sql_repository {
                 rows.iter().map(|row| json_column(row, "event")).collect()
             }
 
-            async fn pending_notifications(
-                &self,
-                limit: usize,
-            ) -> Result<Vec<Notification>, StoreError> {
-                let rows = sqlx::query(sql::PENDING)
-                    .bind(sql::limit(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
-                rows.iter()
-                    .map(|row| json_column(row, "notification"))
-                    .collect()
-            }
-
             async fn page_subscriptions(
                 &self,
                 after: Option<&SubscriptionId>,
@@ -400,31 +512,6 @@ macro_rules! sql_repository {
                     .await
                     .map_err(sql::database)?;
                 rows.iter().map(decode_row).collect()
-            }
-
-            async fn page_outbox(
-                &self,
-                after: Option<u64>,
-                limit: usize,
-            ) -> Result<Vec<OutboxEntry>, StoreError> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(sql::OUTBOX_PAGE)
-                    .bind(sql::to_i64(after.unwrap_or(0))?)
-                    .bind(sql::limit(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
-                rows.iter()
-                    .map(|row| {
-                        let position: i64 = row.try_get(0).map_err(sql::database)?;
-                        let json: String = row.try_get(1).map_err(sql::database)?;
-                        Ok(OutboxEntry {
-                            position: u64::try_from(position).map_err(sql::backend)?,
-                            notification: sql::from_json(&json, "notification")?,
-                            delivered: row.try_get(2).map_err(sql::database)?,
-                        })
-                    })
-                    .collect()
             }
 
             async fn import_subscriptions(
@@ -460,29 +547,38 @@ macro_rules! sql_repository {
                 }
                 tx.commit().await.map_err(sql::database)
             }
+        }
 
-            async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
-                let rows = entries
-                    .iter()
-                    .map(|e| Ok((&e.notification, sql::to_json(&e.notification)?, e.delivered)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut tx = self.pool.begin().await.map_err(sql::database)?;
-                for (notification, json, delivered) in rows {
-                    let inserted = sqlx::query(sql::IMPORT_NOTIFICATION)
-                        .bind(notification.id.as_str())
-                        .bind(json)
-                        .bind(delivered)
-                        .execute(&mut *tx)
+        #[async_trait]
+        impl Outbox for $name {
+            async fn claim(
+                &self,
+                which: Claim<'_>,
+                now: time::OffsetDateTime,
+                lease: time::Duration,
+                limit: usize,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                let until = sql::until(now, lease);
+                let ids: Vec<Option<&str>> = match which {
+                    Claim::Due => vec![None],
+                    Claim::Only(ids) => ids.iter().map(|id| Some(id.as_str())).collect(),
+                };
+                let mut claimed = Vec::new();
+                for id in ids {
+                    let rows = sqlx::query($claim)
+                        .bind(until)
+                        .bind(sql::micros(now))
+                        .bind(sql::limit(limit.saturating_sub(claimed.len())))
+                        .bind(id)
+                        .fetch_all(&self.pool)
                         .await
                         .map_err(sql::database)?;
-                    if inserted.rows_affected() == 0 {
-                        return Err(StoreError::InvalidCommit {
-                            subscription: notification.subscription.clone(),
-                            reason: format!("notification {} is stored already", notification.id),
-                        });
+                    for row in &rows {
+                        claimed.push(decode_entry(row)?);
                     }
                 }
-                tx.commit().await.map_err(sql::database)
+                claimed.sort_unstable_by_key(|e: &OutboxEntry| e.position);
+                Ok(claimed)
             }
 
             async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
@@ -493,6 +589,99 @@ macro_rules! sql_repository {
                         .execute(&mut *tx)
                         .await
                         .map_err(sql::database)?;
+                }
+                tx.commit().await.map_err(sql::database)
+            }
+
+            async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+                let query = match failure.next {
+                    AfterFailure::RetryAt(at) => sqlx::query(sql::RECORD_RETRY)
+                        .bind(failure.id.as_str())
+                        .bind(i64::from(failure.attempts))
+                        .bind(failure.error.as_str())
+                        .bind(sql::micros(failure.at))
+                        .bind(sql::micros(at)),
+                    AfterFailure::DeadLetter => sqlx::query(sql::RECORD_DEAD)
+                        .bind(failure.id.as_str())
+                        .bind(i64::from(failure.attempts))
+                        .bind(failure.error.as_str())
+                        .bind(sql::micros(failure.at)),
+                };
+                query.execute(&self.pool).await.map_err(sql::database)?;
+                Ok(())
+            }
+
+            async fn pending_notifications(
+                &self,
+                limit: usize,
+            ) -> Result<Vec<Notification>, StoreError> {
+                let rows = sqlx::query(sql::PENDING)
+                    .bind(sql::limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                rows.iter()
+                    .map(|row| json_column(row, "notification"))
+                    .collect()
+            }
+
+            async fn dead_letters(
+                &self,
+                after: Option<u64>,
+                limit: usize,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                self.fetch_entries(sql::DEAD_LETTERS, after, limit).await
+            }
+
+            async fn redrive(
+                &self,
+                id: &NotificationId,
+                now: time::OffsetDateTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::REDRIVE)
+                    .bind(id.as_str())
+                    .bind(sql::micros(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn page_outbox(
+                &self,
+                after: Option<u64>,
+                limit: usize,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                self.fetch_entries(sql::OUTBOX_PAGE, after, limit).await
+            }
+
+            async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+                let rows = entries
+                    .iter()
+                    .map(|e| Ok((e, sql::to_json(&e.notification)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut tx = self.pool.begin().await.map_err(sql::database)?;
+                for (entry, json) in rows {
+                    let n = &entry.notification;
+                    let inserted = sqlx::query(sql::IMPORT_NOTIFICATION)
+                        .bind(n.id.as_str())
+                        .bind(json)
+                        .bind(n.subscription.as_str())
+                        .bind(n.partner.as_str())
+                        .bind(sql::status_text(entry.status))
+                        .bind(i64::from(entry.attempts))
+                        .bind(entry.last_error.as_deref())
+                        .bind(entry.last_attempt_at.map(sql::micros))
+                        .bind(sql::micros(entry.next_attempt_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql::database)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::InvalidCommit {
+                            subscription: n.subscription.clone(),
+                            reason: format!("notification {} is stored already", n.id),
+                        });
+                    }
                 }
                 tx.commit().await.map_err(sql::database)
             }

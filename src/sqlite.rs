@@ -22,10 +22,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::delivery::AfterFailure;
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
-use crate::ports::{Commit, OutboxEntry, Repository};
+use crate::ports::{Claim, Commit, Failure, Outbox, OutboxEntry, Repository};
 use crate::schema::{self, Backend};
 use crate::sql;
 use crate::subscription::Subscription;
@@ -130,4 +131,9 @@ async fn recorded_and_found(
     Ok((recorded, schema::version_of(recorded, has_tables)))
 }
 
-sql::sql_repository!(SqliteRepository, sqlx::Sqlite, Backend::Sqlite);
+sql::sql_repository!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    Backend::Sqlite,
+    sql::CLAIM_SQLITE
+);

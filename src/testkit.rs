@@ -1,5 +1,5 @@
-//! A conformance suite for [`Repository`] implementations. Enabled by the `testkit`
-//! feature.
+//! A conformance suite for [`Repository`](crate::Repository) and
+//! [`Outbox`](crate::Outbox) implementations. Enabled by the `testkit` feature.
 //!
 //! Run it from a test of your own store, with a factory that returns a new, **empty**
 //! repository on every call:
@@ -34,7 +34,7 @@ use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
-use crate::ports::{Commit, OutboxEntry, Repository};
+use crate::ports::{Commit, DeliveryStatus, OutboxEntry, Store};
 use crate::subscription::{CloudService, Subscription};
 
 /// A check of the suite that a repository failed.
@@ -66,7 +66,7 @@ impl std::error::Error for ConformanceFailure {}
 /// The first [`ConformanceFailure`].
 pub async fn check_repository<R, F, Fut>(make: F) -> Result<(), ConformanceFailure>
 where
-    R: Repository,
+    R: Store,
     F: Fn() -> Fut,
     Fut: Future<Output = R>,
 {
@@ -171,7 +171,7 @@ fn commit_of(
 }
 
 /// Everything observable about one subscription.
-async fn observe<R: Repository>(
+async fn observe<R: Store>(
     check: &'static str,
     repo: &R,
     sub: &SubscriptionId,
@@ -190,7 +190,7 @@ async fn observe<R: Repository>(
     ))
 }
 
-async fn duplicate_insert_fails<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+async fn duplicate_insert_fails<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "duplicate_insert_fails";
     let original = subscription("s-1", "c-1")?;
     ok(CHECK, repo.insert(original.clone()).await)?;
@@ -210,7 +210,7 @@ async fn duplicate_insert_fails<R: Repository>(repo: &R) -> Result<(), Conforman
     Ok(())
 }
 
-async fn stale_commit_conflicts_and_changes_nothing<R: Repository>(
+async fn stale_commit_conflicts_and_changes_nothing<R: Store>(
     repo: &R,
 ) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "stale_commit_conflicts_and_changes_nothing";
@@ -241,9 +241,7 @@ async fn stale_commit_conflicts_and_changes_nothing<R: Repository>(
     Ok(())
 }
 
-async fn unknown_subscription_is_not_found<R: Repository>(
-    repo: &R,
-) -> Result<(), ConformanceFailure> {
+async fn unknown_subscription_is_not_found<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "unknown_subscription_is_not_found";
     let ghost = subscription("ghost", "c-1")?;
     let result = repo.commit(designate(&ghost, &partner("565380")?)?).await;
@@ -261,9 +259,7 @@ async fn unknown_subscription_is_not_found<R: Repository>(
     Ok(())
 }
 
-async fn commit_stores_everything_together<R: Repository>(
-    repo: &R,
-) -> Result<(), ConformanceFailure> {
+async fn commit_stores_everything_together<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "commit_stores_everything_together";
     let sub = subscription("s-1", "c-1")?;
     ok(CHECK, repo.insert(sub.clone()).await)?;
@@ -302,7 +298,7 @@ async fn commit_stores_everything_together<R: Repository>(
     Ok(())
 }
 
-async fn lists_are_ordered<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+async fn lists_are_ordered<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "lists_are_ordered";
     // Byte order: upper case before lower case, '-' before digits; inserted shuffled.
     for name in ["b-2", "B-1", "a-10", "a-9", "a-1"] {
@@ -329,9 +325,7 @@ async fn lists_are_ordered<R: Repository>(repo: &R) -> Result<(), ConformanceFai
     Ok(())
 }
 
-async fn list_by_partner_follows_changes<R: Repository>(
-    repo: &R,
-) -> Result<(), ConformanceFailure> {
+async fn list_by_partner_follows_changes<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "list_by_partner_follows_changes";
     let (a, b) = (partner("565380")?, partner("3664167")?);
     let mut current = Vec::new();
@@ -371,7 +365,7 @@ async fn list_by_partner_follows_changes<R: Repository>(
     Ok(())
 }
 
-async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Repository>(
+async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Store>(
     repo: &R,
 ) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "outbox_is_oldest_first_and_marking_is_idempotent";
@@ -423,7 +417,7 @@ async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Repository>(
     Ok(())
 }
 
-async fn malformed_commits_are_refused<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "malformed_commits_are_refused";
     let sub = subscription("s-1", "c-1")?;
     ok(CHECK, repo.insert(sub.clone()).await)?;
@@ -485,7 +479,7 @@ async fn malformed_commits_are_refused<R: Repository>(repo: &R) -> Result<(), Co
 
 /// A migration's commit: the old subscription's change and the new subscription are
 /// written together; a taken id or a stale version writes neither.
-async fn a_commit_creates_its_new_subscription_atomically<R: Repository>(
+async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
     repo: &R,
 ) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "a_commit_creates_its_new_subscription_atomically";
@@ -565,7 +559,7 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Repository>(
 
 /// `page_subscriptions` walks every subscription in id order; `page_outbox` the whole
 /// outbox in order, delivered notifications included and marked.
-async fn everything_reads_in_pages<R: Repository>(repo: &R) -> Result<(), ConformanceFailure> {
+async fn everything_reads_in_pages<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "everything_reads_in_pages";
     let ids = ["s-3", "s-1", "s-5", "s-2", "s-4"];
     for (i, sub) in ids.iter().enumerate() {
@@ -620,7 +614,10 @@ async fn everything_reads_in_pages<R: Repository>(repo: &R) -> Result<(), Confor
         notifications == pending.iter().collect::<Vec<_>>(),
         "the outbox pages hold {notifications:?}, expected {pending:?}"
     );
-    let marked: Vec<bool> = entries.iter().map(|e| e.delivered).collect();
+    let marked: Vec<bool> = entries
+        .iter()
+        .map(|e| e.status == DeliveryStatus::Delivered)
+        .collect();
     ensure!(
         CHECK,
         marked.first() == Some(&true) && marked[1..].iter().all(|d| !d),
@@ -636,7 +633,7 @@ async fn everything_reads_in_pages<R: Repository>(repo: &R) -> Result<(), Confor
 
 /// `import_subscriptions` stores records as they are, with their histories, all or
 /// nothing; `import_outbox` appends entries in order with their markers.
-async fn imports_write_records_as_they_are_or_nothing<R: Repository>(
+async fn imports_write_records_as_they_are_or_nothing<R: Store>(
     repo: &R,
 ) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "imports_write_records_as_they_are_or_nothing";
@@ -718,22 +715,32 @@ async fn imports_write_records_as_they_are_or_nothing<R: Repository>(
         .iter()
         .chain(&replace.notifications)
         .enumerate()
-        .map(|(i, n)| OutboxEntry {
-            position: 0,
-            notification: n.clone(),
-            delivered: i == 0,
+        .map(|(i, n)| {
+            let mut entry = OutboxEntry::new(0, n.clone());
+            if i == 0 {
+                entry.status = DeliveryStatus::Delivered;
+            } else {
+                entry.attempts = 2;
+                entry.last_error = Some("421 try again later".to_owned());
+                entry.last_attempt_at = Some(AT);
+            }
+            entry
         })
         .collect();
     ok(CHECK, repo.import_outbox(imported.clone()).await)?;
     let after = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
-    let tail: Vec<(&Notification, bool)> = after[before.len()..]
+    // Everything but the position (the store's own) is kept.
+    let without_position = |e: &OutboxEntry| OutboxEntry {
+        position: 0,
+        ..e.clone()
+    };
+    let tail: Vec<OutboxEntry> = after
+        .get(before.len()..)
+        .unwrap_or_default()
         .iter()
-        .map(|e| (&e.notification, e.delivered))
+        .map(without_position)
         .collect();
-    let expected: Vec<(&Notification, bool)> = imported
-        .iter()
-        .map(|e| (&e.notification, e.delivered))
-        .collect();
+    let expected: Vec<OutboxEntry> = imported.iter().map(without_position).collect();
     ensure!(
         CHECK,
         tail == expected,

@@ -1,6 +1,6 @@
 //! Moving everything from one store to another: [`transfer`] copies every subscription,
-//! its whole history and the whole outbox (delivered markers included) from any
-//! [`Repository`] into an empty one, in pages, so that a host that started on the
+//! its whole history and the whole outbox (delivery states included) from any
+//! [`Store`] into an empty one, in pages, so that a host that started on the
 //! embedded SQLite store moves to PostgreSQL when it outgrows one machine.
 //!
 //! Stop the services that write to the source first: what they write during the copy
@@ -14,7 +14,7 @@
 
 use crate::error::TransferError;
 use crate::id::SubscriptionId;
-use crate::ports::{OutboxEntry, Repository};
+use crate::ports::{DeliveryStatus, OutboxEntry, Store};
 
 /// How many subscriptions (with their histories), or outbox entries, one page holds.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
@@ -64,8 +64,8 @@ pub struct TransferReport {
 /// ```
 pub async fn transfer<F, T>(from: &F, to: &T) -> Result<TransferReport, TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     transfer_in_pages(from, to, DEFAULT_PAGE_SIZE).await
 }
@@ -81,8 +81,8 @@ pub async fn transfer_in_pages<F, T>(
     page_size: usize,
 ) -> Result<TransferReport, TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     let page_size = page_size.max(1);
     let (subscriptions_already_there, last_copied) =
@@ -105,8 +105,8 @@ async fn copied_subscriptions<F, T>(
     page_size: usize,
 ) -> Result<(usize, Option<SubscriptionId>), TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     let mut after: Option<SubscriptionId> = None;
     let mut count = 0;
@@ -139,8 +139,8 @@ where
 /// answers how many there are. Reads only.
 async fn copied_outbox<F, T>(from: &F, to: &T, page_size: usize) -> Result<usize, TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     let (mut theirs_after, mut ours_after) = (None, None);
     let mut count = 0;
@@ -180,8 +180,8 @@ async fn copy_subscriptions<F, T>(
     report: &mut TransferReport,
 ) -> Result<(), TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     loop {
         let page = from
@@ -217,8 +217,8 @@ async fn copy_outbox<F, T>(
     report: &mut TransferReport,
 ) -> Result<(), TransferError>
 where
-    F: Repository + ?Sized,
-    T: Repository + ?Sized,
+    F: Store + ?Sized,
+    T: Store + ?Sized,
 {
     let mut skip = report.notifications_already_there;
     let mut after = None;
@@ -238,7 +238,10 @@ where
             continue;
         }
         report.notifications += fresh.len();
-        report.delivered += fresh.iter().filter(|e| e.delivered).count();
+        report.delivered += fresh
+            .iter()
+            .filter(|e| e.status == DeliveryStatus::Delivered)
+            .count();
         to.import_outbox(fresh)
             .await
             .map_err(TransferError::Target)?;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use common::*;
 use dpor::*;
+use time::{Duration, OffsetDateTime};
 
 #[tokio::test]
 async fn a_failing_notifier_leaves_the_email_pending_until_dispatched_once() {
@@ -35,32 +36,40 @@ async fn a_failing_notifier_leaves_the_email_pending_until_dispatched_once() {
     assert_eq!(w.repo.pending_notifications(10).await.unwrap().len(), 1);
 
     // Two more failing attempts, then success.
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     assert_eq!(
         w.service.dispatch_pending(10).await.unwrap(),
         DispatchReport {
             delivered: 0,
-            failed: 1
+            failed: 1,
+            dead_lettered: 0
         }
     );
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     assert_eq!(
         w.service.dispatch_pending(10).await.unwrap(),
         DispatchReport {
             delivered: 0,
-            failed: 1
+            failed: 1,
+            dead_lettered: 0
         }
     );
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     assert_eq!(
         w.service.dispatch_pending(10).await.unwrap(),
         DispatchReport {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            dead_lettered: 0
         }
     );
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     assert_eq!(
         w.service.dispatch_pending(10).await.unwrap(),
         DispatchReport {
             delivered: 0,
-            failed: 0
+            failed: 0,
+            dead_lettered: 0
         }
     );
 
@@ -89,6 +98,7 @@ async fn a_partly_failed_replacement_delivers_the_rest() {
         (pending[0].partner, pending[0].kind),
         (mpn("565380"), NotificationKind::Removed)
     );
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     w.service.dispatch_pending(10).await.unwrap();
     let ids: Vec<String> = w.notifier.sent().iter().map(|n| n.id.to_string()).collect();
     assert_eq!(ids, ["sub-001#1", "sub-001#3", "sub-001#2"]);
@@ -101,12 +111,14 @@ async fn dispatch_respects_its_limit_oldest_first() {
     for sub in ["sub-001", "sub-002", "sub-003"] {
         w.designate(sub, &fabrikam()).await;
     }
+    w.clock.advance(Duration::hours(2)); // past the retry's due time
     let report = w.service.dispatch_pending(2).await.unwrap();
     assert_eq!(
         report,
         DispatchReport {
             delivered: 2,
-            failed: 0
+            failed: 0,
+            dead_lettered: 0
         }
     );
     let subs: Vec<String> = w
@@ -153,15 +165,6 @@ impl Repository for Flaky {
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         self.inner.history(id).await
     }
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        self.inner.pending_notifications(limit).await
-    }
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        if self.fail_mark.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("connection reset".into()));
-        }
-        self.inner.mark_delivered(ids).await
-    }
     async fn page_subscriptions(
         &self,
         after: Option<&SubscriptionId>,
@@ -169,18 +172,53 @@ impl Repository for Flaky {
     ) -> Result<Vec<Subscription>, StoreError> {
         self.inner.page_subscriptions(after, limit).await
     }
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        self.inner.import_subscriptions(batch).await
+    }
+}
+
+#[async_trait]
+impl Outbox for Flaky {
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.claim(which, now, lease, limit).await
+    }
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        if self.fail_mark.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("connection reset".into()));
+        }
+        self.inner.mark_delivered(ids).await
+    }
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+        self.inner.record_failure(failure).await
+    }
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        self.inner.pending_notifications(limit).await
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.dead_letters(after, limit).await
+    }
+    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.redrive(id, now).await
+    }
     async fn page_outbox(
         &self,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         self.inner.page_outbox(after, limit).await
-    }
-    async fn import_subscriptions(
-        &self,
-        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
-    ) -> Result<(), StoreError> {
-        self.inner.import_subscriptions(batch).await
     }
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         self.inner.import_outbox(entries).await
@@ -240,12 +278,20 @@ async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_i
         .unwrap();
     let receipt = service.submit(&admin(), &check).await.unwrap();
     assert_eq!(receipt.notifications_delivered, 1);
+    // Unmarked, it stays claimed for the lease; then it is sent again.
+    assert_eq!(
+        service.dispatch_pending(10).await.unwrap(),
+        DispatchReport::default()
+    );
+    let lease = DeliveryPolicy::default().lease;
+    w.clock.advance(lease);
     assert!(matches!(
         service.dispatch_pending(10).await,
         Err(Error::Store(_))
     ));
 
     repo.fail_mark.store(false, Ordering::SeqCst);
+    w.clock.advance(lease);
     assert_eq!(service.dispatch_pending(10).await.unwrap().delivered, 1);
     let ids: Vec<String> = w.notifier.sent().iter().map(|n| n.id.to_string()).collect();
     assert_eq!(

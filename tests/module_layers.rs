@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("incentive", 3),
     ("link", 3),
     ("check", 3),
+    ("delivery", 3),
     ("ports", 4),
     ("service", 5),
     ("memory", 5),

@@ -558,12 +558,6 @@ impl Repository for DownRepository {
     async fn history(&self, _: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         Err(StoreError::Backend("down".into()))
     }
-    async fn pending_notifications(&self, _: usize) -> Result<Vec<Notification>, StoreError> {
-        Err(StoreError::Backend("down".into()))
-    }
-    async fn mark_delivered(&self, _: &[NotificationId]) -> Result<(), StoreError> {
-        Err(StoreError::Backend("down".into()))
-    }
     async fn page_subscriptions(
         &self,
         _: Option<&SubscriptionId>,
@@ -571,13 +565,45 @@ impl Repository for DownRepository {
     ) -> Result<Vec<Subscription>, StoreError> {
         Err(StoreError::Backend("down".into()))
     }
-    async fn page_outbox(&self, _: Option<u64>, _: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Err(StoreError::Backend("down".into()))
-    }
     async fn import_subscriptions(
         &self,
         _: Vec<(Subscription, Vec<AssociationEvent>)>,
     ) -> Result<(), StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+}
+
+#[async_trait]
+impl Outbox for DownRepository {
+    async fn claim(
+        &self,
+        _: Claim<'_>,
+        _: time::OffsetDateTime,
+        _: Duration,
+        _: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn mark_delivered(&self, _: &[NotificationId]) -> Result<(), StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn record_failure(&self, _: &Failure) -> Result<(), StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn pending_notifications(&self, _: usize) -> Result<Vec<Notification>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn dead_letters(&self, _: Option<u64>, _: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn redrive(
+        &self,
+        _: &NotificationId,
+        _: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
+    async fn page_outbox(&self, _: Option<u64>, _: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         Err(StoreError::Backend("down".into()))
     }
     async fn import_outbox(&self, _: Vec<OutboxEntry>) -> Result<(), StoreError> {
@@ -622,7 +648,7 @@ async fn backend_failures_are_5xx() {
 /// clock.
 fn portal_over<R, D>(repository: R, directory: D) -> Router
 where
-    R: Repository + 'static,
+    R: Store + 'static,
     D: PartnerDirectory + 'static,
 {
     let outbox = RecordingNotifier::new();

@@ -263,7 +263,7 @@ async fn the_usage_program_is_configurable() {
 async fn the_service_works_through_trait_objects() {
     use std::sync::Arc;
     let w = world().await;
-    let repo: Arc<dyn Repository> = Arc::new(w.repo.clone());
+    let repo: Arc<dyn Store> = Arc::new(w.repo.clone());
     let directory: Box<dyn PartnerDirectory> = Box::new(w.directory.clone());
     let notifier = w.notifier.clone();
     let service = PorService::new(repo, directory, &notifier)

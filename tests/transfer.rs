@@ -15,14 +15,11 @@ use dpor::*;
 use time::Duration;
 
 /// Everything a store holds, in its own order: every subscription with its history,
-/// and the whole outbox with the delivered markers (positions left out: they are each
+/// and the whole outbox with its delivery states (positions set to 0: they are each
 /// store's own).
-async fn contents<R: Repository + ?Sized>(
+async fn contents<R: Store + ?Sized>(
     repo: &R,
-) -> (
-    Vec<(Subscription, Vec<AssociationEvent>)>,
-    Vec<(Notification, bool)>,
-) {
+) -> (Vec<(Subscription, Vec<AssociationEvent>)>, Vec<OutboxEntry>) {
     let mut subscriptions = Vec::new();
     let mut after: Option<SubscriptionId> = None;
     loop {
@@ -40,7 +37,7 @@ async fn contents<R: Repository + ?Sized>(
         let page = repo.page_outbox(after, 333).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last.position);
-        outbox.extend(page.into_iter().map(|e| (e.notification, e.delivered)));
+        outbox.extend(page.into_iter().map(|e| OutboxEntry { position: 0, ..e }));
     }
     (subscriptions, outbox)
 }
@@ -112,7 +109,11 @@ async fn everything_moves_record_by_record() {
     let (source, copy) = (contents(&w.repo).await, contents(&target).await);
     assert_eq!(copy, source);
     let events: usize = source.0.iter().map(|(_, h)| h.len()).sum();
-    let delivered = source.1.iter().filter(|(_, d)| *d).count();
+    let delivered = source
+        .1
+        .iter()
+        .filter(|e| e.status == DeliveryStatus::Delivered)
+        .count();
     assert_eq!(
         report,
         TransferReport {
@@ -153,7 +154,7 @@ impl<R> FailsAfter<R> {
 }
 
 #[async_trait]
-impl<R: Repository> Repository for FailsAfter<R> {
+impl<R: Store> Repository for FailsAfter<R> {
     async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
         self.inner.insert(s).await
     }
@@ -172,12 +173,6 @@ impl<R: Repository> Repository for FailsAfter<R> {
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         self.inner.history(id).await
     }
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        self.inner.pending_notifications(limit).await
-    }
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        self.inner.mark_delivered(ids).await
-    }
     async fn page_subscriptions(
         &self,
         after: Option<&SubscriptionId>,
@@ -185,19 +180,55 @@ impl<R: Repository> Repository for FailsAfter<R> {
     ) -> Result<Vec<Subscription>, StoreError> {
         self.inner.page_subscriptions(after, limit).await
     }
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.page_outbox(after, limit).await
-    }
     async fn import_subscriptions(
         &self,
         batch: Vec<(Subscription, Vec<AssociationEvent>)>,
     ) -> Result<(), StoreError> {
         self.take_one()?;
         self.inner.import_subscriptions(batch).await
+    }
+}
+
+#[async_trait]
+impl<R: Outbox> Outbox for FailsAfter<R> {
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: time::OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.claim(which, now, lease, limit).await
+    }
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        self.inner.mark_delivered(ids).await
+    }
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+        self.inner.record_failure(failure).await
+    }
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        self.inner.pending_notifications(limit).await
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.dead_letters(after, limit).await
+    }
+    async fn redrive(
+        &self,
+        id: &NotificationId,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.redrive(id, now).await
+    }
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.page_outbox(after, limit).await
     }
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         self.take_one()?;
@@ -267,11 +298,7 @@ async fn a_target_holding_anything_else_is_refused_and_left_alone() {
     };
     let notification = Notification::for_event(&events[0], next.service(), None).unwrap();
     target
-        .import_outbox(vec![OutboxEntry {
-            position: 0,
-            notification,
-            delivered: true,
-        }])
+        .import_outbox(vec![OutboxEntry::new(0, notification)])
         .await
         .unwrap();
     let before = contents(&target).await;
@@ -309,8 +336,8 @@ async fn a_ten_thousand_subscription_sqlite_file_moves_to_postgresql() {
 #[tokio::test]
 async fn stores_behind_trait_objects_transfer_too() {
     let w = busy_world(5).await;
-    let from: Arc<dyn Repository> = Arc::new(w.repo.clone());
-    let to: Arc<dyn Repository> = Arc::new(InMemoryRepository::new());
+    let from: Arc<dyn Store> = Arc::new(w.repo.clone());
+    let to: Arc<dyn Store> = Arc::new(InMemoryRepository::new());
     transfer::transfer(&*from, &*to).await.unwrap();
     assert_eq!(contents(&*to).await, contents(&*from).await);
 }

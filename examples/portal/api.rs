@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dpor::{
-    Actor, AssociationEvent, Clock, Error, PartnerCheck, PartnerDirectory, Receipt, Repository,
+    Actor, AssociationEvent, Clock, Error, PartnerCheck, PartnerDirectory, Receipt, Store,
     Subscription, SubscriptionId,
 };
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 
 impl<R, D, C> AppState<R, D, C>
 where
-    R: Repository + 'static,
+    R: Store + 'static,
     D: PartnerDirectory + 'static,
     C: Clock + 'static,
 {

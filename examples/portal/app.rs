@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use dpor::{
     Actor, Clock, CustomerId, CustomerRole, Error, PartnerDirectory, PorService, RecordingNotifier,
-    Repository, SubscriptionId,
+    Store, SubscriptionId,
 };
 use time::OffsetDateTime;
 
@@ -48,7 +48,7 @@ pub fn build_app<R, D, C>(
     customers: Vec<CustomerId>,
 ) -> Router
 where
-    R: Repository + 'static,
+    R: Store + 'static,
     D: PartnerDirectory + 'static,
     C: Clock + 'static,
 {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use dpor::{
     Action, Actor, AssociationEventKind, Clock, CustomerId, CustomerRole, Error, MpnId,
-    Notification, NotificationKind, PartnerCheck, PartnerDirectory, RemovalReason, Repository,
+    Notification, NotificationKind, PartnerCheck, PartnerDirectory, RemovalReason, Store,
     Subscription, SubscriptionId,
 };
 use serde::Deserialize;
@@ -428,7 +428,7 @@ fn pane_form(body: &mut String, pane: &Pane<'_>, url: &str) {
 
 impl<R, D, C> AppState<R, D, C>
 where
-    R: Repository + 'static,
+    R: Store + 'static,
     D: PartnerDirectory + 'static,
     C: Clock + 'static,
 {

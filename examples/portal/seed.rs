@@ -5,7 +5,7 @@
 
 use dpor::{
     Actor, Clock, CloudService, CustomerId, InMemoryDirectory, InMemoryRepository, MpnId, Notifier,
-    Partner, PartnerDirectory, PorService, Program, RecordingNotifier, Repository, StoreError,
+    Partner, PartnerDirectory, PorService, Program, RecordingNotifier, Store, StoreError,
     Subscription, SubscriptionId, SubscriptionStatus,
 };
 
@@ -51,7 +51,7 @@ pub fn directory() -> Result<InMemoryDirectory, SeedError> {
 /// `sub-002` (through the service, so it has a history and an email).
 pub async fn seed<R, D, N, C>(service: &PorService<R, D, N, C>) -> Result<(), SeedError>
 where
-    R: Repository,
+    R: Store,
     D: PartnerDirectory,
     N: Notifier,
     C: Clock,

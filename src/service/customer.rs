@@ -7,7 +7,7 @@ use crate::actor::{Access, Actor, Operation};
 use crate::check::{self, PartnerCheck, Verified};
 use crate::error::Error;
 use crate::id::{MpnId, SubscriptionId};
-use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
+use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::{PartnerOfRecord, Subscription};
 
 /// Whether [`PorService::submit_many`] changes anything.
@@ -61,7 +61,7 @@ pub struct BulkOutcome {
     pub result: Result<bool, Error>,
 }
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Steps 1-3: the actor's subscriptions with their partner of record, ordered by id.
     ///
     /// Every role of a customer sees the customer's subscriptions.

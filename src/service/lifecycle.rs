@@ -8,10 +8,10 @@ use crate::actor::{Actor, LifecycleChange, Operation};
 use crate::association::Transition;
 use crate::error::Error;
 use crate::id::SubscriptionId;
-use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
+use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::Subscription;
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Suspends the subscription: its partner of record stays, its attribution pauses,
     /// and no partner-of-record change is possible until
     /// [`reactivate`](Self::reactivate). Suspending a suspended one changes nothing.

@@ -25,11 +25,12 @@ use time::Duration;
 use crate::actor::{Access, Actor};
 use crate::association::Transition;
 use crate::check::DEFAULT_CHECK_TTL;
+use crate::delivery::DeliveryPolicy;
 use crate::error::Error;
 use crate::event::AssociationEvent;
 use crate::id::SubscriptionId;
 use crate::partner::{Partner, Program};
-use crate::ports::{Clock, Commit, Notifier, PartnerDirectory, Repository, SystemClock};
+use crate::ports::{Clock, Commit, Notifier, Outbox, PartnerDirectory, Repository, SystemClock};
 use crate::subscription::Subscription;
 
 mod customer;
@@ -79,6 +80,7 @@ pub struct PorService<R, D, N, C = SystemClock> {
     clock: C,
     program: Program,
     check_ttl: Duration,
+    delivery: DeliveryPolicy,
 }
 
 impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
@@ -86,6 +88,7 @@ impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
         f.debug_struct("PorService")
             .field("program", &self.program)
             .field("check_ttl", &self.check_ttl)
+            .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +102,7 @@ impl<R, D, N, C> fmt::Debug for PorService<R, D, N, C> {
 /// use dpor::*;
 /// # use time::macros::datetime;
 /// # tokio::runtime::Runtime::new()?.block_on(async {
-/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub } = dpor::doc_fixture::fabrikam().await?;
+/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub, .. } = dpor::doc_fixture::fabrikam().await?;
 /// // `service` runs over the in-memory ports, its clock at 2026-01-05 10:00 UTC; `admin`
 /// // is the global administrator of the customer that owns subscription `sub`; the
 /// // directory lists partner 565380 (Fabrikam, Seattle); `notifier` records the emails.
@@ -131,7 +134,7 @@ pub struct Receipt {
     pub notifications_pending: usize,
 }
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
     /// A service over these ports, with the system clock, the Online Services Sell
     /// program and a 15-minute check lifetime.
     pub fn new(repository: R, directory: D, notifier: N) -> Self {
@@ -142,11 +145,12 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier> PorService<R, D, N> {
             clock: SystemClock,
             program: Program::OnlineServicesSell,
             check_ttl: DEFAULT_CHECK_TTL,
+            delivery: DeliveryPolicy::default(),
         }
     }
 }
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// The same service reading the time from `clock` (a
     /// [`ManualClock`](crate::ManualClock) in tests).
     pub fn with_clock<C2: Clock>(self, clock: C2) -> PorService<R, D, N, C2> {
@@ -157,6 +161,7 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
             clock,
             program: self.program,
             check_ttl: self.check_ttl,
+            delivery: self.delivery,
         }
     }
 
@@ -170,6 +175,15 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
     pub fn with_check_ttl(self, ttl: Duration) -> Self {
         PorService {
             check_ttl: ttl,
+            ..self
+        }
+    }
+
+    /// The same service delivering by `policy` (retries, dead letters, claims; default
+    /// [`DeliveryPolicy::default`]).
+    pub fn with_delivery_policy(self, policy: DeliveryPolicy) -> Self {
+        PorService {
+            delivery: policy,
             ..self
         }
     }

@@ -1,14 +1,19 @@
 //! The outbox: the notifications a change causes, their delivery right after the
-//! commit, and [`PorService::dispatch_pending`] for what is still pending.
+//! commit, [`PorService::dispatch_pending`] for what is still pending, and the dead
+//! letters. The rules are [`delivery`](crate::delivery)'s; the state is the
+//! [`Outbox`]'s.
 
 use serde::{Deserialize, Serialize};
 
 use super::PorService;
+use crate::delivery::{self, AfterFailure};
 use crate::error::Error;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::NotificationId;
 use crate::partner::Partner;
-use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
+use crate::ports::{
+    Claim, Clock, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory, Repository,
+};
 use crate::subscription::Subscription;
 
 /// What one [`PorService::dispatch_pending`] run did.
@@ -19,7 +24,7 @@ use crate::subscription::Subscription;
 /// use dpor::*;
 /// # use time::macros::datetime;
 /// # tokio::runtime::Runtime::new()?.block_on(async {
-/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub } = dpor::doc_fixture::fabrikam().await?;
+/// # let dpor::doc_fixture::Fixture { service, notifier, admin, sub, clock } = dpor::doc_fixture::fabrikam().await?;
 /// // `service` runs over the in-memory ports, its clock at 2026-01-05 10:00 UTC; `admin`
 /// // is the global administrator of the customer that owns subscription `sub`; the
 /// // directory lists partner 565380 (Fabrikam, Seattle); `notifier` records the emails.
@@ -28,9 +33,11 @@ use crate::subscription::Subscription;
 /// let receipt = service.submit(&admin, &check).await?;
 /// assert_eq!(receipt.notifications_pending, 1); // the change is made; the email waits
 ///
-/// // Later, a periodic job retries the outbox.
+/// // Later, a periodic job retries the outbox, once the retry is due.
+/// assert_eq!(service.dispatch_pending(100).await?, DispatchReport::default());
+/// clock.advance(time::Duration::minutes(1));
 /// let report = service.dispatch_pending(100).await?;
-/// assert_eq!(report, DispatchReport { delivered: 1, failed: 0 });
+/// assert_eq!(report, DispatchReport { delivered: 1, failed: 0, dead_lettered: 0 });
 /// assert_eq!(notifier.sent().len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
@@ -40,26 +47,97 @@ use crate::subscription::Subscription;
 pub struct DispatchReport {
     /// Notifications delivered (and marked delivered, unless marking failed).
     pub delivered: usize,
-    /// Notifications whose delivery failed; they stay pending.
+    /// Notifications whose delivery failed and that will be tried again.
     pub failed: usize,
+    /// Notifications whose delivery failed for the last time: dead letters now.
+    pub dead_lettered: usize,
 }
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
-    /// Delivers up to `limit` pending notifications, oldest first, and marks the
-    /// delivered ones. Run it from a periodic job; it needs no actor.
+/// What sending a batch of claimed notifications came to.
+#[derive(Debug, Default)]
+struct Sent {
+    delivered: Vec<NotificationId>,
+    failures: Vec<Failure>,
+}
+
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+    /// Delivers up to `limit` notifications that are due, oldest first, and records what
+    /// became of each. Run it from a periodic job (or several, in several instances);
+    /// it needs no actor.
+    ///
+    /// It claims its batch with a lease first ([`Outbox::claim`]), so dispatchers
+    /// running at once never send the same notification; for one subscription and one
+    /// partner, notifications go out in event order, and a failing one delays only those
+    /// after it. A failed delivery is tried again after a backoff, and after the
+    /// policy's last attempt becomes a dead letter ([`dead_letters`](Self::dead_letters)).
+    /// See [`delivery`] for the rules.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the outbox cannot be read or the deliveries cannot be
-    /// marked (they will then be delivered again: at least once).
+    /// [`Error::Store`] when the outbox cannot be read or the outcomes cannot be
+    /// recorded (the claims then expire after the lease, and the notifications are
+    /// sent again: at least once).
     pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
-        let pending = self.repository.pending_notifications(limit).await?;
-        let delivered = self.deliver(&pending).await;
-        self.repository.mark_delivered(&delivered).await?;
-        Ok(DispatchReport {
-            delivered: delivered.len(),
-            failed: pending.len() - delivered.len(),
-        })
+        let now = self.clock.now();
+        let mut report = DispatchReport::default();
+        // Each round claims the first pending notification of each (subscription,
+        // partner) pair; once one is delivered, the next round may take the one after.
+        loop {
+            let tried = report.delivered + report.failed + report.dead_lettered;
+            if tried >= limit {
+                return Ok(report);
+            }
+            let claimed = self
+                .repository
+                .claim(Claim::Due, now, self.delivery.lease, limit - tried)
+                .await?;
+            if claimed.is_empty() {
+                return Ok(report);
+            }
+            let sent = self.send(claimed).await;
+            self.repository.mark_delivered(&sent.delivered).await?;
+            for failure in &sent.failures {
+                self.repository.record_failure(failure).await?;
+            }
+            let dead = sent
+                .failures
+                .iter()
+                .filter(|f| f.next == AfterFailure::DeadLetter)
+                .count();
+            report.delivered += sent.delivered.len();
+            report.failed += sent.failures.len() - dead;
+            report.dead_lettered += dead;
+        }
+    }
+
+    /// The dead letters, oldest first: notifications that failed for the last time.
+    /// Each carries its attempts and last error. For the host's operators, never for
+    /// customers or partners (it holds partners' email addresses).
+    ///
+    /// What to do with one: fix what failed (a partner's contact address in the
+    /// directory, the mail server), then [`redrive`](Self::redrive) it; or tell the
+    /// partner another way. A dead letter no longer holds back the notifications after
+    /// it, so a redriven one arrives after those.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the outbox cannot be read.
+    pub async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, Error> {
+        Ok(self.repository.dead_letters(after, limit).await?)
+    }
+
+    /// Makes dead letter `id` pending again, due now, with a fresh count of attempts;
+    /// answers whether there was such a dead letter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the outbox cannot be written.
+    pub async fn redrive(&self, id: &NotificationId) -> Result<bool, Error> {
+        Ok(self.repository.redrive(id, self.clock.now()).await?)
     }
 
     /// The notifications of `events` (one per event that has a partner to tell), each
@@ -93,24 +171,74 @@ impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D,
         Ok(notifications)
     }
 
-    /// Delivers a fresh commit's notifications and marks those delivered; answers how
-    /// many were. The change is committed: failing to mark them only means that
-    /// [`dispatch_pending`](Self::dispatch_pending) delivers them again (at least
-    /// once), so it is not an error.
+    /// Delivers a fresh commit's notifications (those not held back by an earlier one
+    /// for the same partner) and records what became of them; answers how many were
+    /// delivered. The change is committed: a failure to record only means that
+    /// [`dispatch_pending`](Self::dispatch_pending) sends them again (at least once),
+    /// so it is not an error.
     pub(super) async fn deliver_committed(&self, notifications: &[Notification]) -> usize {
-        let delivered = self.deliver(notifications).await;
-        let _ = self.repository.mark_delivered(&delivered).await;
-        delivered.len()
-    }
-
-    /// Tries each notification once; returns the ids of those delivered.
-    async fn deliver(&self, notifications: &[Notification]) -> Vec<NotificationId> {
-        let mut delivered = Vec::with_capacity(notifications.len());
-        for notification in notifications {
-            if self.notifier.notify(notification).await.is_ok() {
-                delivered.push(notification.id.clone());
+        let mut waiting: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
+        let now = self.clock.now();
+        let mut delivered = 0;
+        // A commit may hold two notifications for one partner (a partner replaced by
+        // itself under another program): the second is claimable once the first is out.
+        while !waiting.is_empty() {
+            let claimed = self
+                .repository
+                .claim(
+                    Claim::Only(&waiting),
+                    now,
+                    self.delivery.lease,
+                    waiting.len(),
+                )
+                .await;
+            let Ok(claimed) = claimed else {
+                return delivered;
+            };
+            if claimed.is_empty() {
+                return delivered;
+            }
+            waiting.retain(|id| !claimed.iter().any(|e| &e.notification.id == id));
+            let sent = self.send(claimed).await;
+            delivered += sent.delivered.len();
+            let failed = !sent.failures.is_empty();
+            let _ = self.repository.mark_delivered(&sent.delivered).await;
+            for failure in &sent.failures {
+                let _ = self.repository.record_failure(failure).await;
+            }
+            if failed {
+                // What follows a failure waits for its retry.
+                return delivered;
             }
         }
         delivered
+    }
+
+    /// Tries each claimed notification once, in order.
+    async fn send(&self, claimed: Vec<OutboxEntry>) -> Sent {
+        let mut sent = Sent::default();
+        for entry in claimed {
+            let notification = &entry.notification;
+            match self.notifier.notify(notification).await {
+                Ok(()) => sent.delivered.push(notification.id.clone()),
+                Err(error) => {
+                    let (attempts, at) = (entry.attempts.saturating_add(1), self.clock.now());
+                    let next = self.delivery.after_failure(
+                        &notification.id,
+                        attempts,
+                        notification.at,
+                        at,
+                    );
+                    sent.failures.push(Failure {
+                        id: notification.id.clone(),
+                        attempts,
+                        at,
+                        error: delivery::failure_text(&error),
+                        next,
+                    });
+                }
+            }
+        }
+        sent
     }
 }

@@ -10,10 +10,10 @@ use crate::attribution;
 use crate::error::Error;
 use crate::event::AssociationEvent;
 use crate::id::{MpnId, SubscriptionId};
-use crate::ports::{Clock, Notifier, PartnerDirectory, Repository};
+use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::Subscription;
 
-impl<R: Repository, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
+impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Every event of the subscription (partner changes and lifecycle), ordered by
     /// sequence: for any role of the customer, and for the partner that is its current
     /// partner of record (a partner-side read).

@@ -1,0 +1,212 @@
+//! The delivery rules of the outbox, as pure functions of values: when a notification
+//! may be tried, when a failed one is tried again, and when it becomes a dead letter.
+//! The stores keep the state ([`Outbox`](crate::Outbox)); the service applies these
+//! rules with the time of its [`Clock`](crate::Clock).
+//!
+//! - **Order.** For one subscription and one recipient partner, notifications go out in
+//!   event order: one is not tried while an earlier one for the same pair is still
+//!   pending. Other pairs never wait on each other.
+//! - **Backoff.** A failed attempt is tried again after an exponential delay
+//!   ([`DeliveryPolicy::first_retry`] doubling up to [`DeliveryPolicy::max_retry`]),
+//!   with jitter, so that a broken mailbox is tried less and less often and many
+//!   failures do not retry in step.
+//! - **Dead letters.** After [`DeliveryPolicy::max_attempts`] attempts, or once the
+//!   notification is older than [`DeliveryPolicy::max_age`], it becomes a dead letter:
+//!   no longer tried, no longer blocking the ones after it, listed by
+//!   [`PorService::dead_letters`](crate::PorService::dead_letters) and tried again on
+//!   request ([`PorService::redrive`](crate::PorService::redrive)).
+//! - **Claims.** A dispatcher claims what it sends for [`DeliveryPolicy::lease`]; other
+//!   dispatchers skip it meanwhile, so several dispatchers over one store send each
+//!   notification once when nothing crashes, and the claims of one that crashed
+//!   expire and are taken over (delivery stays at least once).
+
+use time::{Duration, OffsetDateTime};
+
+use crate::id::NotificationId;
+
+/// How the outbox retries, gives up and claims.
+///
+/// ```
+/// use dpor::delivery::{AfterFailure, DeliveryPolicy};
+/// use dpor::*;
+/// use time::{Duration, macros::datetime};
+///
+/// let policy = DeliveryPolicy::default();
+/// let id = NotificationId::for_event(&SubscriptionId::new("sub-1")?, 1);
+/// let (created, now) = (datetime!(2026-01-05 10:00 UTC), datetime!(2026-01-05 10:01 UTC));
+/// match policy.after_failure(&id, 1, created, now) {
+///     AfterFailure::RetryAt(at) => assert!(at > now && at <= now + policy.first_retry),
+///     AfterFailure::DeadLetter => unreachable!("one failure is not the end"),
+/// }
+/// assert_eq!(policy.after_failure(&id, policy.max_attempts, created, now), AfterFailure::DeadLetter);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// The most attempts before a notification becomes a dead letter (default 10).
+    pub max_attempts: u32,
+    /// The age (from the event it tells of) after which a failed notification becomes a
+    /// dead letter (default 3 days).
+    pub max_age: Duration,
+    /// The delay before the second attempt (default 30 seconds); it doubles with each
+    /// failure.
+    pub first_retry: Duration,
+    /// The longest delay between two attempts (default 1 hour).
+    pub max_retry: Duration,
+    /// How long a dispatcher holds what it claimed (default 1 minute): longer than one
+    /// batch takes to send, or another dispatcher sends it again.
+    pub lease: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            max_attempts: 10,
+            max_age: Duration::days(3),
+            first_retry: Duration::seconds(30),
+            max_retry: Duration::hours(1),
+            lease: Duration::minutes(1),
+        }
+    }
+}
+
+/// What becomes of a notification whose delivery failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this instant (or later).
+    RetryAt(OffsetDateTime),
+    /// Give up: a dead letter.
+    DeadLetter,
+}
+
+impl DeliveryPolicy {
+    /// What follows the `attempts`-th failed attempt (counting this one, so at least 1)
+    /// to deliver notification `id`, made at `now`, for an event of `created`.
+    ///
+    /// The delay before the next attempt is `first_retry * 2^(attempts - 1)`, at most
+    /// `max_retry`, less a jitter of up to half of it. The jitter is drawn from `id` and
+    /// `attempts`, so that it spreads notifications apart and yet is the same every
+    /// time it is computed (tests and replays see the same schedule).
+    pub fn after_failure(
+        &self,
+        id: &NotificationId,
+        attempts: u32,
+        created: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> AfterFailure {
+        if attempts >= self.max_attempts || now - created >= self.max_age {
+            return AfterFailure::DeadLetter;
+        }
+        let doublings = attempts.saturating_sub(1).min(30);
+        let full = self
+            .first_retry
+            .checked_mul(1_i32 << doublings)
+            .unwrap_or(self.max_retry)
+            .min(self.max_retry)
+            .max(Duration::ZERO);
+        let jitter = full * (jitter_fraction(id, attempts) / 2.0);
+        AfterFailure::RetryAt(now + (full - jitter))
+    }
+}
+
+/// A fraction in [0, 1) drawn from the notification id and the attempt (FNV-1a).
+fn jitter_fraction(id: &NotificationId, attempts: u32) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.as_str().bytes().chain(attempts.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1_u64 << 53) as f64
+}
+
+/// The text of a failure, as the outbox records it: short (at most 200 characters) and
+/// on one line. It is the notifier's own message (its error's source): a notifier
+/// should not put secrets in it.
+pub fn failure_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(next) = source {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        source = next.source();
+    }
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_FAILURE_CHARS)
+        .collect();
+    one_line
+}
+
+/// The most characters of a recorded failure.
+pub const MAX_FAILURE_CHARS: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::id::SubscriptionId;
+
+    fn id(n: u64) -> NotificationId {
+        NotificationId::for_event(&SubscriptionId::new("sub-1").unwrap(), n)
+    }
+
+    const CREATED: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+
+    #[test]
+    fn delays_double_up_to_the_cap_with_at_most_half_taken_off() {
+        let policy = DeliveryPolicy::default();
+        let now = CREATED + Duration::minutes(1);
+        for attempts in 1..policy.max_attempts {
+            let full = (policy.first_retry * 2_i32.pow(attempts - 1)).min(policy.max_retry);
+            let AfterFailure::RetryAt(at) = policy.after_failure(&id(1), attempts, CREATED, now)
+            else {
+                panic!("attempt {attempts} gave up")
+            };
+            assert!(
+                at - now <= full && at - now >= full / 2,
+                "attempt {attempts}: {}",
+                at - now
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_notifications_and_is_repeatable() {
+        let policy = DeliveryPolicy::default();
+        let now = CREATED;
+        let at = |n| policy.after_failure(&id(n), 3, CREATED, now);
+        assert_eq!(at(1), at(1));
+        let distinct: std::collections::BTreeSet<_> =
+            (1..50).map(|n| format!("{:?}", at(n))).collect();
+        assert!(distinct.len() > 40, "{distinct:?}");
+    }
+
+    #[test]
+    fn too_many_attempts_or_too_old_is_a_dead_letter() {
+        let policy = DeliveryPolicy::default();
+        let now = CREATED + Duration::hours(1);
+        assert_eq!(
+            policy.after_failure(&id(1), policy.max_attempts, CREATED, now),
+            AfterFailure::DeadLetter
+        );
+        let old = CREATED + policy.max_age;
+        assert_eq!(
+            policy.after_failure(&id(1), 1, CREATED, old),
+            AfterFailure::DeadLetter
+        );
+    }
+
+    #[test]
+    fn the_failure_text_is_short_and_on_one_line() {
+        let error =
+            crate::error::NotifyError::new(format!("550 mailbox\nunavailable {}", "x".repeat(500)));
+        let text = failure_text(&error);
+        assert!(
+            text.starts_with("the notifier failed: 550 mailbox unavailable"),
+            "{text}"
+        );
+        assert_eq!(text.chars().count(), MAX_FAILURE_CHARS);
+    }
+}
