@@ -30,11 +30,12 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::association::Transition;
+use crate::delivery::AfterFailure;
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
-use crate::ports::{Commit, DeliveryStatus, OutboxEntry, Store};
+use crate::ports::{Claim, Commit, DeliveryStatus, Failure, OutboxEntry, Store};
 use crate::subscription::{CloudService, Subscription};
 
 /// A check of the suite that a repository failed.
@@ -81,6 +82,7 @@ where
     a_commit_creates_its_new_subscription_atomically(&make().await).await?;
     everything_reads_in_pages(&make().await).await?;
     imports_write_records_as_they_are_or_nothing(&make().await).await?;
+    the_outbox_keeps_order_due_times_claims_and_dead_letters(&make().await).await?;
     Ok(())
 }
 
@@ -763,6 +765,149 @@ async fn imports_write_records_as_they_are_or_nothing<R: Store>(
         CHECK,
         again.len() == after.len(),
         "the refused import wrote something"
+    );
+    Ok(())
+}
+
+/// The outbox's rules: per (subscription, partner) order, claims with a lease, due
+/// times, dead letters that no longer block, redrive.
+async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "the_outbox_keeps_order_due_times_claims_and_dead_letters";
+    let lease = time::Duration::minutes(1);
+    let (s1, s2) = (subscription("s-1", "c-1")?, subscription("s-2", "c-1")?);
+    ok(CHECK, repo.insert(s1.clone()).await)?;
+    ok(CHECK, repo.insert(s2.clone()).await)?;
+    let first = designate(&s1, &partner("565380")?)?; // n1: s-1 565380 added
+    let replace = designate(&first.next, &partner("3664167")?)?; // n2: 565380 removed, n3: 3664167 added
+    let other = designate(&s2, &partner("565380")?)?; // n4: s-2 565380 added
+    let ids: Vec<NotificationId> = [&first, &replace, &other]
+        .iter()
+        .flat_map(|c| c.notifications.iter().map(|n| n.id.clone()))
+        .collect();
+    ok(CHECK, repo.commit(first).await)?;
+    ok(CHECK, repo.commit(replace).await)?;
+    ok(CHECK, repo.commit(other).await)?;
+    let [n1, n2, n3, n4] = ids.as_slice() else {
+        return Err(ConformanceFailure {
+            check: CHECK,
+            message: format!("fixture: expected 4 notifications, got {ids:?}"),
+        });
+    };
+    let claimed_ids = |entries: Vec<OutboxEntry>| -> Vec<NotificationId> {
+        entries.into_iter().map(|e| e.notification.id).collect()
+    };
+
+    let now = AT;
+    let claimed = claimed_ids(ok(CHECK, repo.claim(Claim::Due, now, lease, 10).await)?);
+    ensure!(
+        CHECK,
+        claimed == [n1.clone(), n3.clone(), n4.clone()],
+        "a claim took {claimed:?}: expected {n1}, {n3}, {n4} ({n2} waits behind {n1}, same partner)"
+    );
+    let again = ok(CHECK, repo.claim(Claim::Due, now, lease, 10).await)?;
+    ensure!(
+        CHECK,
+        again.is_empty(),
+        "claimed ones were claimed again: {again:?}"
+    );
+    let later = now + lease;
+    let expired = claimed_ids(ok(CHECK, repo.claim(Claim::Due, later, lease, 10).await)?);
+    ensure!(
+        CHECK,
+        expired == claimed,
+        "after the lease, {expired:?} was claimed, expected {claimed:?}"
+    );
+
+    ok(CHECK, repo.mark_delivered(&[n1.clone(), n3.clone()]).await)?;
+    let retry_at = later + time::Duration::hours(1);
+    let failure = |id: &NotificationId, next| Failure {
+        id: id.clone(),
+        attempts: 1,
+        at: later,
+        error: "421 try again later".to_owned(),
+        next,
+    };
+    ok(
+        CHECK,
+        repo.record_failure(&failure(n4, AfterFailure::RetryAt(retry_at)))
+            .await,
+    )?;
+    let next = claimed_ids(ok(CHECK, repo.claim(Claim::Due, later, lease, 10).await)?);
+    ensure!(
+        CHECK,
+        next == [n2.clone()],
+        "after {n1} was delivered and {n4} failed, a claim took {next:?}, expected {n2} only"
+    );
+    ok(
+        CHECK,
+        repo.record_failure(&failure(n2, AfterFailure::DeadLetter))
+            .await,
+    )?;
+    let dead = ok(CHECK, repo.dead_letters(None, 10).await)?;
+    ensure!(
+        CHECK,
+        dead.len() == 1
+            && dead[0].notification.id == *n2
+            && dead[0].status == DeliveryStatus::Dead
+            && dead[0].attempts == 1
+            && dead[0].last_error.as_deref() == Some("421 try again later"),
+        "dead letters {dead:?}, expected {n2} with its attempt"
+    );
+    let pending = ok(CHECK, repo.pending_notifications(10).await)?;
+    ensure!(
+        CHECK,
+        pending.iter().map(|n| &n.id).collect::<Vec<_>>() == [n4],
+        "pending {pending:?}, expected {n4} only"
+    );
+    let early = ok(
+        CHECK,
+        repo.claim(Claim::Due, retry_at - time::Duration::SECOND, lease, 10)
+            .await,
+    )?;
+    ensure!(
+        CHECK,
+        early.is_empty(),
+        "a notification was claimed before its retry time: {early:?}"
+    );
+    let due = claimed_ids(ok(
+        CHECK,
+        repo.claim(Claim::Due, retry_at, lease, 10).await,
+    )?);
+    ensure!(
+        CHECK,
+        due == [n4.clone()],
+        "at its retry time, a claim took {due:?}, expected {n4}"
+    );
+
+    let unknown = NotificationId::for_event(&id("nowhere")?, 1);
+    ensure!(
+        CHECK,
+        !ok(CHECK, repo.redrive(&unknown, retry_at).await)?,
+        "an unknown id was redriven"
+    );
+    ensure!(
+        CHECK,
+        ok(CHECK, repo.redrive(n2, retry_at).await)?,
+        "the dead letter was not redriven"
+    );
+    let only = claimed_ids(ok(
+        CHECK,
+        repo.claim(Claim::Only(std::slice::from_ref(n2)), retry_at, lease, 10)
+            .await,
+    )?);
+    ensure!(
+        CHECK,
+        only == [n2.clone()],
+        "the redriven letter was not claimable: {only:?}"
+    );
+    let entries = ok(CHECK, repo.page_outbox(None, 10).await)?;
+    let redriven = entries.iter().find(|e| e.notification.id == *n2);
+    ensure!(
+        CHECK,
+        redriven.is_some_and(|e| e.status == DeliveryStatus::Pending && e.attempts == 0),
+        "the redriven letter reads {redriven:?}, expected pending with no attempt"
     );
     Ok(())
 }

@@ -202,3 +202,157 @@ async fn a_store_used_before_migrate_says_so() {
         Err(StoreError::Schema(SchemaError::NotInstalled) | StoreError::InvalidCommit { .. })
     ));
 }
+
+// ---- the outbox: two instances dispatching at once ----
+
+/// 5,000 pending notifications: 1,000 subscriptions, five emails each to one partner
+/// (a chain that must go out in order).
+fn pending_mail() -> Vec<OutboxEntry> {
+    let mut entries = Vec::new();
+    for s in 0..1_000 {
+        let subscription = sub_id(&format!("mail-{s:04}"));
+        for sequence in 1..=5u64 {
+            let notification = Notification {
+                id: NotificationId::for_event(&subscription, sequence),
+                partner: mpn("565380"),
+                contact_email: None,
+                kind: if sequence % 2 == 1 {
+                    NotificationKind::Added
+                } else {
+                    NotificationKind::Removed
+                },
+                subscription: subscription.clone(),
+                customer: contoso(),
+                service: CloudService::Office365,
+                at: T0,
+            };
+            entries.push(OutboxEntry::new(0, notification));
+        }
+    }
+    entries
+}
+
+/// Two service instances with pools of their own, sharing one clock and one mail
+/// server, over one database holding `pending_mail()`.
+async fn two_dispatching_instances(
+    url: &str,
+) -> (
+    [Arc<PorService<PostgresRepository, InMemoryDirectory, RecordingNotifier, ManualClock>>; 2],
+    PostgresRepository,
+    RecordingNotifier,
+    ManualClock,
+) {
+    let schema = empty_schema(url).await;
+    let first = PostgresRepository::from_pool(pool_in(url, &schema).await);
+    first.migrate().await.unwrap();
+    first.import_outbox(pending_mail()).await.unwrap();
+    let second = PostgresRepository::from_pool(pool_in(url, &schema).await);
+    let mail = RecordingNotifier::new();
+    let clock = ManualClock::new(T0);
+    let instance = |repo: PostgresRepository| {
+        Arc::new(
+            PorService::new(repo, InMemoryDirectory::new(), mail.clone()).with_clock(clock.clone()),
+        )
+    };
+    (
+        [instance(first.clone()), instance(second)],
+        first,
+        mail,
+        clock,
+    )
+}
+
+/// Runs the dispatch loop of both instances until the outbox is empty; once only
+/// `stuck` notifications are left pending, advances the clock by the lease (so that the
+/// claims of a dispatcher that died expire). Answers what each instance delivered.
+async fn dispatch_until_empty(
+    instances: &[Arc<PorService<PostgresRepository, InMemoryDirectory, RecordingNotifier, ManualClock>>;
+         2],
+    repo: &PostgresRepository,
+    clock: &ManualClock,
+    stuck: usize,
+) -> Vec<usize> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> = instances
+        .iter()
+        .map(|service| {
+            let service = service.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let sleep = |d| tokio::time::sleep(d);
+                service
+                    .run_dispatcher(100, std::time::Duration::from_millis(5), sleep, shutdown)
+                    .await
+            })
+        })
+        .collect();
+    let mut advanced = false;
+    for _ in 0..3_000 {
+        let pending = repo.pending_notifications(usize::MAX).await.unwrap().len();
+        if pending == 0 {
+            break;
+        }
+        if pending == stuck && !advanced {
+            clock.advance(DeliveryPolicy::default().lease);
+            advanced = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    let mut delivered = Vec::new();
+    for handle in loops {
+        delivered.push(handle.await.unwrap().delivered);
+    }
+    delivered
+}
+
+/// Each email once, none missing, each subscription's chain in order.
+fn assert_each_once_in_order(mail: &RecordingNotifier) {
+    let sent = mail.sent();
+    let ids: std::collections::BTreeSet<_> = sent.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(
+        (sent.len(), ids.len()),
+        (5_000, 5_000),
+        "no duplicate, nothing lost"
+    );
+    let mut last: std::collections::BTreeMap<SubscriptionId, u64> = Default::default();
+    for n in &sent {
+        let sequence: u64 = n.id.as_str().rsplit_once('#').unwrap().1.parse().unwrap();
+        let previous = last.insert(n.subscription.clone(), sequence).unwrap_or(0);
+        assert_eq!(sequence, previous + 1, "{} out of order", n.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_dispatching_send_each_email_once_in_order() {
+    let Some(url) = url() else { return };
+    let (instances, repo, mail, clock) = two_dispatching_instances(&url).await;
+    let delivered = dispatch_until_empty(&instances, &repo, &clock, usize::MAX).await;
+    assert_each_once_in_order(&mail);
+    assert_eq!(delivered.iter().sum::<usize>(), 5_000);
+    assert!(
+        delivered.iter().all(|d| *d > 0),
+        "both instances worked: {delivered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dispatcher_that_died_after_claiming_delays_its_batch_by_the_lease_only() {
+    let Some(url) = url() else { return };
+    let (instances, repo, mail, clock) = two_dispatching_instances(&url).await;
+    // A third instance claims a batch, then dies before sending.
+    let lease = DeliveryPolicy::default().lease;
+    let claimed = repo
+        .claim(Claim::Due, clock.now(), lease, 300)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 300);
+    // The others deliver the rest, then the dead one's claims after its lease.
+    // Its claims hold back their chains too: 300 chains of five wait for the lease.
+    let delivered = dispatch_until_empty(&instances, &repo, &clock, claimed.len() * 5).await;
+    assert_each_once_in_order(&mail);
+    assert_eq!(delivered.iter().sum::<usize>(), 5_000);
+}

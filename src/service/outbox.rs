@@ -53,6 +53,14 @@ pub struct DispatchReport {
     pub dead_lettered: usize,
 }
 
+impl std::ops::AddAssign for DispatchReport {
+    fn add_assign(&mut self, other: DispatchReport) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
 /// What sending a batch of claimed notifications came to.
 #[derive(Debug, Default)]
 struct Sent {
@@ -62,7 +70,8 @@ struct Sent {
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Delivers up to `limit` notifications that are due, oldest first, and records what
-    /// became of each. Run it from a periodic job (or several, in several instances);
+    /// became of each (failed attempts do not count against `limit`; each due
+    /// notification is tried at most once per call). Run it from a periodic job (or several, in several instances);
     /// it needs no actor.
     ///
     /// It claims its batch with a lease first ([`Outbox::claim`]), so dispatchers
@@ -80,20 +89,27 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
         let now = self.clock.now();
         let mut report = DispatchReport::default();
+        let mut tried = std::collections::HashSet::new();
         // Each round claims the first pending notification of each (subscription,
         // partner) pair; once one is delivered, the next round may take the one after.
-        loop {
-            let tried = report.delivered + report.failed + report.dead_lettered;
-            if tried >= limit {
-                return Ok(report);
-            }
+        // Failures do not count against `limit`: a batch of broken mailboxes at the
+        // front of the outbox does not stop the ones behind it.
+        while report.delivered < limit {
             let claimed = self
                 .repository
-                .claim(Claim::Due, now, self.delivery.lease, limit - tried)
+                .claim(
+                    Claim::Due,
+                    now,
+                    self.delivery.lease,
+                    limit - report.delivered,
+                )
                 .await?;
-            if claimed.is_empty() {
-                return Ok(report);
+            // A policy without delay makes a failure due again at once: try each
+            // notification once per call.
+            if claimed.iter().all(|e| tried.contains(&e.notification.id)) {
+                break;
             }
+            tried.extend(claimed.iter().map(|e| e.notification.id.clone()));
             let sent = self.send(claimed).await;
             self.repository.mark_delivered(&sent.delivered).await?;
             for failure in &sent.failures {
@@ -107,6 +123,77 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             report.delivered += sent.delivered.len();
             report.failed += sent.failures.len() - dead;
             report.dead_lettered += dead;
+        }
+        Ok(report)
+    }
+
+    /// The dispatch loop: runs [`dispatch_pending`](Self::dispatch_pending) in batches
+    /// of `batch` until the outbox has nothing due, sleeps `every`, and again, until
+    /// `shutdown` completes; then answers what it did in all. Shutdown is graceful: it
+    /// is looked at between batches, never in the middle of one.
+    ///
+    /// It is runtime-agnostic: pass your runtime's sleep (`tokio::time::sleep`,
+    /// `async_std::task::sleep`, ...). A failing store does not stop it: the next tick
+    /// tries again (the claims of the failed batch expire after their lease). Run one in
+    /// every instance if you like: claims keep them from sending anything twice.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # let dpor::doc_fixture::Fixture { service, .. } = dpor::doc_fixture::fabrikam().await?;
+    /// use std::time::Duration;
+    ///
+    /// let service = std::sync::Arc::new(service);
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let dispatcher = tokio::spawn({
+    ///     let service = service.clone();
+    ///     async move {
+    ///         service.run_dispatcher(100, Duration::from_secs(5), tokio::time::sleep, async { stopped.await.ok(); }).await
+    ///     }
+    /// });
+    /// // ... the host serves requests ...
+    /// let _ = stop.send(()); // on shutdown
+    /// let report = dispatcher.await?;
+    /// assert_eq!(report.failed, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn run_dispatcher<S, F>(
+        &self,
+        batch: usize,
+        every: std::time::Duration,
+        sleep: impl Fn(std::time::Duration) -> S,
+        shutdown: F,
+    ) -> DispatchReport
+    where
+        S: std::future::Future<Output = ()>,
+        F: std::future::Future<Output = ()>,
+    {
+        use std::task::Poll;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut total = DispatchReport::default();
+        let batch = batch.max(1);
+        loop {
+            while let Ok(report) = self.dispatch_pending(batch).await {
+                total += report;
+                if report.delivered < batch {
+                    break;
+                }
+            }
+            let mut nap = std::pin::pin!(sleep(every));
+            let stop = std::future::poll_fn(|cx| {
+                if shutdown.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if nap.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if stop {
+                return total;
+            }
         }
     }
 
