@@ -4,6 +4,9 @@
 //!
 //! Target: dpor at least 0.8x the baseline's throughput.
 //!
+//! Also the outbox's dispatch throughput (notifications per second, from a batch of
+//! pending ones), with one dispatcher and with two running at once.
+//!
 //! SQLite runs on a temporary file in WAL mode; PostgreSQL needs
 //! `DPOR_TEST_POSTGRES_URL` (`source .ci/postgres.sh` starts one) and is skipped
 //! without it. Run with `cargo bench --all-features --bench sql`.
@@ -48,7 +51,7 @@ type Versions = HashMap<String, (i64, i64, Option<&'static str>)>;
 /// The same statements by hand, written once per database (sqlx's generic bounds are
 /// more trouble than two copies made by a macro).
 macro_rules! baseline {
-    ($name:ident, $pool:ty) => {
+    ($name:ident, $pool:ty, $claim:expr) => {
         async fn $name(pool: &$pool, versions: &mut Versions, k: usize) {
             let id = format!("sub-{:04}", k % SUBSCRIPTIONS);
             let mpn = PARTNERS[(k / SUBSCRIPTIONS) % 2];
@@ -99,22 +102,41 @@ macro_rules! baseline {
                 .await
                 .unwrap();
                 let nid = format!("{id}#{seq}");
-                sqlx::query("INSERT INTO dpor_outbox (id, notification) VALUES ($1, $2)")
-                    .bind(nid.as_str())
-                    .bind(format!(r#"{{"id":"{nid}","kind":"{kind}"}}"#))
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
+                sqlx::query(
+                    "INSERT INTO dpor_outbox (id, notification, subscription, recipient, \
+                     next_attempt_at) VALUES ($1, $2, $3, $4, 0)",
+                )
+                .bind(nid.as_str())
+                .bind(format!(r#"{{"id":"{nid}","kind":"{kind}"}}"#))
+                .bind(id.as_str())
+                .bind(mpn)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
                 outbox.push(nid);
             }
             tx.commit().await.unwrap();
-            let mut tx = pool.begin().await.unwrap();
+            // Claim each, as the outbox does before sending.
             for nid in &outbox {
-                sqlx::query("UPDATE dpor_outbox SET delivered = TRUE WHERE id = $1")
+                sqlx::query($claim)
+                    .bind(i64::MAX)
+                    .bind(0_i64)
+                    .bind(1_i64)
                     .bind(nid.as_str())
-                    .execute(&mut *tx)
+                    .fetch_all(pool)
                     .await
                     .unwrap();
+            }
+            let mut tx = pool.begin().await.unwrap();
+            for nid in &outbox {
+                sqlx::query(
+                    "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL \
+                             WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(nid.as_str())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             }
             tx.commit().await.unwrap();
             versions.insert(id, (version + 1, sequence + events.len() as i64, Some(mpn)));
@@ -122,8 +144,32 @@ macro_rules! baseline {
     };
 }
 
-baseline!(sqlite_baseline, sqlx::SqlitePool);
-baseline!(postgres_baseline, sqlx::PgPool);
+/// The outbox's claim, as dpor runs it (`$1` the lease's end, `$2` now, `$3` the limit,
+/// `$4` the id).
+macro_rules! claim {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE dpor_outbox SET claimed_until = $1 WHERE position IN (",
+            " SELECT o.position FROM dpor_outbox o",
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= $2",
+            " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)",
+            " AND ($4 IS NULL OR o.id = $4)",
+            " AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending'",
+            " AND e.subscription = o.subscription AND e.recipient = o.recipient",
+            " AND e.position < o.position)",
+            " ORDER BY o.position LIMIT $3 ",
+            $lock,
+            ") RETURNING position"
+        )
+    };
+}
+
+baseline!(sqlite_baseline, sqlx::SqlitePool, claim!(""));
+baseline!(
+    postgres_baseline,
+    sqlx::PgPool,
+    claim!("FOR UPDATE SKIP LOCKED")
+);
 
 fn run_dpor<R: Store>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
     let service = PorService::new(repo, directory(), Discard);
@@ -160,6 +206,78 @@ fn run_baseline<F: AsyncFnMut(usize)>(c: &mut Criterion, rt: &Runtime, group: &s
     g.finish();
 }
 
+/// How many pending notifications a dispatch run delivers.
+const PENDING: usize = 1_000;
+
+/// `PENDING` notifications of independent subscriptions, pending.
+fn pending() -> Vec<OutboxEntry> {
+    (0..PENDING)
+        .map(|i| {
+            let subscription = SubscriptionId::new(format!("mail-{i:05}")).unwrap();
+            OutboxEntry::new(
+                0,
+                Notification {
+                    id: NotificationId::for_event(&subscription, 1),
+                    partner: MpnId::parse(PARTNERS[0]).unwrap(),
+                    contact_email: None,
+                    kind: NotificationKind::Added,
+                    subscription,
+                    customer: CustomerId::new("contoso").unwrap(),
+                    service: CloudService::Office365,
+                    at: time::OffsetDateTime::UNIX_EPOCH,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Dispatch throughput with each of `repos` (pools over one database) running a
+/// dispatcher at once; `reset` empties the outbox before each run (not timed).
+fn run_dispatch<R: Store + Clone + 'static>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    group: &str,
+    repos: &[R],
+    reset: impl AsyncFn(),
+) {
+    let services: Vec<_> = repos
+        .iter()
+        .map(|repo| std::sync::Arc::new(PorService::new(repo.clone(), directory(), Discard)))
+        .collect();
+    let mut g = c.benchmark_group(group);
+    g.measurement_time(Duration::from_secs(5)).sample_size(10);
+    g.throughput(criterion::Throughput::Elements(PENDING as u64));
+    g.bench_function(format!("{}_dispatchers", repos.len()), |b| {
+        b.iter_custom(|runs| {
+            let mut total = Duration::ZERO;
+            for _ in 0..runs {
+                rt.block_on(async {
+                    reset().await;
+                    repos[0].import_outbox(pending()).await.unwrap();
+                });
+                let start = std::time::Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = services
+                        .iter()
+                        .map(|service| {
+                            let service = service.clone();
+                            tokio::spawn(async move {
+                                while service.dispatch_pending(100).await.unwrap().delivered > 0 {}
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
 fn temp_db(name: &str) -> String {
     let path = std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
@@ -189,6 +307,28 @@ fn sqlite(c: &mut Criterion) {
     run_baseline(c, &rt, "sql/sqlite_file_wal/check_submit", async |k| {
         sqlite_baseline(&pool, &mut versions, k).await
     });
+
+    let url = temp_db("dispatch");
+    let repos: Vec<SqliteRepository> = rt.block_on(async {
+        let first = SqliteRepository::connect(&url).await.unwrap();
+        first.migrate().await.unwrap();
+        vec![first, SqliteRepository::connect(&url).await.unwrap()]
+    });
+    let reset = async || {
+        sqlx::query("DELETE FROM dpor_outbox")
+            .execute(repos[0].pool())
+            .await
+            .unwrap();
+    };
+    for dispatchers in [1, 2] {
+        run_dispatch(
+            c,
+            &rt,
+            "sql/sqlite_file_wal/dispatch",
+            &repos[..dispatchers],
+            reset,
+        );
+    }
 }
 
 fn postgres(c: &mut Criterion) {
@@ -226,6 +366,30 @@ fn postgres(c: &mut Criterion) {
     run_baseline(c, &rt, "sql/postgres/check_submit", async |k| {
         postgres_baseline(&pool, &mut versions, k).await
     });
+
+    let first = rt.block_on(fresh("dpor_bench_dispatch"));
+    let second = rt.block_on(async {
+        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .options([("search_path", "dpor_bench_dispatch")]);
+        PostgresRepository::from_pool(sqlx::PgPool::connect_with(options).await.unwrap())
+    });
+    let repos = [first, second];
+    let reset = async || {
+        sqlx::query("DELETE FROM dpor_outbox")
+            .execute(repos[0].pool())
+            .await
+            .unwrap();
+    };
+    for dispatchers in [1, 2] {
+        run_dispatch(
+            c,
+            &rt,
+            "sql/postgres/dispatch",
+            &repos[..dispatchers],
+            reset,
+        );
+    }
 }
 
 criterion_group!(benches, sqlite, postgres);

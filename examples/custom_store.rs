@@ -219,9 +219,12 @@ impl Repository for MyDatabase {
         let mut t = self.tables()?;
         // Check and encode everything first: all or nothing.
         let mut rows = Vec::with_capacity(batch.len());
+        let mut ids = std::collections::HashSet::new();
         for (subscription, history) in &batch {
             dpor::ports::check_history(subscription, history)?;
-            if t.subscriptions.contains_key(subscription.id().as_str()) {
+            if !ids.insert(subscription.id())
+                || t.subscriptions.contains_key(subscription.id().as_str())
+            {
                 return Err(StoreError::AlreadyExists(subscription.id().clone()));
             }
             let events = history

@@ -271,6 +271,16 @@ pub enum LifecycleChange {
     Migrate,
 }
 
+/// Why a partner may not act on a customer's subscriptions.
+fn partner_refusal(mpn_id: MpnId) -> Error {
+    Error::Forbidden {
+        reason: format!(
+            "partner {mpn_id} cannot act on a customer's subscriptions: only the customer's \
+             global administrator designates the partner of record"
+        ),
+    }
+}
+
 /// Why a person or a partner may not suspend, reactivate or migrate.
 const LIFECYCLE_REFUSAL: &str = "only the host's billing system can suspend, reactivate or \
                                  migrate a subscription";
@@ -351,10 +361,7 @@ impl Actor {
         let refusal = match (self, operation) {
             (Actor::Partner { .. }, Operation::ViewHistory) => return Ok(()),
             (Actor::Partner { mpn_id }, Operation::View | Operation::ChangePartner) => {
-                format!(
-                    "partner {mpn_id} cannot act on a customer's subscriptions: only the \
-                     customer's global administrator designates the partner of record"
-                )
+                return Err(partner_refusal(*mpn_id));
             }
             (Actor::BillingSystem, Operation::ChangePartner) => {
                 "the billing system never checks, submits or removes a partner of record: \
@@ -446,12 +453,10 @@ impl Actor {
     pub fn acting_customer(&self) -> Result<&CustomerId, Error> {
         match self {
             Actor::Customer { customer, .. } => Ok(customer),
-            _ => {
-                self.may_attempt(Operation::ChangePartner)?;
-                Err(Error::Forbidden {
-                    reason: "the billing system reads subscriptions by id".to_owned(),
-                })
-            }
+            Actor::Partner { mpn_id } => Err(partner_refusal(*mpn_id)),
+            Actor::BillingSystem => Err(Error::Forbidden {
+                reason: "the billing system reads subscriptions by id".to_owned(),
+            }),
         }
     }
 

@@ -208,24 +208,8 @@ pub enum Error {
 impl Error {
     /// A stable, snake_case code for the error, for clients and logs: an HTTP API
     /// answers it next to the message, a portal maps it to a status. A code never
-    /// changes; a new variant comes with a new code.
-    ///
-    /// | variant | code |
-    /// |---|---|
-    /// | [`InvalidMpnId`](Self::InvalidMpnId) | `invalid_mpn_id` |
-    /// | [`Forbidden`](Self::Forbidden) | `forbidden` |
-    /// | [`SubscriptionNotFound`](Self::SubscriptionNotFound) | `subscription_not_found` |
-    /// | [`PartnerNotFound`](Self::PartnerNotFound) | `partner_not_found` |
-    /// | [`PartnerNotEnrolled`](Self::PartnerNotEnrolled) | `partner_not_enrolled` |
-    /// | [`SubscriptionNotActive`](Self::SubscriptionNotActive) | `subscription_not_active` |
-    /// | [`SubscriptionCancelled`](Self::SubscriptionCancelled) | `subscription_cancelled` |
-    /// | [`SubscriptionAlreadyExists`](Self::SubscriptionAlreadyExists) | `subscription_already_exists` |
-    /// | [`NoPartnerOfRecord`](Self::NoPartnerOfRecord) | `no_partner_of_record` |
-    /// | [`Conflict`](Self::Conflict) | `conflict` |
-    /// | [`CheckExpired`](Self::CheckExpired) | `check_expired` |
-    /// | [`TimeOutOfRange`](Self::TimeOutOfRange) | `time_out_of_range` |
-    /// | [`Store`](Self::Store) | `store_failed` |
-    /// | [`Directory`](Self::Directory) | `directory_unavailable` |
+    /// changes; a new variant comes with a new code. The crate docs' "Errors map to
+    /// HTTP" table lists every code with its status (a test keeps the two in step).
     ///
     /// ```
     /// use dpor::*;

@@ -35,6 +35,7 @@ pub mod subscription;
 pub mod testkit;
 pub mod text;
 mod timestamp;
+mod trace;
 pub mod transfer;
 mod wire;
 

@@ -78,7 +78,8 @@ struct StoredEvent {
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
-/// the notifications their commits wrote, so that a commit takes one lock only.
+/// the notifications their commits wrote, so that a commit takes one lock only (two for a
+/// migration, whose new subscription may live in another shard).
 #[derive(Debug, Default)]
 struct Shard {
     entries: HashSet<Box<Entry>>,
@@ -121,7 +122,8 @@ struct State {
 /// that changes to independent subscriptions do not contend), each shard with the
 /// histories and the outbox of its subscriptions.
 ///
-/// `commit` is a true compare-and-swap under the subscription's shard lock: the stored
+/// `commit` is a true compare-and-swap under the subscription's shard lock (and the new
+/// subscription's, for a migration): the stored
 /// subscription, its history and its outbox entries change together or not at all.
 ///
 /// Costs: `get`, `insert` and `commit` are O(1); `list_by_customer` is O(k log k) in
@@ -173,6 +175,12 @@ impl InMemoryRepository {
     }
 
     fn shard_index(&self, id: &SubscriptionId) -> usize {
+        self.shard_index_of(id.as_str())
+    }
+
+    /// The shard of a subscription id given as text: a `SubscriptionId` hashes as its
+    /// text, so this needs no validated id (what a notification id holds).
+    fn shard_index_of(&self, id: &str) -> usize {
         self.state.hasher.hash_one(id) as usize % SHARDS
     }
 
@@ -206,7 +214,9 @@ impl InMemoryRepository {
         mut f: impl FnMut(&mut Shard) -> Option<T>,
     ) -> Option<T> {
         if let Some(home) = home_of(id)
-            && let Some(found) = f(&mut self.shard(&home))
+            && let Some(found) = f(&mut lock_even_if_poisoned(
+                &self.state.shards[self.shard_index_of(home)],
+            ))
         {
             return Some(found);
         }
@@ -293,10 +303,10 @@ impl InMemoryRepository {
 
 /// The shard a notification id lives in: the service names a notification
 /// "{subscription}#{sequence}" and keeps it in its subscription's shard.
-fn home_of(id: &NotificationId) -> Option<SubscriptionId> {
+fn home_of(id: &NotificationId) -> Option<&str> {
     id.as_str()
         .rsplit_once('#')
-        .and_then(|(subscription, _)| SubscriptionId::new(subscription).ok())
+        .map(|(subscription, _)| subscription)
 }
 
 /// Settles pending notification `id` of `shard` as `status`, after `change`; whether
@@ -529,7 +539,7 @@ impl Outbox for InMemoryRepository {
             Claim::Only(ids) if ids.iter().all(|id| home_of(id).is_some()) => ids
                 .iter()
                 .filter_map(home_of)
-                .map(|home| self.shard_index(&home))
+                .map(|home| self.shard_index_of(home))
                 .collect(),
             _ => (0..SHARDS).collect(),
         };
@@ -670,7 +680,10 @@ impl Outbox for InMemoryRepository {
         let mut shards = self.lock_shards(entries.iter().map(home));
         for entry in &entries {
             let id = &entry.notification.id;
-            if !ids.insert(id) || shards[&home(entry)].positions.contains_key(id) {
+            let stored = shards
+                .get(&home(entry))
+                .is_some_and(|shard| shard.positions.contains_key(id));
+            if !ids.insert(id) || stored {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
                     reason: format!("notification {id} is stored already"),

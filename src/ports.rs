@@ -7,7 +7,8 @@
 //! state its contract. `examples/custom_store.rs` is the worked example: a complete
 //! `Repository` over a plain `Mutex<BTreeMap>` "table" with a version column, and a
 //! logging `Notifier`. The [`memory`](crate::memory) implementations keep the same
-//! contracts but are tuned for speed (sharded, one lock per commit), so they are no
+//! contracts but are tuned for speed (sharded, one lock per commit, two for a
+//! migration), so they are no
 //! model to read first. `dpor::testkit` (feature `testkit`) checks any implementation.
 //!
 //! # Implementing `Repository`
@@ -240,8 +241,9 @@ pub trait Repository: Send + Sync {
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
 
     /// Every subscription, one page at a time: those whose id sorts after `after` (all
-    /// when `None`), ordered by id, at most `limit`. For copying a store
-    /// ([`transfer`](crate::transfer())) and for exports.
+    /// when `None`), ordered by id **in byte order** (as `SubscriptionId` compares, a
+    /// SQL collation `"C"`), at most `limit`. For copying a store
+    /// ([`transfer`](crate::transfer())), which needs a store nobody writes to.
     ///
     /// # Errors
     ///
@@ -349,7 +351,9 @@ pub trait Outbox: Send + Sync {
 
     /// The whole outbox, delivered notifications and dead letters included, one page at
     /// a time: the entries after position `after` (all when `None`), in outbox order,
-    /// at most `limit`. For copying a store ([`transfer`](crate::transfer())).
+    /// at most `limit`. For copying a store ([`transfer`](crate::transfer())) that
+    /// nobody writes to: on a live store, a position handed out before a commit may
+    /// become visible after a page has passed it.
     ///
     /// # Errors
     ///

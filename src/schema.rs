@@ -13,8 +13,8 @@
 //!
 //! A database written by 0.1.0 has the tables but no `dpor_schema`: it is at step 1.
 //! A database at a version newer than this release knows is refused
-//! ([`SchemaError::TooNew`]), by `migrate()` and by the
-//! stores' constructors, and nothing is changed.
+//! ([`SchemaError::TooNew`]), by `migrate()` and by `connect()` (`from_pool` takes the
+//! host's pool as it is and checks nothing), and nothing is changed.
 //!
 //! ```
 //! use dpor::schema::{self, Backend};
@@ -99,7 +99,8 @@ pub struct Migration {
 }
 
 impl Migration {
-    /// Whether any step was applied.
+    /// Whether the version moved (a 0.1.0 database that was only recorded as being at
+    /// step 1 did not).
     pub fn applied(&self) -> bool {
         self.from != self.to
     }
@@ -122,7 +123,8 @@ pub fn pending(backend: Backend, found: u32) -> Result<&'static [Step], SchemaEr
 
 /// The version of a database from what it holds: the highest step in `dpor_schema`, or
 /// 1 for a 0.1.0 database (its tables but no `dpor_schema`), or 0 when empty.
-pub fn version_of(recorded: Option<u32>, has_tables: bool) -> u32 {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn version_of(recorded: Option<u32>, has_tables: bool) -> u32 {
     match recorded {
         Some(version) => version,
         None if has_tables => 1,
@@ -167,6 +169,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn a_database_without_versions_but_with_tables_is_at_step_one() {
         assert_eq!(version_of(None, true), 1);
         assert_eq!(version_of(None, false), 0);

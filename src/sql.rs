@@ -87,7 +87,9 @@ macro_rules! claim_statement {
         )
     };
 }
+#[cfg(feature = "sqlite")]
 pub(crate) const CLAIM_SQLITE: &str = claim_statement!("");
+#[cfg(feature = "postgres")]
 pub(crate) const CLAIM_POSTGRES: &str = claim_statement!("FOR UPDATE SKIP LOCKED");
 
 /// An instant as the outbox stores it: Unix microseconds.
@@ -221,7 +223,6 @@ pub(crate) fn conflict_or_not_found(
     }
 }
 
-/// Implements `Repository` for a struct with a `pool: sqlx::Pool<$db>` field.
 /// Implements `Repository` and `migrate()` for a struct with a `pool: sqlx::Pool<$db>`
 /// field, given the backend's own `begin_schema_step` (a transaction holding the
 /// database's schema lock) and `recorded_and_found` (the recorded and the actual
@@ -248,7 +249,7 @@ macro_rules! sql_repository {
                 loop {
                     let mut tx = begin_schema_step(&self.pool).await?;
                     let (recorded, found) = recorded_and_found(&mut tx).await?;
-                    let from = *from.get_or_insert(found);
+                    let first_found = *from.get_or_insert(found);
                     let pending = crate::schema::pending($backend, found)?;
                     // A 0.1.0 database records its step 1 now (the step is idempotent).
                     let step = match (recorded, pending.first()) {
@@ -257,7 +258,10 @@ macro_rules! sql_repository {
                     };
                     let Some(step) = step else {
                         tx.commit().await.map_err(sql::backend)?;
-                        return Ok(crate::schema::Migration { from, to: found });
+                        return Ok(crate::schema::Migration {
+                            from: first_found,
+                            to: found,
+                        });
                     };
                     apply_step(&mut tx, step.sql).await?;
                     tx.commit().await.map_err(sql::backend)?;

@@ -157,9 +157,15 @@ where
             .await
             .map_err(TransferError::Source)?;
         for (i, target) in theirs.iter().enumerate() {
-            if ours.get(i).map(|e| &e.notification) != Some(&target.notification) {
+            let same = ours.get(i).is_some_and(|source| {
+                source.notification == target.notification
+                    && source.status == target.status
+                    && source.attempts == target.attempts
+            });
+            if !same {
                 return Err(TransferError::TargetNotEmpty(format!(
-                    "its outbox holds notification {} that is not the source's next",
+                    "its outbox holds notification {} that is not the source's next (or not \
+                     in the same state)",
                     target.notification.id
                 )));
             }

@@ -385,7 +385,7 @@ async fn racing_migrations_and_cancels_leave_no_orphan() {
     w.designate("sub-001", &fabrikam()).await;
     let billing = Actor::billing_system();
     let sub = sub_id("sub-001");
-    // Two migrations to different ids and a cancel, decided on the same version.
+    // Two migrations to different ids and a cancel, as the runtime interleaves them.
     let (first, second, cancel) = tokio::join!(
         w.service.migrate(&billing, &sub, sub_id("to-a")),
         w.service.migrate(&billing, &sub, sub_id("to-b")),
@@ -404,4 +404,49 @@ async fn racing_migrations_and_cancels_leave_no_orphan() {
             "{id} exists only if its migration won"
         );
     }
+
+    // At the store, three changes decided on the same version: one commits, and a
+    // migration that lost creates nothing.
+    let stored = w.repo.get(&sub_id("sub-002")).await.unwrap().unwrap();
+    let migration = |to: &str| {
+        let (Transition::Changed { next, events }, created) =
+            stored.migrate(sub_id(to), T0).unwrap()
+        else {
+            panic!("expected a change")
+        };
+        Commit {
+            expected_version: stored.version(),
+            next,
+            events,
+            notifications: vec![],
+            create: Some(created),
+        }
+    };
+    let Transition::Changed { next, events } = stored.cancel(T0).unwrap() else {
+        panic!("expected a change")
+    };
+    let cancel = Commit {
+        expected_version: stored.version(),
+        next,
+        events,
+        notifications: vec![],
+        create: None,
+    };
+    let results = [
+        w.repo.commit(migration("to-c")).await,
+        w.repo.commit(migration("to-d")).await,
+        w.repo.commit(cancel).await,
+    ];
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        results[1..]
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Conflict { .. }))),
+        "{results:?}"
+    );
+    assert!(w.repo.get(&sub_id("to-c")).await.unwrap().is_some());
+    assert!(
+        w.repo.get(&sub_id("to-d")).await.unwrap().is_none(),
+        "no orphan"
+    );
 }

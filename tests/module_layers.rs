@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("check", 3),
     ("delivery", 3),
     ("ports", 4),
+    ("trace", 4),
     ("service", 5),
     ("memory", 5),
     ("sql", 5),

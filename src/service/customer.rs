@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::id::{MpnId, SubscriptionId};
 use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::{PartnerOfRecord, Subscription};
+use crate::trace;
 
 /// Whether [`PorService::submit_many`] changes anything.
 ///
@@ -70,8 +71,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// [`Error::Forbidden`] for a partner actor; [`Error::Store`] when the repository fails.
     pub async fn subscriptions(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
-        let customer = actor.acting_customer()?;
-        Ok(self.repository.list_by_customer(customer).await?)
+        trace::operation("subscriptions", None, Some(actor), async move {
+            let customer = actor.acting_customer()?;
+            Ok(self.repository.list_by_customer(customer).await?)
+        })
+        .await
     }
 
     /// One subscription, for any role of its customer.
@@ -85,8 +89,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         actor: &Actor,
         id: &SubscriptionId,
     ) -> Result<Subscription, Error> {
-        actor.may_attempt(Operation::View)?;
-        self.read_authorized(actor, id, Access::View).await
+        trace::operation("subscription", Some(id), Some(actor), async move {
+            actor.may_attempt(Operation::View)?;
+            self.read_authorized(actor, id, Access::View).await
+        })
+        .await
     }
 
     /// Steps 5-6, "Check ID": parses what the customer typed, looks the partner up and
@@ -106,11 +113,19 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         subscription: &SubscriptionId,
         mpn_id: &str,
     ) -> Result<PartnerCheck, Error> {
-        actor.may_attempt(Operation::ChangePartner)?;
-        let stored = self.read_subscription(subscription).await?;
-        let mpn_id = check::partner_to_look_up(actor, &stored, mpn_id)?;
-        let found = self.directory.lookup(mpn_id).await?;
-        PartnerCheck::issue(&stored, mpn_id, found, self.program, self.clock.now())
+        trace::operation(
+            "check_partner",
+            Some(subscription),
+            Some(actor),
+            async move {
+                actor.may_attempt(Operation::ChangePartner)?;
+                let stored = self.read_subscription(subscription).await?;
+                let mpn_id = check::partner_to_look_up(actor, &stored, mpn_id)?;
+                let found = self.directory.lookup(mpn_id).await?;
+                PartnerCheck::issue(&stored, mpn_id, found, self.program, self.clock.now())
+            },
+        )
+        .await
     }
 
     /// Step 7, "Submit": designates the checked partner, replacing any other, and sends
@@ -132,17 +147,27 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// another change commits first; [`Error::Store`]. A failed delivery is not an
     /// error: see [`Receipt::notifications_pending`].
     pub async fn submit(&self, actor: &Actor, check: &PartnerCheck) -> Result<Receipt, Error> {
-        actor.may_attempt(Operation::ChangePartner)?;
-        let stored = self.read_subscription(check.subscription()).await?;
-        let now = self.clock.now();
-        let mpn_id = match check.verify(actor, &stored, self.program, now, self.check_ttl)? {
-            Verified::AlreadyOnRecord => return Ok(Receipt::unchanged(stored)),
-            Verified::LookUp(mpn_id) => mpn_id,
-        };
-        let found = self.directory.lookup(mpn_id).await?;
-        let transition = check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
-        self.commit_and_deliver(stored, transition, found.as_ref(), None)
-            .await
+        trace::operation(
+            "submit",
+            Some(check.subscription()),
+            Some(actor),
+            async move {
+                actor.may_attempt(Operation::ChangePartner)?;
+                let stored = self.read_subscription(check.subscription()).await?;
+                let now = self.clock.now();
+                let mpn_id =
+                    match check.verify(actor, &stored, self.program, now, self.check_ttl)? {
+                        Verified::AlreadyOnRecord => return Ok(Receipt::unchanged(stored)),
+                        Verified::LookUp(mpn_id) => mpn_id,
+                    };
+                let found = self.directory.lookup(mpn_id).await?;
+                let transition =
+                    check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
+                self.commit_and_deliver(stored, transition, found.as_ref(), None)
+                    .await
+            },
+        )
+        .await
     }
 
     /// Step 8, "Edit partner of record": the current partner of record, for any role of
@@ -156,8 +181,16 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Option<PartnerOfRecord>, Error> {
-        let stored = self.subscription(actor, subscription).await?;
-        Ok(stored.partner_of_record().cloned())
+        trace::operation(
+            "partner_of_record",
+            Some(subscription),
+            Some(actor),
+            async move {
+                let stored = self.subscription(actor, subscription).await?;
+                Ok(stored.partner_of_record().cloned())
+            },
+        )
+        .await
     }
 
     /// Removes the partner of record (the customer deletes the MPN ID); the partner is
@@ -174,13 +207,21 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Receipt, Error> {
-        actor.may_attempt(Operation::ChangePartner)?;
-        let stored = self
-            .read_authorized(actor, subscription, Access::Change)
-            .await?;
-        let transition = stored.remove_partner(self.clock.now())?;
-        self.commit_and_deliver(stored, transition, None, None)
-            .await
+        trace::operation(
+            "remove_partner",
+            Some(subscription),
+            Some(actor),
+            async move {
+                actor.may_attempt(Operation::ChangePartner)?;
+                let stored = self
+                    .read_authorized(actor, subscription, Access::Change)
+                    .await?;
+                let transition = stored.remove_partner(self.clock.now())?;
+                self.commit_and_deliver(stored, transition, None, None)
+                    .await
+            },
+        )
+        .await
     }
 
     /// Designates one partner on many subscriptions of the customer in one call: one
@@ -201,20 +242,23 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         ids: &[SubscriptionId],
         mode: BulkMode,
     ) -> Result<Vec<BulkOutcome>, Error> {
-        actor.may_attempt(Operation::ChangePartner)?;
-        let mpn_id = MpnId::parse(mpn_id)?;
-        let mut outcomes = Vec::with_capacity(ids.len());
-        for id in ids {
-            let result = match self.check_partner(actor, id, mpn_id.as_str()).await {
-                Ok(check) if mode == BulkMode::DryRun => Ok(!check.is_current()),
-                Ok(check) => self.submit(actor, &check).await.map(|r| r.changed),
-                Err(error) => Err(error),
-            };
-            outcomes.push(BulkOutcome {
-                subscription: id.clone(),
-                result,
-            });
-        }
-        Ok(outcomes)
+        trace::operation("submit_many", None, Some(actor), async move {
+            actor.may_attempt(Operation::ChangePartner)?;
+            let mpn_id = MpnId::parse(mpn_id)?;
+            let mut outcomes = Vec::with_capacity(ids.len());
+            for id in ids {
+                let result = match self.check_partner(actor, id, mpn_id.as_str()).await {
+                    Ok(check) if mode == BulkMode::DryRun => Ok(!check.is_current()),
+                    Ok(check) => self.submit(actor, &check).await.map(|r| r.changed),
+                    Err(error) => Err(error),
+                };
+                outcomes.push(BulkOutcome {
+                    subscription: id.clone(),
+                    result,
+                });
+            }
+            Ok(outcomes)
+        })
+        .await
     }
 }

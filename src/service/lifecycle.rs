@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::id::SubscriptionId;
 use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::Subscription;
+use crate::trace;
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Suspends the subscription: its partner of record stays, its attribution pauses,
@@ -23,8 +24,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// anything is read; [`Error::SubscriptionNotFound`]; [`Error::SubscriptionCancelled`];
     /// [`Error::Conflict`] when another change commits first; [`Error::Store`].
     pub async fn suspend(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        self.change_lifecycle(actor, id, LifecycleChange::Suspend, Subscription::suspend)
-            .await
+        trace::operation("suspend", Some(id), Some(actor), async move {
+            self.change_lifecycle(actor, id, LifecycleChange::Suspend, Subscription::suspend)
+                .await
+        })
+        .await
     }
 
     /// Reactivates a suspended subscription: attribution resumes. For the billing
@@ -34,12 +38,15 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// As [`suspend`](Self::suspend).
     pub async fn reactivate(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        self.change_lifecycle(
-            actor,
-            id,
-            LifecycleChange::Reactivate,
-            Subscription::reactivate,
-        )
+        trace::operation("reactivate", Some(id), Some(actor), async move {
+            self.change_lifecycle(
+                actor,
+                id,
+                LifecycleChange::Reactivate,
+                Subscription::reactivate,
+            )
+            .await
+        })
         .await
     }
 
@@ -54,8 +61,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// [`Error::Forbidden`] for another role; [`Error::Conflict`] when another change
     /// commits first; [`Error::Store`].
     pub async fn cancel(&self, actor: &Actor, id: &SubscriptionId) -> Result<Receipt, Error> {
-        self.change_lifecycle(actor, id, LifecycleChange::Cancel, Subscription::cancel)
-            .await
+        trace::operation("cancel", Some(id), Some(actor), async move {
+            self.change_lifecycle(actor, id, LifecycleChange::Cancel, Subscription::cancel)
+                .await
+        })
+        .await
     }
 
     /// Moves the subscription to another commerce platform as `new_id`. The new
@@ -79,12 +89,15 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         id: &SubscriptionId,
         new_id: SubscriptionId,
     ) -> Result<Receipt, Error> {
-        let stored = self
-            .read_for_lifecycle(actor, id, LifecycleChange::Migrate)
-            .await?;
-        let (transition, migrated) = stored.migrate(new_id, self.clock.now())?;
-        self.commit_and_deliver(stored, transition, None, Some(migrated))
-            .await
+        trace::operation("migrate", Some(id), Some(actor), async move {
+            let stored = self
+                .read_for_lifecycle(actor, id, LifecycleChange::Migrate)
+                .await?;
+            let (transition, migrated) = stored.migrate(new_id, self.clock.now())?;
+            self.commit_and_deliver(stored, transition, None, Some(migrated))
+                .await
+        })
+        .await
     }
 
     /// A lifecycle change: authorized for the billing side, decided by `step`,

@@ -15,6 +15,7 @@ use crate::ports::{
     Claim, Clock, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory, Repository,
 };
 use crate::subscription::Subscription;
+use crate::trace;
 
 /// What one [`PorService::dispatch_pending`] run did.
 ///
@@ -87,44 +88,47 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// recorded (the claims then expire after the lease, and the notifications are
     /// sent again: at least once).
     pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
-        let now = self.clock.now();
-        let mut report = DispatchReport::default();
-        let mut tried = std::collections::HashSet::new();
-        // Each round claims the first pending notification of each (subscription,
-        // partner) pair; once one is delivered, the next round may take the one after.
-        // Failures do not count against `limit`: a batch of broken mailboxes at the
-        // front of the outbox does not stop the ones behind it.
-        while report.delivered < limit {
-            let claimed = self
-                .repository
-                .claim(
-                    Claim::Due,
-                    now,
-                    self.delivery.lease,
-                    limit - report.delivered,
-                )
-                .await?;
-            // A policy without delay makes a failure due again at once: try each
-            // notification once per call.
-            if claimed.iter().all(|e| tried.contains(&e.notification.id)) {
-                break;
+        trace::operation("dispatch_pending", None, None, async move {
+            let now = self.clock.now();
+            let mut report = DispatchReport::default();
+            let mut tried = std::collections::HashSet::new();
+            // Each round claims the first pending notification of each (subscription,
+            // partner) pair; once one is delivered, the next round may take the one after.
+            // Failures do not count against `limit`: a batch of broken mailboxes at the
+            // front of the outbox does not stop the ones behind it.
+            while report.delivered < limit {
+                let claimed = self
+                    .repository
+                    .claim(
+                        Claim::Due,
+                        now,
+                        self.delivery.lease,
+                        limit - report.delivered,
+                    )
+                    .await?;
+                // A policy without delay makes a failure due again at once: try each
+                // notification once per call.
+                if claimed.iter().all(|e| tried.contains(&e.notification.id)) {
+                    break;
+                }
+                tried.extend(claimed.iter().map(|e| e.notification.id.clone()));
+                let sent = self.send(claimed).await;
+                self.repository.mark_delivered(&sent.delivered).await?;
+                for failure in &sent.failures {
+                    self.repository.record_failure(failure).await?;
+                }
+                let dead = sent
+                    .failures
+                    .iter()
+                    .filter(|f| f.next == AfterFailure::DeadLetter)
+                    .count();
+                report.delivered += sent.delivered.len();
+                report.failed += sent.failures.len() - dead;
+                report.dead_lettered += dead;
             }
-            tried.extend(claimed.iter().map(|e| e.notification.id.clone()));
-            let sent = self.send(claimed).await;
-            self.repository.mark_delivered(&sent.delivered).await?;
-            for failure in &sent.failures {
-                self.repository.record_failure(failure).await?;
-            }
-            let dead = sent
-                .failures
-                .iter()
-                .filter(|f| f.next == AfterFailure::DeadLetter)
-                .count();
-            report.delivered += sent.delivered.len();
-            report.failed += sent.failures.len() - dead;
-            report.dead_lettered += dead;
-        }
-        Ok(report)
+            Ok(report)
+        })
+        .await
     }
 
     /// The dispatch loop: runs [`dispatch_pending`](Self::dispatch_pending) in batches
@@ -174,10 +178,18 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         let mut total = DispatchReport::default();
         let batch = batch.max(1);
         loop {
-            while let Ok(report) = self.dispatch_pending(batch).await {
-                total += report;
-                if report.delivered < batch {
-                    break;
+            loop {
+                match self.dispatch_pending(batch).await {
+                    Ok(report) => {
+                        total += report;
+                        if report.delivered < batch {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        trace::record_failed("dispatch", 0, &error);
+                        break;
+                    }
                 }
             }
             let mut nap = std::pin::pin!(sleep(every));
@@ -214,7 +226,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, Error> {
-        Ok(self.repository.dead_letters(after, limit).await?)
+        trace::operation("dead_letters", None, None, async move {
+            Ok(self.repository.dead_letters(after, limit).await?)
+        })
+        .await
     }
 
     /// Makes dead letter `id` pending again, due now, with a fresh count of attempts;
@@ -224,7 +239,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// [`Error::Store`] when the outbox cannot be written.
     pub async fn redrive(&self, id: &NotificationId) -> Result<bool, Error> {
-        Ok(self.repository.redrive(id, self.clock.now()).await?)
+        trace::operation("redrive", None, None, async move {
+            Ok(self.repository.redrive(id, self.clock.now()).await?)
+        })
+        .await
     }
 
     /// The notifications of `events` (one per event that has a partner to tell), each
@@ -289,9 +307,13 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             let sent = self.send(claimed).await;
             delivered += sent.delivered.len();
             let failed = !sent.failures.is_empty();
-            let _ = self.repository.mark_delivered(&sent.delivered).await;
+            if let Err(error) = self.repository.mark_delivered(&sent.delivered).await {
+                trace::record_failed("delivered", sent.delivered.len(), &error);
+            }
             for failure in &sent.failures {
-                let _ = self.repository.record_failure(failure).await;
+                if let Err(error) = self.repository.record_failure(failure).await {
+                    trace::record_failed("failure", 1, &error);
+                }
             }
             if failed {
                 // What follows a failure waits for its retry.
@@ -316,11 +338,20 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         notification.at,
                         at,
                     );
+                    let text = delivery::failure_text(&error);
+                    match next {
+                        AfterFailure::RetryAt(_) => {
+                            trace::delivery_failed(&notification.id, attempts, &text);
+                        }
+                        AfterFailure::DeadLetter => {
+                            trace::dead_letter(&notification.id, attempts, &text);
+                        }
+                    }
                     sent.failures.push(Failure {
                         id: notification.id.clone(),
                         attempts,
                         at,
-                        error: delivery::failure_text(&error),
+                        error: text,
                         next,
                     });
                 }

@@ -12,6 +12,7 @@ use crate::event::AssociationEvent;
 use crate::id::{MpnId, SubscriptionId};
 use crate::ports::{Clock, Notifier, Outbox, PartnerDirectory, Repository};
 use crate::subscription::Subscription;
+use crate::trace;
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Every event of the subscription (partner changes and lifecycle), ordered by
@@ -28,11 +29,14 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         actor: &Actor,
         subscription: &SubscriptionId,
     ) -> Result<Vec<AssociationEvent>, Error> {
-        actor.may_attempt(Operation::ViewHistory)?;
-        let stored = self
-            .read_authorized(actor, subscription, Access::View)
-            .await?;
-        Ok(self.repository.history(stored.id()).await?)
+        trace::operation("history", Some(subscription), Some(actor), async move {
+            actor.may_attempt(Operation::ViewHistory)?;
+            let stored = self
+                .read_authorized(actor, subscription, Access::View)
+                .await?;
+            Ok(self.repository.history(stored.id()).await?)
+        })
+        .await
     }
 
     /// Who was partner of record of the subscription at `at`: its history replayed up
@@ -49,8 +53,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         id: &SubscriptionId,
         at: OffsetDateTime,
     ) -> Result<Option<MpnId>, Error> {
-        let history = self.history(actor, id).await?;
-        Ok(attribution::partner_of_record_at(&history, at))
+        trace::operation("partner_of_record_at", Some(id), Some(actor), async move {
+            let history = self.history(actor, id).await?;
+            Ok(attribution::partner_of_record_at(&history, at))
+        })
+        .await
     }
 
     /// The partner side: the subscriptions where the acting partner is partner of
@@ -61,7 +68,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// [`Error::Forbidden`] for a customer actor; [`Error::Store`].
     pub async fn partner_portfolio(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
-        let partner = actor.acting_partner()?;
-        Ok(self.repository.list_by_partner(&partner).await?)
+        trace::operation("partner_portfolio", None, Some(actor), async move {
+            let partner = actor.acting_partner()?;
+            Ok(self.repository.list_by_partner(&partner).await?)
+        })
+        .await
     }
 }

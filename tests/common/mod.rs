@@ -382,6 +382,19 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
         "the emails still pending"
     );
     assert_eq!(pending.len(), 4);
+    // The whole outbox: the delivered ones are there, marked.
+    let outbox = repo.page_outbox(None, usize::MAX).await.unwrap();
+    let delivered: Vec<&Notification> = outbox
+        .iter()
+        .filter(|e| e.status == DeliveryStatus::Delivered)
+        .map(|e| &e.notification)
+        .collect();
+    assert_eq!(
+        serde_json::to_value(&delivered).unwrap(),
+        expected["delivered_notifications"],
+        "the emails delivered, in outbox order"
+    );
+    assert_eq!(outbox.len(), 12);
 
     // The service runs on it: a new designation commits, the old emails go out.
     let directory = InMemoryDirectory::new()

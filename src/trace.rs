@@ -1,0 +1,106 @@
+//! Diagnostics through `tracing`, behind the optional `tracing` feature: one span per
+//! service operation and an event for every delivery failure, dead letter and failed
+//! record of the outbox. Without the feature every function here is a no-op.
+//!
+//! What is recorded: the operation, the subscription id, the actor's kind (never a
+//! customer's or user's id), the outcome (`ok` or the [`Error::code`]); for the outbox,
+//! the notification id and the attempt. Email addresses and partner names are never
+//! recorded; a notifier's own failure text is recorded at DEBUG only (it may hold an
+//! address).
+
+use std::future::Future;
+
+use crate::actor::Actor;
+use crate::error::Error;
+use crate::id::{NotificationId, SubscriptionId};
+
+/// Runs `work`, the body of service operation `name`, in a span of its own.
+#[cfg(feature = "tracing")]
+pub(crate) async fn operation<T>(
+    name: &'static str,
+    subscription: Option<&SubscriptionId>,
+    actor: Option<&Actor>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "dpor",
+        operation = name,
+        subscription = subscription.map(SubscriptionId::as_str),
+        actor = actor.map(kind),
+        outcome = tracing::field::Empty,
+    );
+    let result = work.instrument(span.clone()).await;
+    span.record(
+        "outcome",
+        result.as_ref().map_or_else(Error::code, |_| "ok"),
+    );
+    result
+}
+
+/// Runs `work` (the `tracing` feature is off).
+#[cfg(not(feature = "tracing"))]
+pub(crate) async fn operation<T>(
+    _name: &'static str,
+    _subscription: Option<&SubscriptionId>,
+    _actor: Option<&Actor>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    work.await
+}
+
+/// The kind of an actor, as the spans record it.
+#[cfg(feature = "tracing")]
+fn kind(actor: &Actor) -> &'static str {
+    use crate::actor::CustomerRole;
+    match actor {
+        Actor::Customer { role, .. } => match role {
+            CustomerRole::GlobalAdministrator => "customer.global_administrator",
+            CustomerRole::BillingAdministrator => "customer.billing_administrator",
+            CustomerRole::ServiceAdministrator => "customer.service_administrator",
+            CustomerRole::DelegatedAdministrator { .. } => "customer.delegated_administrator",
+        },
+        Actor::Partner { .. } => "partner",
+        Actor::BillingSystem => "billing_system",
+    }
+}
+
+/// A delivery attempt failed and will be tried again.
+pub(crate) fn delivery_failed(id: &NotificationId, attempt: u32, text: &str) {
+    #[cfg(feature = "tracing")]
+    {
+        tracing::warn!(notification = id.as_str(), attempt, "delivery failed");
+        tracing::debug!(
+            notification = id.as_str(),
+            attempt,
+            error = text,
+            "delivery failure"
+        );
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (id, attempt, text);
+}
+
+/// A delivery attempt failed for the last time: a dead letter.
+pub(crate) fn dead_letter(id: &NotificationId, attempts: u32, text: &str) {
+    #[cfg(feature = "tracing")]
+    {
+        tracing::warn!(notification = id.as_str(), attempts, "dead letter");
+        tracing::debug!(
+            notification = id.as_str(),
+            attempts,
+            error = text,
+            "dead letter"
+        );
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (id, attempts, text);
+}
+
+/// Recording what became of a delivery failed (the claim expires; it is sent again).
+pub(crate) fn record_failed(what: &'static str, count: usize, error: &dyn std::error::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(what, count, error = %error, "recording a delivery outcome failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (what, count, error);
+}
