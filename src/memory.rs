@@ -329,6 +329,41 @@ fn settle(
     true
 }
 
+/// The positions of `shard`'s claimable notifications that `wanted` takes, oldest
+/// first: the first pending one of each (subscription, partner) pair, if it is due and
+/// not claimed by a running lease.
+fn claimable_in(
+    shard: &Shard,
+    now: OffsetDateTime,
+    wanted: &impl Fn(&NotificationId) -> bool,
+) -> Vec<u64> {
+    let mut pairs_seen = HashSet::new();
+    let mut claimable = Vec::new();
+    for (position, item) in &shard.pending {
+        let n = &item.entry.notification;
+        if !pairs_seen.insert((&n.subscription, n.partner)) {
+            continue;
+        }
+        let free = item.claimed_until.is_none_or(|until| until <= now);
+        if free && item.entry.next_attempt_at <= now && wanted(&n.id) {
+            claimable.push(*position);
+        }
+    }
+    claimable
+}
+
+/// Claims the notifications at `positions` of `shard` until `until`; answers them.
+fn claim_in(shard: &mut Shard, positions: &[u64], until: OffsetDateTime) -> Vec<OutboxEntry> {
+    let mut claimed = Vec::with_capacity(positions.len());
+    for position in positions {
+        if let Some(item) = shard.pending.get_mut(position) {
+            item.claimed_until = Some(until);
+            claimed.push(item.entry.clone());
+        }
+    }
+    claimed
+}
+
 /// `events` as an entry stores them (without the ids the entry holds).
 fn stored(events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
     events.into_iter().map(|e| StoredEvent {
@@ -543,36 +578,34 @@ impl Outbox for InMemoryRepository {
                 .collect(),
             _ => (0..SHARDS).collect(),
         };
-        let mut shards = self.lock_shards(indices);
         let wanted = |id: &NotificationId| match which {
             Claim::Due => true,
             Claim::Only(ids) => ids.contains(id),
         };
+        // The delivery right after a commit: its notifications share one shard.
+        if let [index, rest @ ..] = indices.as_slice()
+            && rest.iter().all(|i| i == index)
+        {
+            let mut shard = lock_even_if_poisoned(&self.state.shards[*index]);
+            let mut claimable = claimable_in(&shard, now, &wanted);
+            claimable.truncate(limit);
+            return Ok(claim_in(&mut shard, &claimable, now + lease));
+        }
+        let mut shards = self.lock_shards(indices);
         let mut claimable: Vec<(u64, usize)> = Vec::new();
         for (index, shard) in &shards {
-            // Only the first pending notification of each (subscription, partner) pair.
-            let mut first_of_pair = HashSet::new();
-            for (position, item) in &shard.pending {
-                let n = &item.entry.notification;
-                if !first_of_pair.insert((&n.subscription, n.partner)) {
-                    continue;
-                }
-                let free = item.claimed_until.is_none_or(|until| until <= now);
-                if free && item.entry.next_attempt_at <= now && wanted(&n.id) {
-                    claimable.push((*position, *index));
-                }
-            }
+            claimable.extend(
+                claimable_in(shard, now, &wanted)
+                    .into_iter()
+                    .map(|position| (position, *index)),
+            );
         }
         claimable.sort_unstable();
         claimable.truncate(limit);
         let mut claimed = Vec::with_capacity(claimable.len());
         for (position, index) in claimable {
-            if let Some(item) = shards
-                .get_mut(&index)
-                .and_then(|shard| shard.pending.get_mut(&position))
-            {
-                item.claimed_until = Some(now + lease);
-                claimed.push(item.entry.clone());
+            if let Some(shard) = shards.get_mut(&index) {
+                claimed.extend(claim_in(shard, &[position], now + lease));
             }
         }
         Ok(claimed)
