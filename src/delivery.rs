@@ -105,7 +105,7 @@ impl DeliveryPolicy {
             .min(self.max_retry)
             .max(Duration::ZERO);
         let jitter = full * (jitter_fraction(id, attempts) / 2.0);
-        AfterFailure::RetryAt(now + (full - jitter))
+        AfterFailure::RetryAt(now.saturating_add(full - jitter))
     }
 }
 

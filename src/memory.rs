@@ -589,7 +589,7 @@ impl Outbox for InMemoryRepository {
             let mut shard = lock_even_if_poisoned(&self.state.shards[*index]);
             let mut claimable = claimable_in(&shard, now, &wanted);
             claimable.truncate(limit);
-            return Ok(claim_in(&mut shard, &claimable, now + lease));
+            return Ok(claim_in(&mut shard, &claimable, now.saturating_add(lease)));
         }
         let mut shards = self.lock_shards(indices);
         let mut claimable: Vec<(u64, usize)> = Vec::new();
@@ -605,7 +605,7 @@ impl Outbox for InMemoryRepository {
         let mut claimed = Vec::with_capacity(claimable.len());
         for (position, index) in claimable {
             if let Some(shard) = shards.get_mut(&index) {
-                claimed.extend(claim_in(shard, &[position], now + lease));
+                claimed.extend(claim_in(shard, &[position], now.saturating_add(lease)));
             }
         }
         Ok(claimed)

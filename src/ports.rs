@@ -24,7 +24,7 @@
 //! UPDATE subscriptions SET ..., version = :expected + 1 WHERE id = :id AND version = :expected;
 //! -- no row updated: ROLLBACK and report Conflict with the stored version
 //! INSERT INTO events ...;   -- primary key (subscription, sequence)
-//! INSERT INTO outbox ...;  -- delivered = false
+//! INSERT INTO outbox ...;  -- status = 'pending', due at once
 //! COMMIT;
 //! ```
 //!
@@ -145,6 +145,12 @@ impl Commit {
             }
         }
         for (i, notification) in self.notifications.iter().enumerate() {
+            if &notification.subscription != self.next.id() {
+                return Err(invalid(format!(
+                    "notification {} belongs to another subscription",
+                    notification.id
+                )));
+            }
             if self.notifications[..i]
                 .iter()
                 .any(|n| n.id == notification.id)
@@ -537,12 +543,11 @@ pub trait PartnerDirectory: Send + Sync {
 /// could not be recorded, is delivered again later with the same
 /// [`Notification::id`], so an implementation may drop ids it has seen.
 ///
-/// Return [`NotifyError`] only for what may succeed later (a server down, a rate
-/// limit). A notification that can never be delivered (no contact address, an address
-/// refused for good) should be recorded on the host's side (a dead-letter log, an
-/// alert) and answered with `Ok`: otherwise it stays pending, and
-/// [`PorService::dispatch_pending`](crate::PorService::dispatch_pending), which always
-/// starts with the oldest, retries it ahead of everything newer for ever.
+/// Return [`NotifyError`] when the email did not go out: it is tried again after a
+/// backoff, and after the [`DeliveryPolicy`](crate::DeliveryPolicy)'s last attempt it
+/// becomes a dead letter ([`PorService::dead_letters`](crate::PorService::dead_letters)).
+/// Meanwhile it holds back only the later emails to the same partner for the same
+/// subscription. Its message is recorded with the attempt: put no secrets in it.
 ///
 /// # Examples
 ///

@@ -65,14 +65,12 @@ pub(crate) const RECORD_DEAD: &str = "UPDATE dpor_outbox SET status = 'dead', at
 pub(crate) const REDRIVE: &str = "UPDATE dpor_outbox SET status = 'pending', attempts = 0, \
      next_attempt_at = $2, claimed_until = NULL WHERE id = $1 AND status = 'dead'";
 
-/// The claim of [`Outbox::claim`](crate::ports::Outbox::claim): marks the oldest claimable
-/// notifications claimed until `$1` (`$2` is now, `$3` the limit, `$4` an id, or NULL for
-/// any) and returns them. The lock is PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that two
-/// dispatchers never claim one row; SQLite has one writer at a time and needs none.
-macro_rules! claim_statement {
-    ($lock:literal) => {
+/// Which pending notifications a claim may take (`$2` is now, `$4` an id, or NULL for
+/// any): due, not claimed by a running lease, and the first pending one of their
+/// (subscription, partner) pair.
+macro_rules! claimable {
+    () => {
         concat!(
-            "UPDATE dpor_outbox SET claimed_until = $1 WHERE position IN (",
             " SELECT o.position FROM dpor_outbox o",
             " WHERE o.status = 'pending' AND o.next_attempt_at <= $2",
             " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)",
@@ -80,17 +78,35 @@ macro_rules! claim_statement {
             " AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending'",
             " AND e.subscription = o.subscription AND e.recipient = o.recipient",
             " AND e.position < o.position)",
-            " ORDER BY o.position LIMIT $3 ",
-            $lock,
-            ") RETURNING ",
-            entry_columns!()
+            " ORDER BY o.position LIMIT $3"
         )
     };
 }
+
+/// The claim of [`Outbox::claim`](crate::ports::Outbox::claim) on SQLite: marks the
+/// oldest claimable notifications claimed until `$1` and returns them (`$3` is the
+/// limit). SQLite has one writer at a time: the statement is the whole claim.
 #[cfg(feature = "sqlite")]
-pub(crate) const CLAIM_SQLITE: &str = claim_statement!("");
+pub(crate) const CLAIM_SQLITE: &str = concat!(
+    "UPDATE dpor_outbox SET claimed_until = $1 WHERE position IN (",
+    claimable!(),
+    ") RETURNING ",
+    entry_columns!()
+);
+
+/// The same on PostgreSQL: the candidates are locked with `FOR UPDATE SKIP LOCKED`, so
+/// that two dispatchers never claim one row, in a materialized CTE (a `LIMIT` subquery
+/// inside `IN (...)` may be run more than once and claim more than the limit).
 #[cfg(feature = "postgres")]
-pub(crate) const CLAIM_POSTGRES: &str = claim_statement!("FOR UPDATE SKIP LOCKED");
+pub(crate) const CLAIM_POSTGRES: &str = concat!(
+    "WITH picked AS MATERIALIZED (",
+    claimable!(),
+    " FOR UPDATE SKIP LOCKED) ",
+    "UPDATE dpor_outbox SET claimed_until = $1 FROM picked ",
+    "WHERE dpor_outbox.position = picked.position RETURNING dpor_outbox.position, ",
+    "dpor_outbox.notification, dpor_outbox.status, dpor_outbox.attempts, ",
+    "dpor_outbox.last_error, dpor_outbox.last_attempt_at, dpor_outbox.next_attempt_at"
+);
 
 /// An instant as the outbox stores it: Unix microseconds.
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {

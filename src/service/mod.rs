@@ -244,7 +244,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             events,
             changed: true,
             notifications_delivered: delivered,
-            notifications_pending: notifications.len() - delivered,
+            notifications_pending: notifications.len().saturating_sub(delivered),
         })
     }
 }

@@ -62,6 +62,10 @@ impl std::ops::AddAssign for DispatchReport {
     }
 }
 
+/// The most claim rounds one [`PorService::dispatch_pending`] call makes: enough to get
+/// past a few batches of failing mailboxes, few enough to bound the call.
+const MAX_ROUNDS: usize = 16;
+
 /// What sending a batch of claimed notifications came to.
 #[derive(Debug, Default)]
 struct Sent {
@@ -71,8 +75,9 @@ struct Sent {
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Delivers up to `limit` notifications that are due, oldest first, and records what
-    /// became of each (failed attempts do not count against `limit`; each due
-    /// notification is tried at most once per call). Run it from a periodic job (or several, in several instances);
+    /// became of each. Failed attempts do not count against `limit`, so that broken
+    /// mailboxes at the front do not stop the emails behind them; a call makes at most
+    /// 16 claim rounds, and tries each notification at most once. Run it from a periodic job (or several, in several instances);
     /// it needs no actor.
     ///
     /// It claims its batch with a lease first ([`Outbox::claim`]), so dispatchers
@@ -89,15 +94,20 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// sent again: at least once).
     pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
         trace::operation("dispatch_pending", None, None, async move {
-            let now = self.clock.now();
             let mut report = DispatchReport::default();
             let mut tried = std::collections::HashSet::new();
             // Each round claims the first pending notification of each (subscription,
             // partner) pair; once one is delivered, the next round may take the one after.
-            // Failures do not count against `limit`: a batch of broken mailboxes at the
-            // front of the outbox does not stop the ones behind it.
-            while report.delivered < limit {
-                let claimed = self
+            // Failures do not count against `limit`, so that a batch of broken mailboxes
+            // at the front of the outbox does not stop the ones behind it; the rounds are
+            // bounded, and each claims at its own time (a long call does not claim with a
+            // lease that has run out).
+            for _ in 0..MAX_ROUNDS {
+                if report.delivered >= limit {
+                    break;
+                }
+                let now = self.clock.now();
+                let mut claimed = self
                     .repository
                     .claim(
                         Claim::Due,
@@ -107,8 +117,9 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                     )
                     .await?;
                 // A policy without delay makes a failure due again at once: try each
-                // notification once per call.
-                if claimed.iter().all(|e| tried.contains(&e.notification.id)) {
+                // notification once per call (what was claimed again runs out its lease).
+                claimed.retain(|e| !tried.contains(&e.notification.id));
+                if claimed.is_empty() {
                     break;
                 }
                 tried.extend(claimed.iter().map(|e| e.notification.id.clone()));
@@ -179,6 +190,13 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         let batch = batch.max(1);
         loop {
             loop {
+                // Shutdown is looked at between batches, never in the middle of one.
+                let stop_now =
+                    std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+                        .await;
+                if stop_now {
+                    return total;
+                }
                 match self.dispatch_pending(batch).await {
                     Ok(report) => {
                         total += report;
@@ -216,7 +234,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// What to do with one: fix what failed (a partner's contact address in the
     /// directory, the mail server), then [`redrive`](Self::redrive) it; or tell the
     /// partner another way. A dead letter no longer holds back the notifications after
-    /// it, so a redriven one arrives after those.
+    /// it: those that were delivered meanwhile arrived before it.
     ///
     /// # Errors
     ///
@@ -233,7 +251,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     }
 
     /// Makes dead letter `id` pending again, due now, with a fresh count of attempts;
-    /// answers whether there was such a dead letter.
+    /// answers whether there was such a dead letter. It takes its old place: it goes out
+    /// before the emails of its partner (for that subscription) that are still pending.
+    /// Its age still counts from its event, so a letter that died of age that fails
+    /// again is a dead letter again at once.
     ///
     /// # Errors
     ///
@@ -300,6 +321,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             let Ok(claimed) = claimed else {
                 return delivered;
             };
+            if claimed.is_empty() {
+                return delivered;
+            }
+            // Only what was asked for (a host's outbox might answer more).
+            let mut claimed = claimed;
+            claimed.retain(|e| waiting.contains(&e.notification.id));
             if claimed.is_empty() {
                 return delivered;
             }
