@@ -542,10 +542,11 @@ impl Repository for InMemoryRepository {
             }
         }
         let mut shards = self.lock_shards(batch.iter().map(|(s, _)| self.shard_index(s.id())));
-        if let Some((taken, _)) = batch
-            .iter()
-            .find(|(s, _)| shards[&self.shard_index(s.id())].entries.contains(s.id()))
-        {
+        if let Some((taken, _)) = batch.iter().find(|(s, _)| {
+            shards
+                .get(&self.shard_index(s.id()))
+                .is_some_and(|shard| shard.entries.contains(s.id()))
+        }) {
             return Err(StoreError::AlreadyExists(taken.id().clone()));
         }
         for (subscription, history) in batch {

@@ -450,3 +450,33 @@ async fn racing_migrations_and_cancels_leave_no_orphan() {
         "no orphan"
     );
 }
+
+#[tokio::test]
+async fn a_commit_carrying_another_subscriptions_notification_is_refused() {
+    let w = world().await;
+    let stored = w.repo.get(&sub_id("sub-001")).await.unwrap().unwrap();
+    let Transition::Changed { next, events } = stored
+        .associate(&fabrikam(), Program::OnlineServicesSell, T0)
+        .unwrap()
+    else {
+        panic!("expected a change")
+    };
+    let mut notification = Notification::for_event(&events[0], next.service(), None).unwrap();
+    notification.subscription = sub_id("sub-002");
+    let before = w.snapshot().await;
+    let refused = w
+        .repo
+        .commit(Commit {
+            expected_version: 0,
+            next,
+            events,
+            notifications: vec![notification],
+            create: None,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidCommit { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(w.snapshot().await, before);
+}
