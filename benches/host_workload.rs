@@ -1,0 +1,212 @@
+//! The host's workload, in memory, as a host runs it: subscription ids parsed from the
+//! request's strings, a `RecordingNotifier`, every call through a tokio
+//! `current_thread` runtime, and a mix of operations many of which are refused or
+//! change nothing: first designations, replacements, resubmissions of the current
+//! partner (unchanged), removals, and removals with no partner (refused). Side by side
+//! with a raw baseline doing the same state changes and notification queue by hand
+//! (`Mutex<HashMap>`) through the same runtime.
+//!
+//! Target (issue "Performance where hosts feel it"): at most 2x the baseline, at 1,000
+//! subscriptions with long histories (about 200 changes each) and at 100,000.
+//! Run with `cargo bench --bench host_workload`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dpor::*;
+use support::{PARTNERS, directory};
+use tokio::runtime::{Builder, Runtime};
+
+mod support;
+
+type Service = PorService<InMemoryRepository, InMemoryDirectory, RecordingNotifier>;
+
+/// What operation `k` does, on which subscription and partner: a spread over the
+/// subscriptions and a mix in which a third of the calls change nothing or are refused.
+fn operation(k: usize, subscriptions: usize) -> (usize, Op) {
+    let s = k.wrapping_mul(2_654_435_761) % subscriptions;
+    let op = match k % 10 {
+        0..=4 => Op::Designate(PARTNERS[(k / 10) % 2]),
+        5 | 6 => Op::Designate(PARTNERS[0]), // often already the partner: unchanged
+        _ => Op::Remove,                     // refused when there is none
+    };
+    (s, op)
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Designate(&'static str),
+    Remove,
+}
+
+fn id_text(s: usize) -> String {
+    format!("sub-{s:07}")
+}
+
+struct Host {
+    service: Service,
+    admin: Actor,
+    ids: Vec<String>,
+}
+
+fn host(subscriptions: usize) -> Host {
+    let repo = InMemoryRepository::new();
+    let customer = CustomerId::new("contoso").unwrap();
+    let ids: Vec<String> = (0..subscriptions).map(id_text).collect();
+    let rt = runtime();
+    for id in &ids {
+        let sub = Subscription::new(
+            SubscriptionId::new(id.as_str()).unwrap(),
+            customer.clone(),
+            CloudService::Office365,
+            "Office 365 E3",
+        );
+        rt.block_on(repo.insert(sub)).unwrap();
+    }
+    Host {
+        service: PorService::new(repo, directory(), RecordingNotifier::new()),
+        admin: Actor::global_admin(customer),
+        ids,
+    }
+}
+
+impl Host {
+    /// One request: the id arrives as text, then check + submit, or remove.
+    async fn run(&self, k: usize) {
+        let (s, op) = operation(k, self.ids.len());
+        let Ok(id) = SubscriptionId::new(self.ids[s].as_str()) else {
+            return;
+        };
+        let result = match op {
+            Op::Designate(partner) => {
+                match self.service.check_partner(&self.admin, &id, partner).await {
+                    Ok(check) => self.service.submit(&self.admin, &check).await.map(|_| ()),
+                    Err(error) => Err(error),
+                }
+            }
+            Op::Remove => self
+                .service
+                .remove_partner(&self.admin, &id)
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) | Err(Error::NoPartnerOfRecord(_)) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+}
+
+/// The same state changes and notification queue by hand.
+struct Raw {
+    partners: HashMap<&'static str, (&'static str, bool)>,
+    state: Mutex<HashMap<String, Slot>>,
+    outbox: Mutex<Vec<String>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    partner: Option<&'static str>,
+    version: u64,
+    events: Vec<String>,
+}
+
+fn raw(subscriptions: usize) -> Raw {
+    let partners = PARTNERS.iter().map(|p| (*p, ("Partner", true))).collect();
+    let state = (0..subscriptions)
+        .map(|s| (id_text(s), Slot::default()))
+        .collect();
+    Raw {
+        partners,
+        state: Mutex::new(state),
+        outbox: Mutex::default(),
+    }
+}
+
+impl Raw {
+    async fn run(&self, k: usize, ids: &[String]) {
+        let (s, op) = operation(k, ids.len());
+        let id = ids[s].as_str();
+        let mut state = self.state.lock().unwrap();
+        let Some(slot) = state.get_mut(id) else {
+            return;
+        };
+        match op {
+            Op::Designate(partner) => {
+                let Some((_, enrolled)) = self.partners.get(partner) else {
+                    return;
+                };
+                if !enrolled || slot.partner == Some(partner) {
+                    return;
+                }
+                let mut outbox = self.outbox.lock().unwrap();
+                if let Some(previous) = slot.partner.replace(partner) {
+                    slot.events.push(format!("removed {previous}"));
+                    outbox.push(format!("{id}#{} removed {previous}", slot.events.len()));
+                }
+                slot.events.push(format!("associated {partner}"));
+                outbox.push(format!("{id}#{} added {partner}", slot.events.len()));
+                slot.version += 1;
+            }
+            Op::Remove => {
+                let Some(previous) = slot.partner.take() else {
+                    return;
+                };
+                slot.events.push(format!("removed {previous}"));
+                self.outbox
+                    .lock()
+                    .unwrap()
+                    .push(format!("{id}#{} removed {previous}", slot.events.len()));
+                slot.version += 1;
+            }
+        }
+    }
+}
+
+fn runtime() -> Runtime {
+    Builder::new_current_thread().build().unwrap()
+}
+
+/// Both sides at one size; `history` operations are run first, so that each
+/// subscription has a history behind it.
+fn compare(c: &mut Criterion, name: &str, subscriptions: usize, history: usize) {
+    let rt = runtime();
+    let host = host(subscriptions);
+    let baseline = raw(subscriptions);
+    for k in 0..history {
+        rt.block_on(host.run(k));
+        rt.block_on(baseline.run(k, &host.ids));
+    }
+    let mut g = c.benchmark_group(format!("host_workload/{name}"));
+    g.measurement_time(Duration::from_secs(5)).sample_size(20);
+    let mut k = history;
+    g.bench_function("dpor", |b| {
+        b.iter(|| {
+            rt.block_on(host.run(k));
+            k += 1;
+        })
+    });
+    let mut k = history;
+    g.bench_function("baseline", |b| {
+        b.iter(|| {
+            rt.block_on(baseline.run(k, &host.ids));
+            k += 1;
+        })
+    });
+    g.finish();
+}
+
+fn host_workload(c: &mut Criterion) {
+    compare(
+        c,
+        "1k_subscriptions_long_histories",
+        1_000,
+        200 * 1_000 * 10 / 7,
+    );
+    compare(c, "100k_subscriptions", 100_000, 100_000);
+}
+
+criterion_group!(benches, host_workload);
+criterion_main!(benches);
