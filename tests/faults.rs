@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use common::*;
 use dpor::*;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 #[tokio::test]
 async fn a_failing_notifier_leaves_the_email_pending_until_dispatched_once() {
@@ -130,113 +129,13 @@ async fn dispatch_respects_its_limit_oldest_first() {
     assert_eq!(subs, ["sub-001", "sub-002"]);
 }
 
-/// A repository whose commits (or marks) fail while the switch is on.
-#[derive(Clone)]
-struct Flaky {
-    inner: InMemoryRepository,
-    fail_commit: Arc<AtomicBool>,
-    fail_mark: Arc<AtomicBool>,
-    fail_insert: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl Repository for Flaky {
-    async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
-        if self.fail_insert.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("connection reset".into()));
-        }
-        self.inner.insert(s).await
-    }
-    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.list_by_customer(c).await
-    }
-    async fn list_by_partner(&self, p: &MpnId) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.list_by_partner(p).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        if self.fail_commit.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("connection reset".into()));
-        }
-        self.inner.commit(commit).await
-    }
-    async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
-        self.inner.history(id).await
-    }
-    async fn page_subscriptions(
-        &self,
-        after: Option<&SubscriptionId>,
-        limit: usize,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.page_subscriptions(after, limit).await
-    }
-    async fn import_subscriptions(
-        &self,
-        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
-    ) -> Result<(), StoreError> {
-        self.inner.import_subscriptions(batch).await
-    }
-}
-
-#[async_trait]
-impl Outbox for Flaky {
-    async fn claim(
-        &self,
-        which: Claim<'_>,
-        now: OffsetDateTime,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.claim(which, now, lease, limit).await
-    }
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        if self.fail_mark.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("connection reset".into()));
-        }
-        self.inner.mark_delivered(ids).await
-    }
-    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
-        self.inner.record_failure(failure).await
-    }
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        self.inner.pending_notifications(limit).await
-    }
-    async fn dead_letters(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.dead_letters(after, limit).await
-    }
-    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.redrive(id, now).await
-    }
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.page_outbox(after, limit).await
-    }
-    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
-        self.inner.import_outbox(entries).await
-    }
-}
-
 fn flaky(
     w: &World,
 ) -> (
-    PorService<Flaky, InMemoryDirectory, RecordingNotifier, ManualClock>,
-    Flaky,
+    PorService<Faulty<InMemoryRepository>, InMemoryDirectory, RecordingNotifier, ManualClock>,
+    Faulty<InMemoryRepository>,
 ) {
-    let repo = Flaky {
-        inner: w.repo.clone(),
-        fail_commit: Arc::default(),
-        fail_mark: Arc::default(),
-        fail_insert: Arc::default(),
-    };
+    let repo = Faulty::new(w.repo.clone());
     let service = PorService::new(repo.clone(), w.directory.clone(), w.notifier.clone())
         .with_clock(w.clock.clone());
     (service, repo)

@@ -7,9 +7,8 @@ mod common;
 mod postgres;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use common::*;
 use dpor::*;
 use time::Duration;
@@ -138,104 +137,6 @@ async fn everything_moves_record_by_record() {
         .unwrap();
 }
 
-/// A store whose imports fail after the first `allowed` ones.
-struct FailsAfter<R> {
-    inner: R,
-    allowed: AtomicUsize,
-}
-
-impl<R> FailsAfter<R> {
-    fn take_one(&self) -> Result<(), StoreError> {
-        self.allowed
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .map(|_| ())
-            .map_err(|_| StoreError::Backend("connection lost".into()))
-    }
-}
-
-#[async_trait]
-impl<R: Store> Repository for FailsAfter<R> {
-    async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
-        self.inner.insert(s).await
-    }
-    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.list_by_customer(c).await
-    }
-    async fn list_by_partner(&self, p: &MpnId) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.list_by_partner(p).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        self.inner.commit(commit).await
-    }
-    async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
-        self.inner.history(id).await
-    }
-    async fn page_subscriptions(
-        &self,
-        after: Option<&SubscriptionId>,
-        limit: usize,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        self.inner.page_subscriptions(after, limit).await
-    }
-    async fn import_subscriptions(
-        &self,
-        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
-    ) -> Result<(), StoreError> {
-        self.take_one()?;
-        self.inner.import_subscriptions(batch).await
-    }
-}
-
-#[async_trait]
-impl<R: Outbox> Outbox for FailsAfter<R> {
-    async fn claim(
-        &self,
-        which: Claim<'_>,
-        now: time::OffsetDateTime,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.claim(which, now, lease, limit).await
-    }
-    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        self.inner.mark_delivered(ids).await
-    }
-    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
-        self.inner.record_failure(failure).await
-    }
-    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        self.inner.pending_notifications(limit).await
-    }
-    async fn dead_letters(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.dead_letters(after, limit).await
-    }
-    async fn redrive(
-        &self,
-        id: &NotificationId,
-        now: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.redrive(id, now).await
-    }
-    async fn page_outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.page_outbox(after, limit).await
-    }
-    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
-        self.take_one()?;
-        self.inner.import_outbox(entries).await
-    }
-}
-
 #[tokio::test]
 async fn an_interrupted_transfer_carries_on_without_writing_anything_twice() {
     let w = busy_world(60).await;
@@ -244,10 +145,8 @@ async fn an_interrupted_transfer_carries_on_without_writing_anything_twice() {
     // Runs that lose the connection after 0, 3, 9 and 12 pages, then one that finishes.
     let mut copied = (0, 0);
     for allowed in [0, 3, 9, 12, usize::MAX] {
-        let flaky = FailsAfter {
-            inner: target.clone(),
-            allowed: AtomicUsize::new(allowed),
-        };
+        let flaky = Faulty::new(target.clone());
+        flaky.imports_allowed.store(allowed, Ordering::SeqCst);
         match transfer::transfer_in_pages(&w.repo, &flaky, 5).await {
             Ok(report) => {
                 copied.0 += report.subscriptions;

@@ -418,3 +418,124 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
     );
     assert_eq!(receipt.notifications_delivered, 1);
 }
+
+/// A store that fails on request, forwarding everything else to `inner`: the switches
+/// fail inserts, commits or delivery marks, and `imports_allowed` counts down the
+/// imports that may still succeed (for an interrupted transfer).
+#[derive(Clone)]
+pub struct Faulty<R> {
+    pub inner: R,
+    pub fail_insert: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub fail_commit: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub fail_mark: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub imports_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<R> Faulty<R> {
+    pub fn new(inner: R) -> Self {
+        Faulty {
+            inner,
+            fail_insert: Default::default(),
+            fail_commit: Default::default(),
+            fail_mark: Default::default(),
+            imports_allowed: std::sync::Arc::new(usize::MAX.into()),
+        }
+    }
+
+    fn fails(switch: &std::sync::atomic::AtomicBool) -> Result<(), StoreError> {
+        if switch.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend("connection reset".into()));
+        }
+        Ok(())
+    }
+
+    fn take_import(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.imports_allowed
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| StoreError::Backend("connection lost".into()))
+    }
+}
+
+#[dpor::async_trait]
+impl<R: Repository> Repository for Faulty<R> {
+    async fn insert(&self, s: Subscription) -> Result<(), StoreError> {
+        Self::fails(&self.fail_insert)?;
+        self.inner.insert(s).await
+    }
+    async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_customer(c).await
+    }
+    async fn list_by_partner(&self, p: &MpnId) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.list_by_partner(p).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        Self::fails(&self.fail_commit)?;
+        self.inner.commit(commit).await
+    }
+    async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
+        self.inner.history(id).await
+    }
+    async fn page_subscriptions(
+        &self,
+        after: Option<&SubscriptionId>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        self.inner.page_subscriptions(after, limit).await
+    }
+    async fn import_subscriptions(
+        &self,
+        batch: Vec<(Subscription, Vec<AssociationEvent>)>,
+    ) -> Result<(), StoreError> {
+        self.take_import()?;
+        self.inner.import_subscriptions(batch).await
+    }
+}
+
+#[dpor::async_trait]
+impl<R: Outbox> Outbox for Faulty<R> {
+    async fn claim(
+        &self,
+        which: Claim<'_>,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.claim(which, now, lease, limit).await
+    }
+    async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        Self::fails(&self.fail_mark)?;
+        self.inner.mark_delivered(ids).await
+    }
+    async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
+        self.inner.record_failure(failure).await
+    }
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        self.inner.pending_notifications(limit).await
+    }
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.dead_letters(after, limit).await
+    }
+    async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.redrive(id, now).await
+    }
+    async fn page_outbox(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.page_outbox(after, limit).await
+    }
+    async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        self.take_import()?;
+        self.inner.import_outbox(entries).await
+    }
+}
