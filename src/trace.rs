@@ -38,15 +38,16 @@ pub(crate) async fn operation<T>(
     result
 }
 
-/// Runs `work` (the `tracing` feature is off).
+/// Runs `work` (the `tracing` feature is off): `work` itself, not a future around it,
+/// so that the operation's state is not copied into one more future on every call.
 #[cfg(not(feature = "tracing"))]
-pub(crate) async fn operation<T>(
+pub(crate) fn operation<T, F: Future<Output = Result<T, Error>>>(
     _name: &'static str,
     _subscription: Option<&SubscriptionId>,
     _actor: Option<&Actor>,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    work.await
+    work: F,
+) -> F {
+    work
 }
 
 /// The kind of an actor, as the spans record it.
