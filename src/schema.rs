@@ -2,11 +2,10 @@
 //! moving a database from one version to the next.
 //!
 //! A database records the steps applied to it in a `dpor_schema` table (each step's
-//! SQL ends by recording itself there). `migrate()` on
-//! [`SqliteRepository`](crate::SqliteRepository) or
-//! [`PostgresRepository`](crate::PostgresRepository) applies the missing steps in order,
-//! each in its own transaction, under a lock, so that several instances starting at once
-//! apply each step once. A host that runs its own migration tool (sqlx migrate,
+//! SQL ends by recording itself there). `migrate()` on `SqliteRepository` (feature
+//! `sqlite`) or `PostgresRepository` (feature `postgres`) applies the missing steps in
+//! order, each in its own transaction, under a lock, so that several instances starting
+//! at once apply each step once. A host that runs its own migration tool (sqlx migrate,
 //! refinery, Flyway) takes the steps from [`steps`] instead and never calls
 //! `migrate()`; the crate does not use `sqlx::migrate!`, whose `_sqlx_migrations` table
 //! belongs to the host.
@@ -32,9 +31,9 @@ use crate::error::SchemaError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// SQLite 3 ([`SqliteRepository`](crate::SqliteRepository)).
+    /// SQLite 3 (`SqliteRepository`, feature `sqlite`).
     Sqlite,
-    /// PostgreSQL 12 or later ([`PostgresRepository`](crate::PostgresRepository)).
+    /// PostgreSQL 12 or later (`PostgresRepository`, feature `postgres`).
     Postgres,
 }
 
