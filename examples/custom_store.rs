@@ -273,12 +273,8 @@ impl Outbox for MyDatabase {
             {
                 continue;
             }
-            let wanted = match which {
-                Claim::Due => true,
-                Claim::Only(ids) => ids.contains(&n.id),
-            };
             let free = row.claimed_until.is_none_or(|until| until <= now);
-            if wanted && free && row.entry.next_attempt_at <= now {
+            if which.asks_for(&n.id) && free && row.entry.next_attempt_at <= now {
                 claimable.push(*position);
             }
         }

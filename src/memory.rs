@@ -582,18 +582,15 @@ impl Outbox for InMemoryRepository {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let indices: Vec<usize> = match which {
-            Claim::Only(ids) if ids.iter().all(|id| home_of(id).is_some()) => ids
-                .iter()
-                .filter_map(home_of)
-                .map(|home| self.shard_index_of(home))
-                .collect(),
-            _ => (0..SHARDS).collect(),
+        let homes = match which {
+            Claim::Only(ids) => ids.iter().map(home_of).collect::<Option<Vec<_>>>(),
+            Claim::Due => None,
         };
-        let wanted = |id: &NotificationId| match which {
-            Claim::Due => true,
-            Claim::Only(ids) => ids.contains(id),
+        let indices: Vec<usize> = match homes {
+            Some(homes) => homes.into_iter().map(|h| self.shard_index_of(h)).collect(),
+            None => (0..SHARDS).collect(),
         };
+        let wanted = |id: &NotificationId| which.asks_for(id);
         // The delivery right after a commit: its notifications share one shard.
         if let [index, rest @ ..] = indices.as_slice()
             && rest.iter().all(|i| i == index)
@@ -652,7 +649,7 @@ impl Outbox for InMemoryRepository {
     }
 
     async fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        let mut oldest = self.oldest(limit, |shard| {
+        let oldest = self.oldest(limit, |shard| {
             shard
                 .pending
                 .values()
@@ -660,7 +657,6 @@ impl Outbox for InMemoryRepository {
                 .map(|item| item.entry.clone())
                 .collect()
         });
-        oldest.truncate(limit);
         Ok(oldest.into_iter().map(|e| e.notification).collect())
     }
 
@@ -670,7 +666,7 @@ impl Outbox for InMemoryRepository {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let from = after.map_or(0, |after| after.saturating_add(1));
-        let mut dead = self.oldest(limit, |shard| {
+        Ok(self.oldest(limit, |shard| {
             shard
                 .settled
                 .range(from..)
@@ -678,9 +674,7 @@ impl Outbox for InMemoryRepository {
                 .take(limit)
                 .map(|(_, item)| item.entry.clone())
                 .collect()
-        });
-        dead.truncate(limit);
-        Ok(dead)
+        }))
     }
 
     async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
@@ -707,16 +701,14 @@ impl Outbox for InMemoryRepository {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let from = after.map_or(0, |after| after.saturating_add(1));
-        let mut entries = self.oldest(limit, |shard| {
+        Ok(self.oldest(limit, |shard| {
             let pending = shard.pending.range(from..).take(limit);
             let settled = shard.settled.range(from..).take(limit);
             pending
                 .chain(settled)
                 .map(|(_, item)| item.entry.clone())
                 .collect()
-        });
-        entries.truncate(limit);
-        Ok(entries)
+        }))
     }
 
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {

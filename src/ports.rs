@@ -396,6 +396,26 @@ pub enum Claim<'a> {
     Only(&'a [NotificationId]),
 }
 
+impl Claim<'_> {
+    /// Whether this claim asks for notification `id` (claimable or not): any for
+    /// [`Claim::Due`], the listed ones for [`Claim::Only`].
+    ///
+    /// ```
+    /// use dpor::{Claim, NotificationId};
+    ///
+    /// let id = NotificationId::new("sub-1#1:565380")?;
+    /// assert!(Claim::Due.asks_for(&id));
+    /// assert!(!Claim::Only(&[]).asks_for(&id));
+    /// # Ok::<(), dpor::IdError>(())
+    /// ```
+    pub fn asks_for(&self, id: &NotificationId) -> bool {
+        match self {
+            Claim::Due => true,
+            Claim::Only(ids) => ids.contains(id),
+        }
+    }
+}
+
 /// Where a notification of the outbox stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

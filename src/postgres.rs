@@ -53,10 +53,7 @@ impl PostgresRepository {
             .connect(url)
             .await
             .map_err(sql::backend)?;
-        let mut connection = pool.acquire().await.map_err(sql::backend)?;
-        let (_, found) = recorded_and_found(&mut connection).await?;
-        schema::pending(Backend::Postgres, found)?;
-        drop(connection);
+        Self::refuse_newer_schema(&pool).await?;
         Ok(PostgresRepository { pool })
     }
 

@@ -163,7 +163,7 @@ pub(crate) fn database(error: sqlx::Error) -> StoreError {
 
 /// The statements of a schema step: its text without `--` comments, split at `;`. The
 /// steps are the crate's own files, which hold no `;` or `--` inside a literal.
-pub(crate) fn statements(step: &'static str) -> impl Iterator<Item = String> {
+pub(crate) fn statements(step: &'static str) -> Vec<String> {
     let code: String = step
         .lines()
         .map(|line| line.split("--").next().unwrap_or_default())
@@ -173,8 +173,7 @@ pub(crate) fn statements(step: &'static str) -> impl Iterator<Item = String> {
         .map(str::trim)
         .filter(|statement| !statement.is_empty())
         .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect()
 }
 
 /// A version read from a schema table.
@@ -246,6 +245,15 @@ pub(crate) fn conflict_or_not_found(
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim:expr) => {
         impl $name {
+            /// What `connect()` checks before answering a repository: a database
+            /// from a newer release is refused ([`SchemaError::TooNew`](crate::SchemaError::TooNew)).
+            async fn refuse_newer_schema(pool: &sqlx::Pool<$db>) -> Result<(), StoreError> {
+                let mut connection = pool.acquire().await.map_err(sql::backend)?;
+                let (_, found) = recorded_and_found(&mut connection).await?;
+                crate::schema::pending($backend, found)?;
+                Ok(())
+            }
+
             /// Brings the schema to this release's version: applies the missing
             /// [steps](crate::schema) in order, each in its own transaction under the
             /// database's lock (SQLite's write lock by `BEGIN IMMEDIATE`, a
@@ -314,7 +322,7 @@ macro_rules! sql_repository {
             }
         }
 
-        /// Decodes an outbox row read with `sql::ENTRY`'s columns.
+        /// Decodes an outbox row read with the columns of `entry_columns!`.
         fn decode_entry(row: &<$db as sqlx::Database>::Row) -> Result<OutboxEntry, StoreError> {
             use sqlx::Row as _;
             let position: i64 = row.try_get(0).map_err(sql::database)?;

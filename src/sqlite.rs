@@ -79,10 +79,7 @@ impl SqliteRepository {
             )
         };
         let pool = pool.connect_with(options).await.map_err(sql::backend)?;
-        let mut connection = pool.acquire().await.map_err(sql::backend)?;
-        let (_, found) = recorded_and_found(&mut connection).await?;
-        schema::pending(Backend::Sqlite, found)?;
-        drop(connection);
+        Self::refuse_newer_schema(&pool).await?;
         Ok(SqliteRepository { pool })
     }
 
