@@ -98,6 +98,18 @@ pub(crate) fn dead_letter(id: &NotificationId, attempts: u32, text: &str) {
     let _ = (id, attempts, text);
 }
 
+/// A dispatch loop's round failed (the loop naps, then tries again). Only the error's
+/// code: a store's message may quote a row.
+pub(crate) fn dispatch_failed(error: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        code = error.code(),
+        "dispatching pending notifications failed"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
+}
+
 /// Recording what became of a delivery failed (the claim expires; it is sent again).
 pub(crate) fn record_failed(what: &'static str, count: usize, error: &dyn std::error::Error) {
     #[cfg(feature = "tracing")]

@@ -28,7 +28,7 @@ use crate::check::DEFAULT_CHECK_TTL;
 use crate::delivery::DeliveryPolicy;
 use crate::error::Error;
 use crate::event::AssociationEvent;
-use crate::id::SubscriptionId;
+use crate::id::{NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, Outbox, PartnerDirectory, Repository, SystemClock};
 use crate::subscription::Subscription;
@@ -229,22 +229,25 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             Transition::Changed { next, events } => (next, events),
         };
         let notifications = self.notifications_for(&next, &events, known).await?;
+        // Delivery needs only the ids: the notifications themselves move into the commit.
+        let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
         self.repository
             .commit(Commit {
                 expected_version: stored.version(),
                 next: next.clone(),
                 events: events.clone(),
-                notifications: notifications.clone(),
+                notifications,
                 create,
             })
             .await?;
-        let delivered = self.deliver_committed(&notifications).await;
+        let written = ids.len();
+        let delivered = self.deliver_committed(ids).await;
         Ok(Receipt {
             subscription: next,
             events,
             changed: true,
             notifications_delivered: delivered,
-            notifications_pending: notifications.len().saturating_sub(delivered),
+            notifications_pending: written.saturating_sub(delivered),
         })
     }
 }

@@ -205,7 +205,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         }
                     }
                     Err(error) => {
-                        trace::record_failed("dispatch", 0, &error);
+                        trace::dispatch_failed(&error);
                         break;
                     }
                 }
@@ -297,13 +297,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         Ok(notifications)
     }
 
-    /// Delivers a fresh commit's notifications (those not held back by an earlier one
-    /// for the same partner) and records what became of them; answers how many were
-    /// delivered. The change is committed: a failure to record only means that
+    /// Delivers a fresh commit's notifications, `waiting` (those not held back by an
+    /// earlier one for the same partner), and records what became of them; answers how
+    /// many were delivered. The change is committed: a failure to record only means that
     /// [`dispatch_pending`](Self::dispatch_pending) sends them again (at least once),
     /// so it is not an error.
-    pub(super) async fn deliver_committed(&self, notifications: &[Notification]) -> usize {
-        let mut waiting: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
+    pub(super) async fn deliver_committed(&self, mut waiting: Vec<NotificationId>) -> usize {
         let now = self.clock.now();
         let mut delivered = 0;
         // A commit may hold two notifications for one partner (a partner replaced by
