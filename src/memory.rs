@@ -298,6 +298,82 @@ impl InMemoryRepository {
             .collect()
     }
 
+    /// Applies `commit` under its shard lock (and its new subscription's) and, with
+    /// `claim`, claims those of its notifications that are claimable then.
+    fn apply(
+        &self,
+        commit: Commit,
+        claim: Option<(OffsetDateTime, Duration)>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        commit.check()?;
+        let id = commit.next.id().clone();
+        let created = commit.create.as_ref().map(Subscription::id);
+        let (mut guard, mut other_guard) = self.shards_of(&id, created);
+        let shard = &mut *guard;
+        // A set has no `get_mut`: take the entry out and put it back (same id, same
+        // slot hash), moving the box, not the entry.
+        let Some(mut entry) = shard.entries.take(&id) else {
+            return Err(StoreError::NotFound(id));
+        };
+        let actual = entry.subscription.version();
+        let refusal = if actual != commit.expected_version {
+            Some(StoreError::Conflict {
+                subscription: id.clone(),
+                expected: commit.expected_version,
+                actual,
+            })
+        } else {
+            // What a database's keys would refuse: an event or notification twice.
+            let last = entry.subscription.last_event_sequence();
+            let repeated_event = commit.events.first().is_some_and(|e| e.sequence <= last);
+            let repeated_notification = commit
+                .notifications
+                .iter()
+                .find(|n| shard.positions.contains_key(&n.id));
+            match (repeated_event, repeated_notification) {
+                (true, _) => Some(format!("events up to {last} are stored already")),
+                (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
+                _ => None,
+            }
+            .map(|reason| StoreError::InvalidCommit {
+                subscription: id.clone(),
+                reason,
+            })
+        };
+        // A subscription to create must be new, in its own shard or in this one.
+        let refusal = refusal.or_else(|| {
+            let created = created?;
+            let home = other_guard.as_deref().unwrap_or(&*shard);
+            home.entries
+                .contains(created)
+                .then(|| StoreError::AlreadyExists(created.clone()))
+        });
+        if let Some(error) = refusal {
+            shard.entries.insert(entry);
+            return Err(error);
+        }
+        entry.history.extend(stored(commit.events));
+        entry.subscription = commit.next;
+        shard.entries.insert(entry);
+        if let Some(created) = commit.create {
+            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
+            self.add_entry(home, created, Vec::new());
+        }
+        let mut written = Vec::with_capacity(commit.notifications.len());
+        for notification in commit.notifications {
+            let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
+            shard.positions.insert(notification.id.clone(), position);
+            written.push(notification.id.clone());
+            let item = Item::new(OutboxEntry::new(position, notification));
+            shard.pending.insert(position, item);
+        }
+        let Some((now, lease)) = claim else {
+            return Ok(Vec::new());
+        };
+        let claimable = claimable_in(shard, now, &|id| written.contains(id));
+        Ok(claim_in(shard, &claimable, now.saturating_add(lease)))
+    }
+
     /// Adds a new entry to `shard` and indexes it by customer.
     fn add_entry(&self, shard: &mut Shard, subscription: Subscription, history: Vec<StoredEvent>) {
         lock_even_if_poisoned(&self.state.by_customer)
@@ -433,67 +509,17 @@ impl Repository for InMemoryRepository {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        commit.check()?;
-        let id = commit.next.id().clone();
-        let created = commit.create.as_ref().map(Subscription::id);
-        let (mut guard, mut other_guard) = self.shards_of(&id, created);
-        let shard = &mut *guard;
-        // A set has no `get_mut`: take the entry out and put it back (same id, same
-        // slot hash), moving the box, not the entry.
-        let Some(mut entry) = shard.entries.take(&id) else {
-            return Err(StoreError::NotFound(id));
-        };
-        let actual = entry.subscription.version();
-        let refusal = if actual != commit.expected_version {
-            Some(StoreError::Conflict {
-                subscription: id.clone(),
-                expected: commit.expected_version,
-                actual,
-            })
-        } else {
-            // What a database's keys would refuse: an event or notification twice.
-            let last = entry.subscription.last_event_sequence();
-            let repeated_event = commit.events.first().is_some_and(|e| e.sequence <= last);
-            let repeated_notification = commit
-                .notifications
-                .iter()
-                .find(|n| shard.positions.contains_key(&n.id));
-            match (repeated_event, repeated_notification) {
-                (true, _) => Some(format!("events up to {last} are stored already")),
-                (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
-                _ => None,
-            }
-            .map(|reason| StoreError::InvalidCommit {
-                subscription: id.clone(),
-                reason,
-            })
-        };
-        // A subscription to create must be new, in its own shard or in this one.
-        let refusal = refusal.or_else(|| {
-            let created = created?;
-            let home = other_guard.as_deref().unwrap_or(&*shard);
-            home.entries
-                .contains(created)
-                .then(|| StoreError::AlreadyExists(created.clone()))
-        });
-        if let Some(error) = refusal {
-            shard.entries.insert(entry);
-            return Err(error);
-        }
-        entry.history.extend(stored(commit.events));
-        entry.subscription = commit.next;
-        shard.entries.insert(entry);
-        if let Some(created) = commit.create {
-            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
-            self.add_entry(home, created, Vec::new());
-        }
-        for notification in commit.notifications {
-            let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
-            shard.positions.insert(notification.id.clone(), position);
-            let item = Item::new(OutboxEntry::new(position, notification));
-            shard.pending.insert(position, item);
-        }
-        Ok(())
+        self.apply(commit, None).map(drop)
+    }
+
+    /// The commit and the claim under the same shard lock.
+    async fn commit_and_claim(
+        &self,
+        commit: Commit,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.apply(commit, Some((now, lease)))
     }
 
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {

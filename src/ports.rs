@@ -239,6 +239,32 @@ pub trait Repository: Send + Sync {
     /// every error nothing changes.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
+    /// [`commit`](Self::commit), then claims for sending right away those of the
+    /// commit's notifications that are claimable (the first pending one of its
+    /// subscription and recipient partner), until `now + lease`, as
+    /// [`Outbox::claim`] with [`Claim::Only`] would; answers them oldest first.
+    ///
+    /// The service commits every change through this, so that a database store can do
+    /// the change and the claim in one round trip (the built-in SQL stores do). The
+    /// default commits and claims **nothing**; the service then claims through
+    /// [`Outbox::claim`] itself, one round trip more. So a store needs to implement
+    /// it only to save that round trip, and what it answers must be claimed exactly as
+    /// [`Outbox::claim`] would have claimed it.
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Self::commit): on every error nothing changes and nothing is
+    /// claimed.
+    async fn commit_and_claim(
+        &self,
+        commit: Commit,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let _ = (now, lease);
+        self.commit(commit).await.map(|()| Vec::new())
+    }
+
     /// The subscription's events ordered by sequence (empty for an unknown id).
     ///
     /// # Errors
@@ -694,6 +720,7 @@ forward!(async Repository {
     fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Subscription>, StoreError>;
     fn list_by_partner(&self, partner: &MpnId) -> Result<Vec<Subscription>, StoreError>;
     fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+    fn commit_and_claim(&self, commit: Commit, now: OffsetDateTime, lease: Duration) -> Result<Vec<OutboxEntry>, StoreError>;
     fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
     fn page_subscriptions(&self, after: Option<&SubscriptionId>, limit: usize) -> Result<Vec<Subscription>, StoreError>;
     fn import_subscriptions(&self, batch: Vec<(Subscription, Vec<AssociationEvent>)>) -> Result<(), StoreError>;

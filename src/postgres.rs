@@ -14,6 +14,7 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use time::{Duration, OffsetDateTime};
 
 use crate::delivery::AfterFailure;
 use crate::error::StoreError;
@@ -65,6 +66,101 @@ impl PostgresRepository {
     /// The pool, for the host's own queries.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// A transaction for a write.
+async fn begin_write(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pool.begin().await.map_err(sql::database)
+}
+
+impl PostgresRepository {
+    /// [`Repository::commit_and_claim`] in one statement, one round trip
+    /// ([`sql::COMMIT_AND_CLAIM_POSTGRES`]); a refused swap costs one more, to read
+    /// the stored version for the conflict.
+    async fn commit_claiming(
+        &self,
+        commit: Commit,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        use sqlx::Row as _;
+        if commit.create.is_some() {
+            // A migration: rare, and not worth a statement of its own.
+            return self.transact(commit, Some((now, lease))).await;
+        }
+        let encoded = sql::encode(&commit)?;
+        let id = commit.next.id();
+        let (sequences, events): (Vec<i64>, Vec<String>) = encoded.events.into_iter().unzip();
+        let (jsons, firsts): (Vec<String>, Vec<bool>) = encoded.notifications.into_iter().unzip();
+        let notifications = &commit.notifications;
+        let rows = sqlx::query(sql::COMMIT_AND_CLAIM_POSTGRES)
+            .bind(encoded.partner)
+            .bind(encoded.version)
+            .bind(encoded.record)
+            .bind(id.as_str())
+            .bind(encoded.expected)
+            .bind(sequences)
+            .bind(events)
+            .bind(
+                notifications
+                    .iter()
+                    .map(|n| n.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(jsons)
+            .bind(
+                notifications
+                    .iter()
+                    .map(|n| n.partner.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                notifications
+                    .iter()
+                    .map(|n| sql::micros(n.at))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(firsts)
+            .bind(sql::until(now, lease))
+            .bind(sql::micros(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql::database)?;
+        let updated: i64 = match rows.first() {
+            Some(row) => row.try_get("updated").map_err(sql::database)?,
+            None => 0,
+        };
+        if updated == 0 {
+            let actual = stored_version(&self.pool, id).await?;
+            return Err(sql::conflict_or_not_found(
+                id,
+                commit.expected_version,
+                actual,
+            ));
+        }
+        let mut written = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<String> = row.try_get("id").map_err(sql::database)?;
+            if let Some(id) = id {
+                let position: i64 = row.try_get("position").map_err(sql::database)?;
+                let claimed: bool = row.try_get("claimed").map_err(sql::database)?;
+                written.push((id, position, claimed));
+            }
+        }
+        sql::claimed_entries(commit, written)
+    }
+
+    /// Marks many notifications delivered in one statement.
+    async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        sqlx::query(sql::MARK_ALL_DELIVERED_POSTGRES)
+            .bind(ids.iter().map(NotificationId::as_str).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await
+            .map_err(sql::database)?;
+        Ok(())
     }
 }
 

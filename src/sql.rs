@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::{SchemaError, StoreError};
 use crate::id::SubscriptionId;
-use crate::ports::DeliveryStatus;
+use crate::ports::{Commit, DeliveryStatus, OutboxEntry};
 use crate::subscription::Subscription;
 
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO dpor_subscriptions \
@@ -54,8 +54,6 @@ pub(crate) const DEAD_LETTERS: &str = concat!(
 pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, \
      subscription, recipient, status, attempts, last_error, last_attempt_at, next_attempt_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
-pub(crate) const MARK_DELIVERED: &str = "UPDATE dpor_outbox \
-     SET status = 'delivered', claimed_until = NULL WHERE id = $1 AND status = 'pending'";
 pub(crate) const RECORD_RETRY: &str = "UPDATE dpor_outbox SET attempts = $2, last_error = $3, \
      last_attempt_at = $4, next_attempt_at = $5, claimed_until = NULL \
      WHERE id = $1 AND status = 'pending'";
@@ -107,6 +105,126 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
     "dpor_outbox.notification, dpor_outbox.status, dpor_outbox.attempts, ",
     "dpor_outbox.last_error, dpor_outbox.last_attempt_at, dpor_outbox.next_attempt_at"
 );
+
+/// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) on
+/// PostgreSQL in one statement, so one round trip: the compare-and-swap (`$1`-`$5`),
+/// the events (`$6`, `$7`) and the notifications (`$8`-`$12`) in data-modifying CTEs
+/// that write only when the swap did, each notification claimed until `$13` when it is
+/// the first of its recipient in the commit (`$12`) and no earlier one for its pair is
+/// pending: the claim rule of [`CLAIM_POSTGRES`] for rows no lease or retry has
+/// touched yet (due: their time `$11` is at most now, `$14`). Answers one row with
+/// how many rows the swap updated, then one per notification, oldest first.
+#[cfg(feature = "postgres")]
+pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = "WITH updated AS (\
+     UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 \
+     WHERE id = $4 AND version = $5 RETURNING id), \
+     events AS (INSERT INTO dpor_events (subscription, sequence, event) \
+     SELECT updated.id, e.sequence, e.event \
+     FROM updated, UNNEST($6::BIGINT[], $7::TEXT[]) AS e (sequence, event)), \
+     written AS (INSERT INTO dpor_outbox \
+     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
+     SELECT n.id, n.notification, updated.id, n.recipient, n.at, \
+     CASE WHEN n.first AND n.at <= $14 AND NOT EXISTS (SELECT 1 FROM dpor_outbox e \
+     WHERE e.status = 'pending' AND e.subscription = updated.id \
+     AND e.recipient = n.recipient) THEN $13 END \
+     FROM updated, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BOOL[]) \
+     WITH ORDINALITY AS n (id, notification, recipient, at, first, ord) ORDER BY n.ord \
+     RETURNING id, position, claimed_until IS NOT NULL AS claimed) \
+     SELECT (SELECT COUNT(*) FROM updated) AS updated, written.id, written.position, \
+     written.claimed FROM (SELECT 1) AS one LEFT JOIN written ON TRUE \
+     ORDER BY written.position";
+
+/// One notification inserted and claimed inside a commit's transaction: claimed until
+/// `$6` when no earlier notification of its pair is pending (those of the same commit
+/// included, inserted before it) and it is due (`$5` at most now, `$7`). The claim
+/// rule of the claim statements for a row no lease or retry has touched yet.
+pub(crate) const INSERT_AND_CLAIM: &str = "INSERT INTO dpor_outbox \
+     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
+     SELECT $1, $2, $3, $4, $5, CASE WHEN $5 <= $7 AND NOT EXISTS (SELECT 1 \
+     FROM dpor_outbox e WHERE e.status = 'pending' AND e.subscription = $3 \
+     AND e.recipient = $4) THEN $6 END \
+     RETURNING position, claimed_until IS NOT NULL";
+
+/// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
+/// statement (`$1` the ids: an array on PostgreSQL, a JSON array on SQLite).
+#[cfg(feature = "postgres")]
+pub(crate) const MARK_ALL_DELIVERED_POSTGRES: &str = "UPDATE dpor_outbox \
+     SET status = 'delivered', claimed_until = NULL WHERE id = ANY($1) AND status = 'pending'";
+#[cfg(feature = "sqlite")]
+pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = "UPDATE dpor_outbox \
+     SET status = 'delivered', claimed_until = NULL \
+     WHERE id IN (SELECT value FROM json_each($1)) AND status = 'pending'";
+
+/// A commit encoded for a SQL store, before the database is touched.
+pub(crate) struct Encoded {
+    /// The new partner of record's id, for the indexed column.
+    pub partner: Option<String>,
+    pub version: i64,
+    pub expected: i64,
+    pub record: String,
+    /// Each event's sequence and JSON.
+    pub events: Vec<(i64, String)>,
+    /// Each notification's JSON and whether it is the first of its recipient in the
+    /// commit.
+    pub notifications: Vec<(String, bool)>,
+}
+
+/// Checks and encodes `commit`.
+pub(crate) fn encode(commit: &Commit) -> Result<Encoded, StoreError> {
+    commit.check()?;
+    let events = commit
+        .events
+        .iter()
+        .map(|e| Ok((to_i64(e.sequence)?, to_json(e)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let all = &commit.notifications;
+    let notifications = all
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let first = !all[..i].iter().any(|m| m.partner == n.partner);
+            Ok((to_json(n)?, first))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Encoded {
+        partner: commit
+            .next
+            .partner_of_record()
+            .map(|p| p.mpn_id().to_string()),
+        version: to_i64(commit.next.version())?,
+        expected: to_i64(commit.expected_version)?,
+        record: to_json(&commit.next)?,
+        events,
+        notifications,
+    })
+}
+
+/// The commit's notifications that the store claimed, as entries, oldest first:
+/// `written` holds the id, position and claim of each row the store inserted.
+pub(crate) fn claimed_entries(
+    commit: Commit,
+    written: Vec<(String, i64, bool)>,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    let mut claimed = Vec::new();
+    for notification in commit.notifications {
+        let Some((_, position, is_claimed)) = written
+            .iter()
+            .find(|(id, ..)| *id == notification.id.as_str())
+        else {
+            return Err(backend(format!(
+                "notification {} was not written",
+                notification.id
+            )));
+        };
+        if *is_claimed {
+            let position = u64::try_from(*position)
+                .map_err(|_| backend(format!("outbox position {position} is negative")))?;
+            claimed.push(OutboxEntry::new(position, notification));
+        }
+    }
+    claimed.sort_unstable_by_key(|e| e.position);
+    Ok(claimed)
+}
 
 /// An instant as the outbox stores it: Unix microseconds.
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
@@ -357,6 +475,103 @@ macro_rules! sql_repository {
             Ok(())
         }
 
+        impl $name {
+            /// [`Repository::commit`] in one transaction, statement by statement; with
+            /// `claim` (now and the lease), each notification is claimed as it is
+            /// inserted ([`sql::INSERT_AND_CLAIM`]), and the claimed ones are answered.
+            async fn transact(
+                &self,
+                commit: Commit,
+                claim: Option<(time::OffsetDateTime, time::Duration)>,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                use sqlx::Row as _;
+                let encoded = sql::encode(&commit)?;
+                let id = commit.next.id();
+                let create = match &commit.create {
+                    Some(created) => Some((created.id(), insert_subscription(created)?)),
+                    None => None,
+                };
+                let mut tx = begin_write(&self.pool).await?;
+                let updated = sqlx::query(sql::UPDATE)
+                    .bind(encoded.partner)
+                    .bind(encoded.version)
+                    .bind(encoded.record)
+                    .bind(id.as_str())
+                    .bind(encoded.expected)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql::database)?;
+                if updated.rows_affected() == 0 {
+                    let actual = stored_version(&mut *tx, id).await?;
+                    // Dropping `tx` rolls back.
+                    return Err(sql::conflict_or_not_found(
+                        id,
+                        commit.expected_version,
+                        actual,
+                    ));
+                }
+                if let Some((created, insert)) = create {
+                    let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
+                    if inserted.rows_affected() == 0 {
+                        // Dropping `tx` rolls the update back.
+                        return Err(StoreError::AlreadyExists(created.clone()));
+                    }
+                }
+                for (sequence, event) in encoded.events {
+                    sqlx::query(sql::INSERT_EVENT)
+                        .bind(id.as_str())
+                        .bind(sequence)
+                        .bind(event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql::database)?;
+                }
+                let mut written = Vec::with_capacity(commit.notifications.len());
+                for (n, (json, _)) in commit.notifications.iter().zip(encoded.notifications) {
+                    let statement = match claim {
+                        None => sql::INSERT_NOTIFICATION,
+                        Some(_) => sql::INSERT_AND_CLAIM,
+                    };
+                    let insert = sqlx::query(statement)
+                        .bind(n.id.as_str())
+                        .bind(json)
+                        .bind(n.subscription.as_str())
+                        .bind(n.partner.as_str())
+                        .bind(sql::micros(n.at));
+                    let Some((now, lease)) = claim else {
+                        insert.execute(&mut *tx).await.map_err(sql::database)?;
+                        continue;
+                    };
+                    let row = insert
+                        .bind(sql::until(now, lease))
+                        .bind(sql::micros(now))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(sql::database)?;
+                    let position: i64 = row.try_get(0).map_err(sql::database)?;
+                    let claimed: bool = row.try_get(1).map_err(sql::database)?;
+                    written.push((n.id.as_str().to_owned(), position, claimed));
+                }
+                tx.commit().await.map_err(sql::database)?;
+                if claim.is_none() {
+                    return Ok(Vec::new());
+                }
+                sql::claimed_entries(commit, written)
+            }
+        }
+
+        /// The version of subscription `id` as stored, if it is.
+        async fn stored_version<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
+            id: &SubscriptionId,
+        ) -> Result<Option<i64>, StoreError> {
+            sqlx::query_scalar(sql::VERSION)
+                .bind(id.as_str())
+                .fetch_optional(executor)
+                .await
+                .map_err(sql::database)
+        }
+
         /// The bound `INSERT` of a new subscription row (which does nothing when the id
         /// is taken).
         fn insert_subscription(
@@ -432,85 +647,16 @@ macro_rules! sql_repository {
             }
 
             async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-                use sqlx::Row as _;
-                commit.check()?;
-                let id = commit.next.id();
-                // Encode everything before touching the database.
-                let record = sql::to_json(&commit.next)?;
-                let events = commit
-                    .events
-                    .iter()
-                    .map(|e| Ok((sql::to_i64(e.sequence)?, sql::to_json(e)?)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let notifications = commit
-                    .notifications
-                    .iter()
-                    .map(|n| Ok((n, sql::to_json(n)?)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let create = match &commit.create {
-                    Some(created) => Some((created.id(), insert_subscription(created)?)),
-                    None => None,
-                };
+                self.transact(commit, None).await.map(drop)
+            }
 
-                let mut tx = self.pool.begin().await.map_err(sql::database)?;
-                let updated = sqlx::query(sql::UPDATE)
-                    .bind(
-                        commit
-                            .next
-                            .partner_of_record()
-                            .map(|p| p.mpn_id().to_string()),
-                    )
-                    .bind(sql::to_i64(commit.next.version())?)
-                    .bind(record)
-                    .bind(id.as_str())
-                    .bind(sql::to_i64(commit.expected_version)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql::database)?;
-                if updated.rows_affected() == 0 {
-                    let actual = sqlx::query(sql::VERSION)
-                        .bind(id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(sql::database)?
-                        .map(|row| row.try_get::<i64, _>(0))
-                        .transpose()
-                        .map_err(sql::database)?;
-                    // Dropping `tx` rolls back.
-                    return Err(sql::conflict_or_not_found(
-                        id,
-                        commit.expected_version,
-                        actual,
-                    ));
-                }
-                if let Some((created, insert)) = create {
-                    let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
-                    if inserted.rows_affected() == 0 {
-                        // Dropping `tx` rolls the update back.
-                        return Err(StoreError::AlreadyExists(created.clone()));
-                    }
-                }
-                for (sequence, event) in events {
-                    sqlx::query(sql::INSERT_EVENT)
-                        .bind(id.as_str())
-                        .bind(sequence)
-                        .bind(event)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql::database)?;
-                }
-                for (notification, json) in notifications {
-                    sqlx::query(sql::INSERT_NOTIFICATION)
-                        .bind(notification.id.as_str())
-                        .bind(json)
-                        .bind(notification.subscription.as_str())
-                        .bind(notification.partner.as_str())
-                        .bind(sql::micros(notification.at))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql::database)?;
-                }
-                tx.commit().await.map_err(sql::database)
+            async fn commit_and_claim(
+                &self,
+                commit: Commit,
+                now: time::OffsetDateTime,
+                lease: time::Duration,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                self.commit_claiming(commit, now, lease).await
             }
 
             async fn history(
@@ -556,7 +702,7 @@ macro_rules! sql_repository {
                         .collect::<Result<Vec<_>, StoreError>>()?;
                     rows.push((subscription, insert_subscription(subscription)?, events));
                 }
-                let mut tx = self.pool.begin().await.map_err(sql::database)?;
+                let mut tx = begin_write(&self.pool).await?;
                 for (subscription, insert, events) in rows {
                     let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
                     if inserted.rows_affected() == 0 {
@@ -610,15 +756,10 @@ macro_rules! sql_repository {
             }
 
             async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await.map_err(sql::database)?;
-                for id in ids {
-                    sqlx::query(sql::MARK_DELIVERED)
-                        .bind(id.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql::database)?;
+                if ids.is_empty() {
+                    return Ok(());
                 }
-                tx.commit().await.map_err(sql::database)
+                self.mark_all_delivered(ids).await
             }
 
             async fn record_failure(&self, failure: &Failure) -> Result<(), StoreError> {
@@ -688,7 +829,7 @@ macro_rules! sql_repository {
                     .iter()
                     .map(|e| Ok((e, sql::to_json(&e.notification)?)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut tx = self.pool.begin().await.map_err(sql::database)?;
+                let mut tx = begin_write(&self.pool).await?;
                 for (entry, json) in rows {
                     let n = &entry.notification;
                     let inserted = sqlx::query(sql::IMPORT_NOTIFICATION)

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use time::{Duration as TimeDuration, OffsetDateTime};
 
 use crate::delivery::AfterFailure;
 use crate::error::StoreError;
@@ -94,13 +95,46 @@ impl SqliteRepository {
     }
 }
 
-/// A transaction holding SQLite's write lock, for one schema step.
-async fn begin_schema_step(
+/// A transaction that holds SQLite's write lock from its start (`BEGIN IMMEDIATE`):
+/// a writer waits for another (up to the busy timeout) before it reads anything, so
+/// that two writers never both read and then fail to upgrade with `SQLITE_BUSY`.
+async fn begin_write(
     pool: &SqlitePool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
     pool.begin_with("BEGIN IMMEDIATE")
         .await
-        .map_err(sql::backend)
+        .map_err(sql::database)
+}
+
+/// A transaction holding SQLite's write lock, for one schema step.
+async fn begin_schema_step(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    begin_write(pool).await
+}
+
+impl SqliteRepository {
+    /// [`Repository::commit_and_claim`] in one transaction holding the write lock:
+    /// each notification is claimed as it is inserted.
+    async fn commit_claiming(
+        &self,
+        commit: Commit,
+        now: OffsetDateTime,
+        lease: TimeDuration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.transact(commit, Some((now, lease))).await
+    }
+
+    /// Marks many notifications delivered in one statement.
+    async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = ids.iter().map(NotificationId::as_str).collect();
+        sqlx::query(sql::MARK_ALL_DELIVERED_SQLITE)
+            .bind(sql::to_json(&ids)?)
+            .execute(&self.pool)
+            .await
+            .map_err(sql::database)?;
+        Ok(())
+    }
 }
 
 /// The version recorded in `dpor_schema` (if that table exists) and the version the

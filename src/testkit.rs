@@ -83,6 +83,7 @@ where
     everything_reads_in_pages(&make().await).await?;
     imports_write_records_as_they_are_or_nothing(&make().await).await?;
     the_outbox_keeps_order_due_times_claims_and_dead_letters(&make().await).await?;
+    a_commit_claims_what_a_claim_would(&make().await).await?;
     Ok(())
 }
 
@@ -909,6 +910,98 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         CHECK,
         redriven.is_some_and(|e| e.status == DeliveryStatus::Pending && e.attempts == 0),
         "the redriven letter reads {redriven:?}, expected pending with no attempt"
+    );
+    Ok(())
+}
+
+/// [`Repository::commit_and_claim`] claims what [`Outbox::claim`] with [`Claim::Only`]
+/// would claim right after the commit (or nothing, the provided default), and leases
+/// it; on a conflict it writes and claims nothing.
+async fn a_commit_claims_what_a_claim_would<R: Store>(repo: &R) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a_commit_claims_what_a_claim_would";
+    let lease = time::Duration::minutes(1);
+    let (s1, s2) = (subscription("s-1", "c-1")?, subscription("s-2", "c-1")?);
+    ok(CHECK, repo.insert(s1.clone()).await)?;
+    ok(CHECK, repo.insert(s2.clone()).await)?;
+    let fabrikam = partner("565380")?;
+    let usage = fabrikam.clone().enrolled_in(Program::OnlineServicesUsage);
+    let first = designate(&s1, &fabrikam)?; // n1: 565380 added
+    let replace = designate(&first.next, &partner("3664167")?)?; // n2: 565380 removed, n3: 3664167 added
+    let on_s2 = designate(&s2, &fabrikam)?;
+    // The same partner under another program: two notifications to one partner.
+    let twice = commit_of(
+        &on_s2.next,
+        on_s2
+            .next
+            .associate(&usage, Program::OnlineServicesUsage, AT),
+    )?;
+    let ids = |c: &Commit| -> Vec<NotificationId> {
+        c.notifications.iter().map(|n| n.id.clone()).collect()
+    };
+    let (n1, n2_n3, n4, n5_n6) = (ids(&first), ids(&replace), ids(&on_s2), ids(&twice));
+    let stale = replace.clone();
+    // Each commit claims what is claimable of its own notifications; `expected` is what
+    // a claim would take.
+    let steps = [
+        (first, n1.clone(), "a first designation"),
+        (
+            replace,
+            vec![n2_n3[1].clone()],
+            "a replacement while the first email is claimed",
+        ),
+        (on_s2, n4.clone(), "a designation on another subscription"),
+    ];
+    for (commit, expected, what) in steps {
+        let claimed: Vec<NotificationId> =
+            ok(CHECK, repo.commit_and_claim(commit, AT, lease).await)?
+                .into_iter()
+                .map(|e| e.notification.id)
+                .collect();
+        ensure!(
+            CHECK,
+            claimed.is_empty() || claimed == expected,
+            "{what} claimed {claimed:?}, expected {expected:?} (or nothing)"
+        );
+        let again = ok(
+            CHECK,
+            repo.claim(Claim::Only(&claimed), AT, lease, 10).await,
+        )?;
+        ensure!(
+            CHECK,
+            again.is_empty(),
+            "{what}: what it claimed was claimable again: {again:?}"
+        );
+    }
+    ok(CHECK, repo.mark_delivered(&n4).await)?;
+    let claimed: Vec<NotificationId> = ok(CHECK, repo.commit_and_claim(twice, AT, lease).await)?
+        .into_iter()
+        .map(|e| e.notification.id)
+        .collect();
+    ensure!(
+        CHECK,
+        claimed.is_empty() || claimed == n5_n6[..1],
+        "two emails to one partner: claimed {claimed:?}, expected the first of {n5_n6:?} only"
+    );
+
+    let before = observe(CHECK, repo, s1.id()).await?;
+    let refused = repo.commit_and_claim(stale, AT, lease).await;
+    ensure!(
+        CHECK,
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "a stale commit answered {refused:?}, expected a conflict"
+    );
+    let after = observe(CHECK, repo, s1.id()).await?;
+    ensure!(
+        CHECK,
+        before == after,
+        "a refused commit changed {before:?} into {after:?}"
+    );
+    let entries = ok(CHECK, repo.page_outbox(None, 10).await)?;
+    ensure!(
+        CHECK,
+        entries.len() == 6,
+        "the outbox holds {} notifications, expected 6",
+        entries.len()
     );
     Ok(())
 }

@@ -362,3 +362,126 @@ async fn a_dispatcher_that_died_after_claiming_delays_its_batch_by_the_lease_onl
     assert_each_once_in_order(&mail);
     assert_eq!(delivered.iter().sum::<usize>(), 5_000);
 }
+
+/// Counts the statements sqlx sends (its `sqlx::query` events): with the connection's
+/// statement cache warm, each one is one round trip to the server.
+#[derive(Clone, Default)]
+struct Statements(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Statements {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Summary<'a>(&'a mut String);
+        impl tracing::field::Visit for Summary<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "summary" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "summary" {
+                    *self.0 = value.to_owned();
+                }
+            }
+        }
+        let mut summary = String::new();
+        event.record(&mut Summary(&mut summary));
+        self.0.lock().unwrap().push(summary);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Issue 15: a check + submit that replaces a partner (two events, two emails) is at
+/// most 4 round trips: the two reads, the commit with its claim in one statement, and
+/// the delivered mark.
+#[tokio::test]
+async fn a_check_and_submit_takes_at_most_four_round_trips() {
+    let Some(url) = url() else { return };
+    let repo = fresh(&url).await;
+    let service = PorService::new(
+        repo.clone(),
+        InMemoryDirectory::new()
+            .with_partner(fabrikam())
+            .with_partner(northwind()),
+        RecordingNotifier::new(),
+    );
+    for s in ["sub-warm", "sub-1"] {
+        insert_sub(&repo, s).await;
+    }
+    // Warm the connection's statement cache: the first use of a statement prepares it.
+    for partner in [fabrikam(), northwind()] {
+        check_and_submit(
+            &service,
+            &admin(),
+            &sub_id("sub-warm"),
+            partner.mpn_id().as_str(),
+        )
+        .await
+        .unwrap();
+    }
+    check_and_submit(
+        &service,
+        &admin(),
+        &sub_id("sub-1"),
+        fabrikam().mpn_id().as_str(),
+    )
+    .await
+    .unwrap();
+
+    let statements = Statements::default();
+    let receipt = {
+        let _guard = tracing::subscriber::set_default(statements.clone());
+        let check = service
+            .check_partner(&admin(), &sub_id("sub-1"), northwind().mpn_id().as_str())
+            .await
+            .unwrap();
+        service.submit(&admin(), &check).await.unwrap()
+    };
+    assert_eq!(
+        (receipt.events.len(), receipt.notifications_delivered),
+        (2, 2)
+    );
+    let sent = statements.0.lock().unwrap().clone();
+    assert!(sent.len() <= 4, "{} statements: {sent:#?}", sent.len());
+}
+
+/// A migration (a commit that creates a subscription) claims and delivers its email on
+/// PostgreSQL too: it takes the transaction path, not the one-statement one.
+#[tokio::test]
+async fn a_migration_delivers_the_removed_partners_email() {
+    let Some(url) = url() else { return };
+    let repo = fresh(&url).await;
+    let notifier = RecordingNotifier::new();
+    let service = PorService::new(
+        repo.clone(),
+        InMemoryDirectory::new().with_partner(fabrikam()),
+        notifier.clone(),
+    );
+    insert_sub(&repo, "sub-1").await;
+    check_and_submit(&service, &admin(), &sub_id("sub-1"), "565380")
+        .await
+        .unwrap();
+    let receipt = service
+        .migrate(&Actor::billing_system(), &sub_id("sub-1"), sub_id("sub-2"))
+        .await
+        .unwrap();
+    assert!(receipt.changed);
+    // One email: Fabrikam is told it was removed.
+    assert_eq!(
+        (
+            receipt.notifications_delivered,
+            receipt.notifications_pending
+        ),
+        (1, 0)
+    );
+    assert!(repo.get(&sub_id("sub-2")).await.unwrap().is_some());
+    assert_eq!(notifier.sent().len(), 2);
+}

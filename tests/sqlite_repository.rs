@@ -211,6 +211,37 @@ async fn racing_services_on_one_file_keep_one_partner() {
     assert_race_consistent(&repo, 5, changed).await;
 }
 
+/// Issue 15: eight tasks writing to one file at once, with a dispatcher beside them,
+/// never see `SQLITE_BUSY` ("database is locked"): every writer takes the write lock
+/// when it begins (`BEGIN IMMEDIATE`) and waits its turn. `race` fails on any error but
+/// a conflict or a refused removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_writers_on_one_file_never_see_busy() {
+    let db = TempDb::new();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    repo.migrate().await.unwrap();
+    seed_race(&repo, 16).await;
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    let notifier = RecordingNotifier::new();
+    notifier.fail_next(20); // leaves work for the dispatcher
+    let service = Arc::new(PorService::new(repo.clone(), directory, notifier));
+    let dispatcher = tokio::spawn({
+        let service = service.clone();
+        async move {
+            for _ in 0..20 {
+                service.dispatch_pending(10).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let changed = race(&[service], 8, 40, 16).await;
+    dispatcher.await.unwrap();
+    assert!(changed > 0);
+    assert_race_consistent(&repo, 16, changed).await;
+}
+
 // ---- the schema: versions, upgrades, refusals ----
 
 /// A copy of the 0.1.0 fixture in a temporary file.

@@ -229,19 +229,22 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             Transition::Changed { next, events } => (next, events),
         };
         let notifications = self.notifications_for(&next, &events, known).await?;
-        // Delivery needs only the ids: the notifications themselves move into the commit.
+        // Delivery needs only the ids: the notifications themselves move into the commit,
+        // and the claimed ones come back from it.
         let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
-        self.repository
-            .commit(Commit {
-                expected_version: stored.version(),
-                next: next.clone(),
-                events: events.clone(),
-                notifications,
-                create,
-            })
+        let commit = Commit {
+            expected_version: stored.version(),
+            next: next.clone(),
+            events: events.clone(),
+            notifications,
+            create,
+        };
+        let claimed = self
+            .repository
+            .commit_and_claim(commit, self.clock.now(), self.delivery.lease)
             .await?;
         let written = ids.len();
-        let delivered = self.deliver_committed(ids).await;
+        let delivered = self.deliver_committed(claimed, ids).await;
         Ok(Receipt {
             subscription: next,
             events,

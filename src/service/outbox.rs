@@ -297,40 +297,41 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         Ok(notifications)
     }
 
-    /// Delivers a fresh commit's notifications, `waiting` (those not held back by an
-    /// earlier one for the same partner), and records what became of them; answers how
-    /// many were delivered. The change is committed: a failure to record only means that
-    /// [`dispatch_pending`](Self::dispatch_pending) sends them again (at least once),
-    /// so it is not an error.
-    pub(super) async fn deliver_committed(&self, mut waiting: Vec<NotificationId>) -> usize {
-        let now = self.clock.now();
+    /// Delivers a fresh commit's notifications, `waiting`, and records what became of
+    /// them; answers how many were delivered. `claimed` are those the commit claimed
+    /// already ([`Repository::commit_and_claim`]); the others are claimed here, once
+    /// no earlier one for the same partner holds them back. The change is committed: a
+    /// failure to record only means that [`dispatch_pending`](Self::dispatch_pending)
+    /// sends them again (at least once), so it is not an error.
+    pub(super) async fn deliver_committed(
+        &self,
+        claimed: Vec<OutboxEntry>,
+        mut waiting: Vec<NotificationId>,
+    ) -> usize {
         let mut delivered = 0;
+        let mut claimed = Some(claimed).filter(|c| !c.is_empty());
         // A commit may hold two notifications for one partner (a partner replaced by
         // itself under another program): the second is claimable once the first is out.
         while !waiting.is_empty() {
-            let claimed = self
-                .repository
-                .claim(
-                    Claim::Only(&waiting),
-                    now,
-                    self.delivery.lease,
-                    waiting.len(),
-                )
-                .await;
-            let Ok(claimed) = claimed else {
-                return delivered;
+            let mut batch = match claimed.take() {
+                Some(batch) => batch,
+                None => {
+                    let now = self.clock.now();
+                    let lease = self.delivery.lease;
+                    let only = Claim::Only(&waiting);
+                    match self.repository.claim(only, now, lease, waiting.len()).await {
+                        Ok(batch) => batch,
+                        Err(_) => return delivered,
+                    }
+                }
             };
-            if claimed.is_empty() {
-                return delivered;
-            }
             // Only what was asked for (a host's outbox might answer more).
-            let mut claimed = claimed;
-            claimed.retain(|e| waiting.contains(&e.notification.id));
-            if claimed.is_empty() {
+            batch.retain(|e| waiting.contains(&e.notification.id));
+            if batch.is_empty() {
                 return delivered;
             }
-            waiting.retain(|id| !claimed.iter().any(|e| &e.notification.id == id));
-            let sent = self.send(claimed).await;
+            waiting.retain(|id| !batch.iter().any(|e| &e.notification.id == id));
+            let sent = self.send(batch).await;
             delivered += sent.delivered.len();
             let failed = !sent.failures.is_empty();
             if let Err(error) = self.repository.mark_delivered(&sent.delivered).await {
