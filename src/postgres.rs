@@ -13,7 +13,9 @@
 //! ```
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use time::{Duration, OffsetDateTime};
 
 use crate::delivery::AfterFailure;
@@ -39,23 +41,46 @@ pub struct PostgresRepository {
 }
 
 impl PostgresRepository {
-    /// Connects a pool to `url` (`postgres://user:password@host:port/database`).
+    /// Connects a pool to `url` (`postgres://user:password@host:port/database`), as
+    /// [`connect_with`](Self::connect_with) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_with`](Self::connect_with), and [`StoreError::Backend`] when the
+    /// URL is invalid.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PgConnectOptions::from_str(url).map_err(sql::backend)?).await
+    }
+
+    /// Connects a pool with `options` (TLS, a schema in `search_path`, ...), built
+    /// from [`pool_options`](Self::pool_options).
     ///
     /// A database written by a newer release of the crate is refused here, before
     /// anything is read or written; an empty one is fine (run [`migrate`](Self::migrate)).
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL is invalid or the server cannot be reached;
+    /// [`StoreError::Backend`] when the server cannot be reached;
     /// [`StoreError::Schema`] with [`SchemaError::TooNew`](crate::SchemaError::TooNew)
     /// for a database from a newer release.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .connect(url)
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = Self::pool_options()
+            .connect_with(options)
             .await
             .map_err(sql::backend)?;
         Self::refuse_newer_schema(&pool).await?;
         Ok(PostgresRepository { pool })
+    }
+
+    /// The pool settings [`connect`](Self::connect) uses, to start a pool of your own
+    /// from (then [`from_pool`](Self::from_pool)): sqlx's defaults but one, a
+    /// connection is **not** pinged each time the pool hands it out (sqlx's
+    /// `test_before_acquire`). The ping is a round trip per statement, as many as the
+    /// statements themselves; a connection that died is found by the statement that
+    /// uses it, which fails with [`StoreError::Backend`] and changes nothing (retry
+    /// the operation).
+    pub fn pool_options() -> PgPoolOptions {
+        PgPoolOptions::new().test_before_acquire(false)
     }
 
     /// A repository over a pool the host configured itself.

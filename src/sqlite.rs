@@ -79,7 +79,14 @@ impl SqliteRepository {
                 SqlitePoolOptions::new(),
             )
         };
-        let pool = pool.connect_with(options).await.map_err(sql::backend)?;
+        // No ping each time the pool hands a connection out: it is one more trip to
+        // the connection's worker thread per statement, and a SQLite connection does
+        // not drop like a network one.
+        let pool = pool
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(sql::backend)?;
         Self::refuse_newer_schema(&pool).await?;
         Ok(SqliteRepository { pool })
     }
