@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use smol_str::SmolStr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::id::MpnId;
@@ -37,6 +39,57 @@ pub enum Program {
     OnlineServicesUsage,
 }
 
+impl Program {
+    /// Every program, in order.
+    const ALL: [Program; 2] = [Program::OnlineServicesSell, Program::OnlineServicesUsage];
+}
+
+/// The programs a partner is enrolled in: a set of [`Program`]s in one byte, a bit per
+/// program, so that a [`Partner`] (which directories hand out by value) clones without
+/// allocating. Serialized as a set is: a list, in order.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Programs(u8);
+
+impl Programs {
+    fn bit(program: Program) -> u8 {
+        1 << program as u8
+    }
+
+    fn insert(&mut self, program: Program) {
+        self.0 |= Self::bit(program);
+    }
+
+    fn contains(self, program: Program) -> bool {
+        self.0 & Self::bit(program) != 0
+    }
+
+    fn iter(self) -> impl Iterator<Item = Program> {
+        Program::ALL.into_iter().filter(move |p| self.contains(*p))
+    }
+}
+
+impl fmt::Debug for Programs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Programs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Programs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut programs = Programs::default();
+        for program in BTreeSet::<Program>::deserialize(deserializer)? {
+            programs.insert(program);
+        }
+        Ok(programs)
+    }
+}
+
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -67,12 +120,12 @@ impl fmt::Display for Program {
 pub struct Partner {
     mpn_id: MpnId,
     #[serde(with = "crate::text::name")]
-    name: String,
+    name: SmolStr,
     #[serde(default, with = "crate::text::location::option")]
-    location: Option<String>,
+    location: Option<SmolStr>,
     #[serde(default, with = "crate::text::email::option")]
-    contact_email: Option<String>,
-    programs: BTreeSet<Program>,
+    contact_email: Option<SmolStr>,
+    programs: Programs,
 }
 
 impl Partner {
@@ -81,17 +134,17 @@ impl Partner {
     pub fn new(mpn_id: MpnId, name: impl Into<String>) -> Self {
         Partner {
             mpn_id,
-            name: name.into(),
+            name: SmolStr::from(name.into()),
             location: None,
             contact_email: None,
-            programs: BTreeSet::new(),
+            programs: Programs::default(),
         }
     }
 
     /// Sets the location shown next to the name after "Check ID".
     pub fn with_location(self, location: impl Into<String>) -> Self {
         Partner {
-            location: Some(location.into()),
+            location: Some(SmolStr::from(location.into())),
             ..self
         }
     }
@@ -99,7 +152,7 @@ impl Partner {
     /// Sets the address that receives the "added" and "removed" emails.
     pub fn with_contact_email(self, email: impl Into<String>) -> Self {
         Partner {
-            contact_email: Some(email.into()),
+            contact_email: Some(SmolStr::from(email.into())),
             ..self
         }
     }
@@ -132,6 +185,6 @@ impl Partner {
 
     /// Whether the partner is enrolled in `program`.
     pub fn is_enrolled(&self, program: Program) -> bool {
-        self.programs.contains(&program)
+        self.programs.contains(program)
     }
 }

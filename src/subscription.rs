@@ -7,6 +7,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use time::OffsetDateTime;
 
 use crate::id::{CustomerId, MpnId, SubscriptionId};
@@ -181,7 +182,7 @@ pub struct PartnerOfRecord {
     // Boxed, not `String`: a store holds one per subscription, and spare capacity is
     // never needed.
     #[serde(with = "crate::text::name")]
-    partner_name: Box<str>,
+    partner_name: SmolStr,
     program: Program,
     #[serde(with = "crate::timestamp")]
     since: OffsetDateTime,
@@ -289,7 +290,7 @@ pub struct Subscription {
     customer: CustomerId,
     service: CloudService,
     #[serde(with = "crate::text::name")]
-    name: Box<str>,
+    name: SmolStr,
     status: SubscriptionStatus,
     #[serde(deserialize_with = "counter")]
     version: u64,
@@ -325,7 +326,7 @@ impl Subscription {
             id,
             customer,
             service,
-            name: name.into().into_boxed_str(),
+            name: SmolStr::from(name.into()),
             status: SubscriptionStatus::Active,
             version: 0,
             last_event_sequence: 0,

@@ -61,7 +61,8 @@ pub fn check(field: &'static str, value: &str, max: usize) -> Result<(), TextErr
 }
 
 /// Serde helpers for one bounded text field: `#[serde(with = "crate::text::name")]` on a
-/// `String` or `Box<str>`, `with = "crate::text::name::option"` on an `Option<String>`.
+/// `String`, `Box<str>` or `SmolStr`, `with = "crate::text::name::option"` on an
+/// `Option` of one.
 macro_rules! bounded {
     ($module:ident, $field:literal, $max:expr) => {
         pub(crate) mod $module {
@@ -88,8 +89,8 @@ macro_rules! bounded {
             pub(crate) mod option {
                 use serde::{Deserialize, Deserializer, Serializer};
 
-                pub(crate) fn serialize<S: Serializer>(
-                    value: &Option<String>,
+                pub(crate) fn serialize<S: Serializer, T: AsRef<str>>(
+                    value: &Option<T>,
                     serializer: S,
                 ) -> Result<S::Ok, S::Error> {
                     match value {
@@ -98,12 +99,12 @@ macro_rules! bounded {
                     }
                 }
 
-                pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+                pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: From<String>>(
                     deserializer: D,
-                ) -> Result<Option<String>, D::Error> {
+                ) -> Result<Option<T>, D::Error> {
                     #[derive(Deserialize)]
                     struct Bounded(#[serde(with = "super")] String);
-                    Ok(Option::<Bounded>::deserialize(deserializer)?.map(|Bounded(v)| v))
+                    Ok(Option::<Bounded>::deserialize(deserializer)?.map(|Bounded(v)| T::from(v)))
                 }
             }
         }
