@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL throughput: dpor's check + submit (benches/pg_clients.rs) against
+# PostgreSQL throughput: dpor's check + submit (benches/clients.rs) against
 # `pgbench -b tpcb-like` at the same client counts, on the same throwaway server, in
 # the same run; prints both and the ratio (target: dpor at least 1.0x pgbench).
 #
@@ -19,7 +19,7 @@ if [ "${1:-}" = "--quick" ]; then
   seconds=${DPOR_BENCH_SECONDS:-1}
 fi
 
-cargo bench --quiet --features postgres --bench pg_clients --no-run
+cargo bench --quiet --all-features --bench clients --no-run
 source .ci/postgres.sh
 
 # pgbench in a database of its own, scaled so that 16 clients do not all queue on
@@ -35,7 +35,7 @@ for n in ${clients//,/ }; do
   pgbench_tps=$(pgbench -n -b tpcb-like -c "$n" -j "$threads" -T "$seconds" "$pgbench_url" 2>/dev/null \
     | awk '/^tps = / { print $3; exit }')
   dpor_line=$(DPOR_BENCH_CLIENTS=$n DPOR_BENCH_SECONDS=$seconds \
-    cargo bench --quiet --features postgres --bench pg_clients 2>/dev/null | grep '^clients ')
+    cargo bench --quiet --all-features --bench clients 2>/dev/null | grep '^clients ')
   dpor_tps=$(awk '{ print $4 }' <<<"$dpor_line")
   ratio=$(awk -v a="$dpor_tps" -v b="$pgbench_tps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   printf '%-8s %12s %12s %7sx   (%s)\n' "$n" "$dpor_tps" "$pgbench_tps" "$ratio" "$dpor_line"

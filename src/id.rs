@@ -6,9 +6,9 @@
 //! deserialization), so a value of these types is always valid. All of them
 //! serialize as a JSON string and refuse anything else (a JSON number is not an id).
 
+use smol_str::SmolStr;
 use std::fmt;
 use std::str::FromStr;
-use smol_str::SmolStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

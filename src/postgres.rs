@@ -83,6 +83,11 @@ impl PostgresRepository {
         PgPoolOptions::new().test_before_acquire(false)
     }
 
+    /// The pool the writes go through: the one pool.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A repository over a pool the host configured itself.
     pub fn from_pool(pool: PgPool) -> Self {
         PostgresRepository { pool }

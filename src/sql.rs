@@ -389,7 +389,7 @@ macro_rules! sql_repository {
             pub async fn migrate(&self) -> Result<crate::schema::Migration, StoreError> {
                 let mut from = None;
                 loop {
-                    let mut tx = begin_schema_step(&self.pool).await?;
+                    let mut tx = begin_schema_step(self.writer()).await?;
                     let (recorded, found) = recorded_and_found(&mut tx).await?;
                     let first_found = *from.get_or_insert(found);
                     let pending = crate::schema::pending($backend, found)?;
@@ -491,7 +491,7 @@ macro_rules! sql_repository {
                     Some(created) => Some((created.id(), insert_subscription(created)?)),
                     None => None,
                 };
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self.writer()).await?;
                 let updated = sqlx::query(sql::UPDATE)
                     .bind(encoded.partner)
                     .bind(encoded.version)
@@ -612,7 +612,7 @@ macro_rules! sql_repository {
         impl Repository for $name {
             async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
                 let inserted = insert_subscription(&subscription)?
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(sql::database)?;
                 if inserted.rows_affected() == 0 {
@@ -702,7 +702,7 @@ macro_rules! sql_repository {
                         .collect::<Result<Vec<_>, StoreError>>()?;
                     rows.push((subscription, insert_subscription(subscription)?, events));
                 }
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self.writer()).await?;
                 for (subscription, insert, events) in rows {
                     let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
                     if inserted.rows_affected() == 0 {
@@ -744,7 +744,7 @@ macro_rules! sql_repository {
                         .bind(sql::micros(now))
                         .bind(sql::limit(limit.saturating_sub(claimed.len())))
                         .bind(id)
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.writer())
                         .await
                         .map_err(sql::database)?;
                     for row in &rows {
@@ -776,7 +776,7 @@ macro_rules! sql_repository {
                         .bind(failure.error.as_str())
                         .bind(sql::micros(failure.at)),
                 };
-                query.execute(&self.pool).await.map_err(sql::database)?;
+                query.execute(self.writer()).await.map_err(sql::database)?;
                 Ok(())
             }
 
@@ -810,7 +810,7 @@ macro_rules! sql_repository {
                 let done = sqlx::query(sql::REDRIVE)
                     .bind(id.as_str())
                     .bind(sql::micros(now))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(sql::database)?;
                 Ok(done.rows_affected() > 0)
@@ -829,7 +829,7 @@ macro_rules! sql_repository {
                     .iter()
                     .map(|e| Ok((e, sql::to_json(&e.notification)?)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self.writer()).await?;
                 for (entry, json) in rows {
                     let n = &entry.notification;
                     let inserted = sqlx::query(sql::IMPORT_NOTIFICATION)

@@ -41,13 +41,16 @@ use crate::subscription::Subscription;
 #[derive(Clone, Debug)]
 pub struct SqliteRepository {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteRepository {
     /// Opens (creating it if missing) the database at `url`: `sqlite://path/to/file.db`,
     /// `sqlite:file.db`, or `sqlite::memory:` (one connection, so that every query sees
     /// the same in-memory database). Files use WAL journaling, foreign keys are
-    /// enforced, and a writer waits up to 5 seconds for another.
+    /// enforced, and a writer waits up to 5 seconds for another process's. The crate's
+    /// own writes go through one connection, so they queue among themselves in order
+    /// and never meet `SQLITE_BUSY`; reads use the other connections, concurrently.
     ///
     /// A database written by a newer release of the crate is refused here, before
     /// anything is read or written; an empty one is fine (run [`migrate`](Self::migrate)).
@@ -84,21 +87,44 @@ impl SqliteRepository {
         // not drop like a network one.
         let pool = pool
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(sql::backend)?;
         Self::refuse_newer_schema(&pool).await?;
-        Ok(SqliteRepository { pool })
+        // The writes go through one connection of their own: the crate's writers then
+        // queue in order in the pool, with no sleep in SQLite's busy handler between
+        // tries (eight writers queued there ran slower than one) and no `SQLITE_BUSY`
+        // among themselves; the reads run beside them on the other connections (WAL).
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(sql::backend)?
+        };
+        Ok(SqliteRepository { pool, writer })
     }
 
     /// A repository over a pool the host configured itself.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteRepository { pool }
+        SqliteRepository {
+            writer: pool.clone(),
+            pool,
+        }
     }
 
-    /// The pool, for the host's own queries.
+    /// The pool, for the host's own queries (the reads' pool: the crate's writes go
+    /// through a one-connection pool of their own, see [`connect`](Self::connect)).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The pool the writes go through.
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 }
 
@@ -137,7 +163,7 @@ impl SqliteRepository {
         let ids: Vec<&str> = ids.iter().map(NotificationId::as_str).collect();
         sqlx::query(sql::MARK_ALL_DELIVERED_SQLITE)
             .bind(sql::to_json(&ids)?)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(sql::database)?;
         Ok(())

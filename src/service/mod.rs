@@ -238,7 +238,8 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             };
             let expected_version = stored.version();
             drop(stored);
-            self.commit_changed(expected_version, next, events, known, create).await
+            self.commit_changed(expected_version, next, events, known, create)
+                .await
         })
     }
 

@@ -1,23 +1,27 @@
-//! PostgreSQL check + submit throughput at several concurrent clients, for
-//! `benches/pg_vs_pgbench.sh`, which runs `pgbench -b tpcb-like` at the same client
-//! counts on the same server and prints the ratios (target: at least 1.0x).
+//! Check + submit throughput at several concurrent clients on a SQL store.
 //!
-//! Each client is a task with its own connection doing what a host's request handler
-//! does: parse the subscription id from text, "Check ID", then "Submit", through
-//! [`PorService`] over [`PostgresRepository`], with a [`RecordingNotifier`]. Every
-//! submit replaces the partner of record (two events, two emails, each claimed and
-//! marked delivered). Clients pick subscriptions from a shared set, so two of them
-//! sometimes race on one (every 16th request goes to one of 16 shared subscriptions):
-//! a [`Error::Conflict`] or an unchanged submit is counted, any other error fails the
+//! On PostgreSQL (the default), for `benches/pg_vs_pgbench.sh`, which runs
+//! `pgbench -b tpcb-like` at the same client counts on the same server and prints the
+//! ratios (target: at least 1.0x). On SQLite (`DPOR_BENCH_STORE=sqlite`), one file in
+//! WAL mode shared by every client: the target is 8 clients at least 1.0x the
+//! throughput of one, with no error but a conflict (no `SQLITE_BUSY`).
+//!
+//! Each client is a task doing what a host's request handler does: parse the
+//! subscription id from text, "Check ID", then "Submit", through [`PorService`] with a
+//! [`RecordingNotifier`]. Every submit replaces the partner of record (two events, two
+//! emails, each claimed and marked delivered). Clients sometimes race on one
+//! subscription (every 16th request goes to one of 16 shared subscriptions): a
+//! [`Error::Conflict`] or an unchanged submit is counted, any other error fails the
 //! run.
 //!
 //! Not a criterion bench: throughput under concurrency for a fixed time is what
 //! pgbench reports, so this reports the same. Settings from the environment:
-//! `DPOR_TEST_POSTGRES_URL` (required), `DPOR_BENCH_CLIENTS` (default `1,8,16`),
-//! `DPOR_BENCH_SECONDS` (default 10). It prints one line per client count:
+//! `DPOR_BENCH_STORE` (`postgres` or `sqlite`), `DPOR_TEST_POSTGRES_URL` (for
+//! PostgreSQL), `DPOR_BENCH_CLIENTS` (default `1,8,16`), `DPOR_BENCH_SECONDS` (default
+//! 10). It prints one line per client count:
 //! `clients <n> tps <x> changed <c> unchanged <u> conflicts <k>`.
 //!
-//! `cargo bench --features postgres --bench pg_clients`
+//! `cargo bench --all-features --bench clients`
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ mod support;
 /// Subscriptions the clients share.
 const SUBSCRIPTIONS: u64 = 10_000;
 
-type Service = PorService<PostgresRepository, InMemoryDirectory, RecordingNotifier>;
+type Service<R> = PorService<R, InMemoryDirectory, RecordingNotifier>;
 
 fn setting<T: FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -43,9 +47,9 @@ fn setting<T: FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A service over a new, migrated schema with [`SUBSCRIPTIONS`] subscriptions, its
-/// pool `clients` connections wide.
-async fn service(url: &str, clients: u32) -> Service {
+/// A PostgreSQL repository in a new, migrated schema, its pool `clients` connections
+/// wide.
+async fn postgres(url: &str, clients: u32) -> PostgresRepository {
     let schema = format!("dpor_bench_clients_{}", std::process::id());
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -72,6 +76,23 @@ async fn service(url: &str, clients: u32) -> Service {
         .unwrap();
     let repo = PostgresRepository::from_pool(pool);
     repo.migrate().await.unwrap();
+    repo
+}
+
+/// A SQLite repository on a new file in the temporary directory.
+async fn sqlite(file: &std::path::Path) -> SqliteRepository {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    let repo = SqliteRepository::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    repo.migrate().await.unwrap();
+    repo
+}
+
+/// A service over `repo` with [`SUBSCRIPTIONS`] subscriptions.
+async fn service<R: Store>(repo: R) -> Service<R> {
     let customer = CustomerId::new("contoso").unwrap();
     let batch: Vec<_> = (0..SUBSCRIPTIONS)
         .map(|s| {
@@ -99,8 +120,8 @@ const HOT: u64 = 16;
 /// own (in turn), every 16th on a shared hot one. It designates the partner it did not
 /// designate there last; on a hot subscription another client may have, and the submit
 /// then changes nothing (counted as unchanged) or conflicts.
-async fn client(
-    service: Arc<Service>,
+async fn client<R: Store>(
+    service: Arc<Service<R>>,
     n: u64,
     clients: u64,
     stop: Arc<AtomicBool>,
@@ -134,16 +155,52 @@ async fn client(
     }
 }
 
+/// Runs `n` clients on `service` for `seconds` and prints what they did.
+async fn run<R: Store + 'static>(service: Service<R>, n: u32, seconds: f64) {
+    let service = Arc::new(service);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|c| {
+            let run = client(
+                service.clone(),
+                u64::from(c),
+                u64::from(n),
+                stop.clone(),
+                counts.clone(),
+            );
+            tokio::spawn(run)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let [done, unchanged, conflicts] =
+        [&counts.done, &counts.unchanged, &counts.conflicts].map(|c| c.load(Ordering::Relaxed));
+    // Every check + submit counts, as pgbench counts every transaction.
+    println!(
+        "clients {n} tps {:.1} changed {done} unchanged {unchanged} conflicts {conflicts}",
+        (done + unchanged + conflicts) as f64 / elapsed,
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo bench` / `cargo test --benches` probing the binary
     }
-    let Ok(url) = std::env::var("DPOR_TEST_POSTGRES_URL") else {
-        eprintln!("pg_clients needs DPOR_TEST_POSTGRES_URL (benches/pg_vs_pgbench.sh sets it)");
+    let on_sqlite = std::env::var("DPOR_BENCH_STORE").is_ok_and(|s| s == "sqlite");
+    let url = std::env::var("DPOR_TEST_POSTGRES_URL");
+    if !on_sqlite && url.is_err() {
+        eprintln!("clients needs DPOR_TEST_POSTGRES_URL (benches/pg_vs_pgbench.sh sets it)");
         std::process::exit(2);
-    };
+    }
     let seconds: f64 = setting("DPOR_BENCH_SECONDS", 10.0);
     let clients: String = setting("DPOR_BENCH_CLIENTS", "1,8,16".to_owned());
+    let file = std::env::temp_dir().join(format!("dpor-bench-clients-{}.db", std::process::id()));
     for n in clients
         .split(',')
         .filter_map(|c| c.trim().parse::<u32>().ok())
@@ -156,35 +213,14 @@ fn main() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let service = Arc::new(service(&url, n).await);
-            let stop = Arc::new(AtomicBool::new(false));
-            let counts = Arc::new(Counts::default());
-            let started = Instant::now();
-            let tasks: Vec<_> = (0..n)
-                .map(|c| {
-                    let run = client(
-                        service.clone(),
-                        u64::from(c),
-                        u64::from(n),
-                        stop.clone(),
-                        counts.clone(),
-                    );
-                    tokio::spawn(run)
-                })
-                .collect();
-            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-            stop.store(true, Ordering::Relaxed);
-            for task in tasks {
-                task.await.unwrap();
+            match (on_sqlite, &url) {
+                (true, _) => run(service(sqlite(&file).await).await, n, seconds).await,
+                (false, Ok(url)) => run(service(postgres(url, n).await).await, n, seconds).await,
+                (false, Err(_)) => {} // refused above
             }
-            let elapsed = started.elapsed().as_secs_f64();
-            let [done, unchanged, conflicts] = [&counts.done, &counts.unchanged, &counts.conflicts]
-                .map(|c| c.load(Ordering::Relaxed));
-            // Every check + submit counts, as pgbench counts every transaction.
-            println!(
-                "clients {n} tps {:.1} changed {done} unchanged {unchanged} conflicts {conflicts}",
-                (done + unchanged + conflicts) as f64 / elapsed,
-            );
         });
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
 }
