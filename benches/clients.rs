@@ -79,11 +79,8 @@ async fn postgres(url: &str, clients: u32) -> PostgresRepository {
     repo
 }
 
-/// A SQLite repository on a new file in the temporary directory.
+/// A SQLite repository on a new file.
 async fn sqlite(file: &std::path::Path) -> SqliteRepository {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
     let repo = SqliteRepository::connect(&format!("sqlite://{}", file.display()))
         .await
         .unwrap();
@@ -150,7 +147,7 @@ async fn client<R: Store>(
             Ok(receipt) if !receipt.changed => counts.unchanged.fetch_add(1, Ordering::Relaxed),
             Ok(_) => counts.done.fetch_add(1, Ordering::Relaxed),
             Err(Error::Conflict { .. }) => counts.conflicts.fetch_add(1, Ordering::Relaxed),
-            Err(other) => panic!("client {n}: {other}"),
+            Err(other) => panic!("client {n}: {other}: {other:?}"),
         };
     }
 }
@@ -200,7 +197,6 @@ fn main() {
     }
     let seconds: f64 = setting("DPOR_BENCH_SECONDS", 10.0);
     let clients: String = setting("DPOR_BENCH_CLIENTS", "1,8,16".to_owned());
-    let file = std::env::temp_dir().join(format!("dpor-bench-clients-{}.db", std::process::id()));
     for n in clients
         .split(',')
         .filter_map(|c| c.trim().parse::<u32>().ok())
@@ -212,6 +208,9 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
+        // A file per run: the last run's connections may still be closing.
+        let file =
+            std::env::temp_dir().join(format!("dpor-bench-clients-{}-{n}.db", std::process::id()));
         runtime.block_on(async {
             match (on_sqlite, &url) {
                 (true, _) => run(service(sqlite(&file).await).await, n, seconds).await,
@@ -219,8 +218,9 @@ fn main() {
                 (false, Err(_)) => {} // refused above
             }
         });
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        drop(runtime);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
     }
 }
