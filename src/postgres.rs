@@ -236,5 +236,7 @@ sql::sql_repository!(
     PostgresRepository,
     sqlx::Postgres,
     Backend::Postgres,
-    sql::CLAIM_POSTGRES
+    sql::CLAIM_POSTGRES,
+    sql::INSERT_EVENTS_POSTGRES,
+    sql::INSERT_NOTIFICATIONS_POSTGRES
 );

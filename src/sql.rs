@@ -25,8 +25,6 @@ pub(crate) const UPDATE: &str = "UPDATE dpor_subscriptions \
 pub(crate) const VERSION: &str = "SELECT version FROM dpor_subscriptions WHERE id = $1";
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, $2, $3)";
-pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO dpor_outbox \
-     (id, notification, subscription, recipient, next_attempt_at) VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const HISTORY: &str =
     "SELECT event FROM dpor_events WHERE subscription = $1 ORDER BY sequence";
 pub(crate) const PENDING: &str = "SELECT notification FROM dpor_outbox \
@@ -134,16 +132,42 @@ pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = "WITH updated AS (\
      written.claimed FROM (SELECT 1) AS one LEFT JOIN written ON TRUE \
      ORDER BY written.position";
 
-/// One notification inserted and claimed inside a commit's transaction: claimed until
-/// `$6` when no earlier notification of its pair is pending (those of the same commit
-/// included, inserted before it) and it is due (`$5` at most now, `$7`). The claim
-/// rule of the claim statements for a row no lease or retry has touched yet.
-pub(crate) const INSERT_AND_CLAIM: &str = "INSERT INTO dpor_outbox \
+/// A commit's events in one statement, inside its transaction: `$1` the subscription,
+/// `$2` a JSON array of `[sequence, event JSON]`.
+#[cfg(feature = "sqlite")]
+pub(crate) const INSERT_EVENTS_SQLITE: &str = "INSERT INTO dpor_events \
+     (subscription, sequence, event) SELECT $1, json_extract(value, '$[0]'), \
+     json_extract(value, '$[1]') FROM json_each($2) ORDER BY key";
+#[cfg(feature = "postgres")]
+pub(crate) const INSERT_EVENTS_POSTGRES: &str = "INSERT INTO dpor_events \
+     (subscription, sequence, event) SELECT $1, (e ->> 0)::BIGINT, e ->> 1 \
+     FROM json_array_elements($2::JSON) WITH ORDINALITY AS t (e, ord) ORDER BY ord";
+
+/// A commit's notifications in one statement, inside its transaction, each claimed
+/// until `$2` (none when NULL) when it is the first of its recipient in the commit, due
+/// (its time at most now, `$3`), and no earlier notification of its pair is pending:
+/// the claim rule of the claim statements for rows no lease or retry has touched yet.
+/// `$1` is the subscription, `$4` a JSON array of `[id, notification JSON, recipient,
+/// time, first]`. Answers each row's id, position and whether it was claimed.
+#[cfg(feature = "sqlite")]
+pub(crate) const INSERT_NOTIFICATIONS_SQLITE: &str = "INSERT INTO dpor_outbox \
      (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
-     SELECT $1, $2, $3, $4, $5, CASE WHEN $5 <= $7 AND NOT EXISTS (SELECT 1 \
-     FROM dpor_outbox e WHERE e.status = 'pending' AND e.subscription = $3 \
-     AND e.recipient = $4) THEN $6 END \
-     RETURNING position, claimed_until IS NOT NULL";
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), $1, \
+     json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+     CASE WHEN json_extract(value, '$[4]') AND json_extract(value, '$[3]') <= $3 \
+     AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending' \
+     AND e.subscription = $1 AND e.recipient = json_extract(value, '$[2]')) THEN $2 END \
+     FROM json_each($4) ORDER BY key \
+     RETURNING id, position, claimed_until IS NOT NULL";
+#[cfg(feature = "postgres")]
+pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = "INSERT INTO dpor_outbox \
+     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
+     SELECT n ->> 0, n ->> 1, $1, n ->> 2, (n ->> 3)::BIGINT, \
+     CASE WHEN (n ->> 4)::BOOLEAN AND (n ->> 3)::BIGINT <= $3 \
+     AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending' \
+     AND e.subscription = $1 AND e.recipient = n ->> 2) THEN $2::BIGINT END \
+     FROM json_array_elements($4::JSON) WITH ORDINALITY AS t (n, ord) ORDER BY ord \
+     RETURNING id, position, claimed_until IS NOT NULL";
 
 /// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
 /// statement (`$1` the ids: an array on PostgreSQL, a JSON array on SQLite).
@@ -361,7 +385,7 @@ pub(crate) fn conflict_or_not_found(
 /// database's schema lock) and `recorded_and_found` (the recorded and the actual
 /// schema versions).
 macro_rules! sql_repository {
-    ($name:ident, $db:ty, $backend:expr, $claim:expr) => {
+    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr) => {
         impl $name {
             /// What `connect()` checks before answering a repository: a database
             /// from a newer release is refused ([`SchemaError::TooNew`](crate::SchemaError::TooNew)).
@@ -476,9 +500,10 @@ macro_rules! sql_repository {
         }
 
         impl $name {
-            /// [`Repository::commit`] in one transaction, statement by statement; with
-            /// `claim` (now and the lease), each notification is claimed as it is
-            /// inserted ([`sql::INSERT_AND_CLAIM`]), and the claimed ones are answered.
+            /// [`Repository::commit`] in one transaction: the compare-and-swap, then the
+            /// events in one statement and the notifications in another; with `claim`
+            /// (now and the lease), the notifications are claimed as they are inserted,
+            /// and the claimed ones are answered.
             async fn transact(
                 &self,
                 commit: Commit,
@@ -491,6 +516,23 @@ macro_rules! sql_repository {
                     Some(created) => Some((created.id(), insert_subscription(created)?)),
                     None => None,
                 };
+                let events = sql::to_json(&encoded.events)?;
+                let notifications = sql::to_json(
+                    &commit
+                        .notifications
+                        .iter()
+                        .zip(&encoded.notifications)
+                        .map(|(n, (json, first))| {
+                            (
+                                n.id.as_str(),
+                                json,
+                                n.partner.as_str(),
+                                sql::micros(n.at),
+                                first,
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                )?;
                 let mut tx = begin_write(self.writer()).await?;
                 let updated = sqlx::query(sql::UPDATE)
                     .bind(encoded.partner)
@@ -517,40 +559,30 @@ macro_rules! sql_repository {
                         return Err(StoreError::AlreadyExists(created.clone()));
                     }
                 }
-                for (sequence, event) in encoded.events {
-                    sqlx::query(sql::INSERT_EVENT)
+                if !commit.events.is_empty() {
+                    sqlx::query($insert_events)
                         .bind(id.as_str())
-                        .bind(sequence)
-                        .bind(event)
+                        .bind(events)
                         .execute(&mut *tx)
                         .await
                         .map_err(sql::database)?;
                 }
                 let mut written = Vec::with_capacity(commit.notifications.len());
-                for (n, (json, _)) in commit.notifications.iter().zip(encoded.notifications) {
-                    let statement = match claim {
-                        None => sql::INSERT_NOTIFICATION,
-                        Some(_) => sql::INSERT_AND_CLAIM,
-                    };
-                    let insert = sqlx::query(statement)
-                        .bind(n.id.as_str())
-                        .bind(json)
-                        .bind(n.subscription.as_str())
-                        .bind(n.partner.as_str())
-                        .bind(sql::micros(n.at));
-                    let Some((now, lease)) = claim else {
-                        insert.execute(&mut *tx).await.map_err(sql::database)?;
-                        continue;
-                    };
-                    let row = insert
-                        .bind(sql::until(now, lease))
-                        .bind(sql::micros(now))
-                        .fetch_one(&mut *tx)
+                if !commit.notifications.is_empty() {
+                    let rows = sqlx::query($insert_notifications)
+                        .bind(id.as_str())
+                        .bind(claim.map(|(now, lease)| sql::until(now, lease)))
+                        .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
+                        .bind(notifications)
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(sql::database)?;
-                    let position: i64 = row.try_get(0).map_err(sql::database)?;
-                    let claimed: bool = row.try_get(1).map_err(sql::database)?;
-                    written.push((n.id.as_str().to_owned(), position, claimed));
+                    for row in &rows {
+                        let written_id: String = row.try_get(0).map_err(sql::database)?;
+                        let position: i64 = row.try_get(1).map_err(sql::database)?;
+                        let claimed: bool = row.try_get(2).map_err(sql::database)?;
+                        written.push((written_id, position, claimed));
+                    }
                 }
                 tx.commit().await.map_err(sql::database)?;
                 if claim.is_none() {

@@ -199,5 +199,7 @@ sql::sql_repository!(
     SqliteRepository,
     sqlx::Sqlite,
     Backend::Sqlite,
-    sql::CLAIM_SQLITE
+    sql::CLAIM_SQLITE,
+    sql::INSERT_EVENTS_SQLITE,
+    sql::INSERT_NOTIFICATIONS_SQLITE
 );
