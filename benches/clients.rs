@@ -200,6 +200,7 @@ fn main() {
     for n in clients
         .split(',')
         .filter_map(|c| c.trim().parse::<u32>().ok())
+        .filter(|n| (1..=64).contains(n))
     {
         // As many worker threads as pgbench's `-j` in the script: one per client, at
         // most two (the machine's cores).

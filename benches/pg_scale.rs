@@ -5,7 +5,7 @@
 //! costs: with the indexes of the schema, a few more index pages, not a scan.
 //!
 //! Target (issue 15): at 1M within 1.5x of the latency at 10k. The EXPLAIN of each
-//! statement at 1M is in the README ("Performance").
+//! statement at 1M is in the README ("Persistence: picking a store").
 //!
 //! Needs `DPOR_TEST_POSTGRES_URL` (`source .ci/postgres.sh`); seeds each scale once
 //! per database, in a schema of its own (the 1M one takes a minute or two and about

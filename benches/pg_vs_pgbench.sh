@@ -26,13 +26,13 @@ source .ci/postgres.sh
 # one branch row (scale 16: 16 branches, 1.6M accounts).
 as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U dpor pgbench
 pgbench_url="postgres://dpor@127.0.0.1:$pg_port/pgbench"
-pgbench -i -q -s 16 "$pgbench_url" >/dev/null 2>&1
+"$pg_bin/pgbench" -i -q -s 16 "$pgbench_url" >/dev/null 2>&1
 
 printf '%-8s %12s %12s %8s\n' clients "dpor tps" "pgbench tps" ratio
 status=0
 for n in ${clients//,/ }; do
   threads=$(( n < 2 ? n : 2 ))
-  pgbench_tps=$(pgbench -n -b tpcb-like -c "$n" -j "$threads" -T "$seconds" "$pgbench_url" 2>/dev/null \
+  pgbench_tps=$("$pg_bin/pgbench" -n -b tpcb-like -c "$n" -j "$threads" -T "$seconds" "$pgbench_url" 2>/dev/null \
     | awk '/^tps = / { print $3; exit }')
   dpor_line=$(DPOR_BENCH_CLIENTS=$n DPOR_BENCH_SECONDS=$seconds \
     cargo bench --quiet --all-features --bench clients 2>/dev/null | grep '^clients ')

@@ -42,6 +42,15 @@ pub enum Program {
 impl Program {
     /// Every program, in order.
     const ALL: [Program; 2] = [Program::OnlineServicesSell, Program::OnlineServicesUsage];
+
+    /// Its bit in a [`Programs`] set: a `match`, so that a new program cannot be
+    /// forgotten here, and [`ALL`](Self::ALL) is checked against it in the tests.
+    const fn bit(self) -> u8 {
+        match self {
+            Program::OnlineServicesSell => 1,
+            Program::OnlineServicesUsage => 2,
+        }
+    }
 }
 
 /// The programs a partner is enrolled in: a set of [`Program`]s in one byte, a bit per
@@ -51,16 +60,12 @@ impl Program {
 struct Programs(u8);
 
 impl Programs {
-    fn bit(program: Program) -> u8 {
-        1 << program as u8
-    }
-
     fn insert(&mut self, program: Program) {
-        self.0 |= Self::bit(program);
+        self.0 |= program.bit();
     }
 
     fn contains(self, program: Program) -> bool {
-        self.0 & Self::bit(program) != 0
+        self.0 & program.bit() != 0
     }
 
     fn iter(self) -> impl Iterator<Item = Program> {
@@ -76,7 +81,13 @@ impl fmt::Debug for Programs {
 
 impl Serialize for Programs {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        // With its length, as a set gives it: formats that write lengths need it.
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.count_ones() as usize))?;
+        for program in self.iter() {
+            seq.serialize_element(&program)?;
+        }
+        seq.end()
     }
 }
 
@@ -186,5 +197,24 @@ impl Partner {
     /// Whether the partner is enrolled in `program`.
     pub fn is_enrolled(&self, program: Program) -> bool {
         self.programs.contains(program)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_has_its_own_bit_and_round_trips() {
+        let mut all = Programs::default();
+        for (i, program) in Program::ALL.into_iter().enumerate() {
+            assert_eq!(program.bit().count_ones(), 1);
+            assert!(!all.contains(program), "{program:?} shares a bit");
+            all.insert(program);
+            assert_eq!(all.iter().count(), i + 1);
+        }
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(json, r#"["online_services_sell","online_services_usage"]"#);
+        assert_eq!(serde_json::from_str::<Programs>(&json).unwrap(), all);
     }
 }

@@ -249,7 +249,8 @@ pub trait Repository: Send + Sync {
     /// default commits and claims **nothing**; the service then claims through
     /// [`Outbox::claim`] itself, one round trip more. So a store needs to implement
     /// it only to save that round trip, and what it answers must be claimed exactly as
-    /// [`Outbox::claim`] would have claimed it.
+    /// [`Outbox::claim`] would have claimed it. A store that wraps another (to add
+    /// metrics, faults, ...) should forward it, or it falls back to this default.
     ///
     /// # Errors
     ///

@@ -171,16 +171,14 @@ impl PostgresRepository {
                 actual,
             ));
         }
-        let mut written = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: Option<String> = row.try_get("id").map_err(sql::database)?;
-            if let Some(id) = id {
-                let position: i64 = row.try_get("position").map_err(sql::database)?;
-                let claimed: bool = row.try_get("claimed").map_err(sql::database)?;
-                written.push((id, position, claimed));
-            }
-        }
-        sql::claimed_entries(commit, written)
+        // The change is committed: what cannot be read back is not an error (it would
+        // report a change that was made); it is claimed nothing now, and the
+        // dispatchers send it once the lease runs out.
+        let written: Result<Vec<_>, StoreError> = rows.iter().map(|r| written_row(r, 1)).collect();
+        let written = written.map(|rows| rows.into_iter().flatten().collect());
+        Ok(written
+            .and_then(|written| sql::claimed_entries(commit, written))
+            .unwrap_or_default())
     }
 
     /// Marks many notifications delivered in one statement.

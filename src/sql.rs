@@ -104,33 +104,58 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
     "dpor_outbox.last_error, dpor_outbox.last_attempt_at, dpor_outbox.next_attempt_at"
 );
 
+/// The claim of a notification a commit inserts, for its `claimed_until`: until `$until`
+/// when it is the first of its recipient in the commit (`$first`: rows of one statement
+/// do not see each other), due (its time `$at` at most now, `$now`), and no
+/// notification of its pair (`$subscription`, `$recipient`) is pending already. This is
+/// [`claimable!`]'s rule for a row that no lease or retry has touched yet; the commit
+/// claims without a second statement. Each argument is SQL text.
+macro_rules! fresh_claim {
+    ($first:literal, $at:literal, $now:literal, $subscription:literal, $recipient:literal, $until:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $first,
+            " AND ",
+            $at,
+            " <= ",
+            $now,
+            " AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending'",
+            " AND e.subscription = ",
+            $subscription,
+            " AND e.recipient = ",
+            $recipient,
+            ") THEN ",
+            $until,
+            " END"
+        )
+    };
+}
+
 /// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) on
 /// PostgreSQL in one statement, so one round trip: the compare-and-swap (`$1`-`$5`),
-/// the events (`$6`, `$7`) and the notifications (`$8`-`$12`) in data-modifying CTEs
-/// that write only when the swap did, each notification claimed until `$13` when it is
-/// the first of its recipient in the commit (`$12`) and no earlier one for its pair is
-/// pending: the claim rule of [`CLAIM_POSTGRES`] for rows no lease or retry has
-/// touched yet (due: their time `$11` is at most now, `$14`). Answers one row with
-/// how many rows the swap updated, then one per notification, oldest first.
+/// the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON, recipient,
+/// time, first of its recipient) in data-modifying CTEs that write only when the swap
+/// did, each notification claimed until `$13` ([`fresh_claim!`], now `$14`). Answers
+/// one row with how many rows the swap updated, then one per notification, oldest
+/// first.
 #[cfg(feature = "postgres")]
-pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = "WITH updated AS (\
-     UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 \
-     WHERE id = $4 AND version = $5 RETURNING id), \
-     events AS (INSERT INTO dpor_events (subscription, sequence, event) \
-     SELECT updated.id, e.sequence, e.event \
-     FROM updated, UNNEST($6::BIGINT[], $7::TEXT[]) AS e (sequence, event)), \
-     written AS (INSERT INTO dpor_outbox \
-     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
-     SELECT n.id, n.notification, updated.id, n.recipient, n.at, \
-     CASE WHEN n.first AND n.at <= $14 AND NOT EXISTS (SELECT 1 FROM dpor_outbox e \
-     WHERE e.status = 'pending' AND e.subscription = updated.id \
-     AND e.recipient = n.recipient) THEN $13 END \
-     FROM updated, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BOOL[]) \
-     WITH ORDINALITY AS n (id, notification, recipient, at, first, ord) ORDER BY n.ord \
-     RETURNING id, position, claimed_until IS NOT NULL AS claimed) \
-     SELECT (SELECT COUNT(*) FROM updated) AS updated, written.id, written.position, \
-     written.claimed FROM (SELECT 1) AS one LEFT JOIN written ON TRUE \
-     ORDER BY written.position";
+pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = concat!(
+    "WITH updated AS (UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 ",
+    "WHERE id = $4 AND version = $5 RETURNING id), ",
+    "events AS (INSERT INTO dpor_events (subscription, sequence, event) ",
+    "SELECT updated.id, e.sequence, e.event ",
+    "FROM updated, UNNEST($6::BIGINT[], $7::TEXT[]) AS e (sequence, event)), ",
+    "written AS (INSERT INTO dpor_outbox ",
+    "(id, notification, subscription, recipient, next_attempt_at, claimed_until) ",
+    "SELECT n.id, n.notification, updated.id, n.recipient, n.at, ",
+    fresh_claim!("n.first", "n.at", "$14", "updated.id", "n.recipient", "$13"),
+    " FROM updated, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BOOL[]) ",
+    "WITH ORDINALITY AS n (id, notification, recipient, at, first, ord) ORDER BY n.ord ",
+    "RETURNING id, position, claimed_until IS NOT NULL AS claimed) ",
+    "SELECT (SELECT COUNT(*) FROM updated) AS updated, written.id, written.position, ",
+    "written.claimed FROM (SELECT 1) AS one LEFT JOIN written ON TRUE ",
+    "ORDER BY written.position"
+);
 
 /// A commit's events in one statement, inside its transaction: `$1` the subscription,
 /// `$2` a JSON array of `[sequence, event JSON]`.
@@ -144,30 +169,41 @@ pub(crate) const INSERT_EVENTS_POSTGRES: &str = "INSERT INTO dpor_events \
      FROM json_array_elements($2::JSON) WITH ORDINALITY AS t (e, ord) ORDER BY ord";
 
 /// A commit's notifications in one statement, inside its transaction, each claimed
-/// until `$2` (none when NULL) when it is the first of its recipient in the commit, due
-/// (its time at most now, `$3`), and no earlier notification of its pair is pending:
-/// the claim rule of the claim statements for rows no lease or retry has touched yet.
-/// `$1` is the subscription, `$4` a JSON array of `[id, notification JSON, recipient,
-/// time, first]`. Answers each row's id, position and whether it was claimed.
+/// until `$2` ([`fresh_claim!`]; none when NULL), now `$3`. `$1` is the subscription,
+/// `$4` a JSON array of `[id, notification JSON, recipient, time, first of its
+/// recipient]`. Answers each row's id, position and whether it was claimed.
 #[cfg(feature = "sqlite")]
-pub(crate) const INSERT_NOTIFICATIONS_SQLITE: &str = "INSERT INTO dpor_outbox \
-     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
-     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), $1, \
-     json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
-     CASE WHEN json_extract(value, '$[4]') AND json_extract(value, '$[3]') <= $3 \
-     AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending' \
-     AND e.subscription = $1 AND e.recipient = json_extract(value, '$[2]')) THEN $2 END \
-     FROM json_each($4) ORDER BY key \
-     RETURNING id, position, claimed_until IS NOT NULL";
+pub(crate) const INSERT_NOTIFICATIONS_SQLITE: &str = concat!(
+    "INSERT INTO dpor_outbox ",
+    "(id, notification, subscription, recipient, next_attempt_at, claimed_until) ",
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), $1, ",
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), ",
+    fresh_claim!(
+        "json_extract(value, '$[4]')",
+        "json_extract(value, '$[3]')",
+        "$3",
+        "$1",
+        "json_extract(value, '$[2]')",
+        "$2"
+    ),
+    " FROM json_each($4) ORDER BY key RETURNING id, position, claimed_until IS NOT NULL"
+);
 #[cfg(feature = "postgres")]
-pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = "INSERT INTO dpor_outbox \
-     (id, notification, subscription, recipient, next_attempt_at, claimed_until) \
-     SELECT n ->> 0, n ->> 1, $1, n ->> 2, (n ->> 3)::BIGINT, \
-     CASE WHEN (n ->> 4)::BOOLEAN AND (n ->> 3)::BIGINT <= $3 \
-     AND NOT EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending' \
-     AND e.subscription = $1 AND e.recipient = n ->> 2) THEN $2::BIGINT END \
-     FROM json_array_elements($4::JSON) WITH ORDINALITY AS t (n, ord) ORDER BY ord \
-     RETURNING id, position, claimed_until IS NOT NULL";
+pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = concat!(
+    "INSERT INTO dpor_outbox ",
+    "(id, notification, subscription, recipient, next_attempt_at, claimed_until) ",
+    "SELECT n ->> 0, n ->> 1, $1, n ->> 2, (n ->> 3)::BIGINT, ",
+    fresh_claim!(
+        "(n ->> 4)::BOOLEAN",
+        "(n ->> 3)::BIGINT",
+        "$3",
+        "$1",
+        "n ->> 2",
+        "$2::BIGINT"
+    ),
+    " FROM json_array_elements($4::JSON) WITH ORDINALITY AS t (n, ord) ORDER BY ord",
+    " RETURNING id, position, claimed_until IS NOT NULL"
+);
 
 /// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
 /// statement (`$1` the ids: an array on PostgreSQL, a JSON array on SQLite).
@@ -380,10 +416,13 @@ pub(crate) fn conflict_or_not_found(
     }
 }
 
-/// Implements `Repository` and `migrate()` for a struct with a `pool: sqlx::Pool<$db>`
-/// field, given the backend's own `begin_schema_step` (a transaction holding the
-/// database's schema lock) and `recorded_and_found` (the recorded and the actual
-/// schema versions).
+/// Implements `Repository`, `Outbox` and `migrate()` for a struct with a
+/// `pool: sqlx::Pool<$db>` field (the reads' pool), given the backend's statements
+/// (`$claim`, `$insert_events`, `$insert_notifications`) and its own items:
+/// `writer()` (the writes' pool), `begin_write` (a write transaction),
+/// `begin_schema_step` (a transaction holding the database's schema lock),
+/// `recorded_and_found` (the recorded and the actual schema versions),
+/// `commit_claiming` (`Repository::commit_and_claim`) and `mark_all_delivered`.
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr) => {
         impl $name {
@@ -509,7 +548,6 @@ macro_rules! sql_repository {
                 commit: Commit,
                 claim: Option<(time::OffsetDateTime, time::Duration)>,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
-                use sqlx::Row as _;
                 let encoded = sql::encode(&commit)?;
                 let id = commit.next.id();
                 let create = match &commit.create {
@@ -578,18 +616,37 @@ macro_rules! sql_repository {
                         .await
                         .map_err(sql::database)?;
                     for row in &rows {
-                        let written_id: String = row.try_get(0).map_err(sql::database)?;
-                        let position: i64 = row.try_get(1).map_err(sql::database)?;
-                        let claimed: bool = row.try_get(2).map_err(sql::database)?;
-                        written.push((written_id, position, claimed));
+                        written.extend(written_row(row, 0)?);
                     }
                 }
+                // Read back before the commit: after it, an error would report a
+                // change that was made.
+                let claimed = match claim {
+                    None => Vec::new(),
+                    Some(_) => sql::claimed_entries(commit, written)?,
+                };
                 tx.commit().await.map_err(sql::database)?;
-                if claim.is_none() {
-                    return Ok(Vec::new());
-                }
-                sql::claimed_entries(commit, written)
+                Ok(claimed)
             }
+        }
+
+        /// A row of the notifications a commit wrote, from column `first` on: the id
+        /// (none on the one row of a commit that wrote none), position, and whether it
+        /// was claimed.
+        fn written_row(
+            row: &<$db as sqlx::Database>::Row,
+            first: usize,
+        ) -> Result<Option<(String, i64, bool)>, StoreError> {
+            use sqlx::Row as _;
+            let Some(id) = row
+                .try_get::<Option<String>, _>(first)
+                .map_err(sql::database)?
+            else {
+                return Ok(None);
+            };
+            let position = row.try_get(first + 1).map_err(sql::database)?;
+            let claimed = row.try_get(first + 2).map_err(sql::database)?;
+            Ok(Some((id, position, claimed)))
         }
 
         /// The version of subscription `id` as stored, if it is.

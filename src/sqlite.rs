@@ -82,9 +82,8 @@ impl SqliteRepository {
                 SqlitePoolOptions::new(),
             )
         };
-        // No ping each time the pool hands a connection out: it is one more trip to
-        // the connection's worker thread per statement, and a SQLite connection does
-        // not drop like a network one.
+        // No ping each time the pool hands a connection out (see
+        // `PostgresRepository::pool_options`): here a trip to the worker thread.
         let pool = pool
             .test_before_acquire(false)
             .connect_with(options.clone())
@@ -108,7 +107,11 @@ impl SqliteRepository {
         Ok(SqliteRepository { pool, writer })
     }
 
-    /// A repository over a pool the host configured itself.
+    /// A repository over a pool the host configured itself, for its reads and its
+    /// writes: with several connections, the crate's writers then wait on SQLite's
+    /// busy handler (`busy_timeout`) rather than in the pool, and may meet
+    /// `SQLITE_BUSY` after it. [`connect`](Self::connect) gives the writes a
+    /// connection of their own.
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteRepository {
             writer: pool.clone(),
@@ -117,7 +120,8 @@ impl SqliteRepository {
     }
 
     /// The pool, for the host's own queries (the reads' pool: the crate's writes go
-    /// through a one-connection pool of their own, see [`connect`](Self::connect)).
+    /// through a one-connection pool of their own, see [`connect`](Self::connect), so
+    /// a host's own writes here compete with them for SQLite's one write lock).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -179,8 +179,8 @@ impl fmt::Display for SubscriptionStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerOfRecord {
     mpn_id: MpnId,
-    // Boxed, not `String`: a store holds one per subscription, and spare capacity is
-    // never needed.
+    // A `SmolStr`: inline up to 23 bytes, so that a copy of the record allocates
+    // nothing for most names; a store holds one per subscription.
     #[serde(with = "crate::text::name")]
     partner_name: SmolStr,
     program: Program,

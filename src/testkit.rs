@@ -983,6 +983,21 @@ async fn a_commit_claims_what_a_claim_would<R: Store>(repo: &R) -> Result<(), Co
         "two emails to one partner: claimed {claimed:?}, expected the first of {n5_n6:?} only"
     );
 
+    // An email whose time is still to come is not due: not claimed.
+    let s3 = subscription("s-3", "c-1")?;
+    ok(CHECK, repo.insert(s3.clone()).await)?;
+    let early = AT - time::Duration::SECOND;
+    let future = ok(
+        CHECK,
+        repo.commit_and_claim(designate(&s3, &fabrikam)?, early, lease)
+            .await,
+    )?;
+    ensure!(
+        CHECK,
+        future.is_empty(),
+        "an email not yet due was claimed: {future:?}"
+    );
+
     let before = observe(CHECK, repo, s1.id()).await?;
     let refused = repo.commit_and_claim(stale, AT, lease).await;
     ensure!(
@@ -999,8 +1014,8 @@ async fn a_commit_claims_what_a_claim_would<R: Store>(repo: &R) -> Result<(), Co
     let entries = ok(CHECK, repo.page_outbox(None, 10).await)?;
     ensure!(
         CHECK,
-        entries.len() == 6,
-        "the outbox holds {} notifications, expected 6",
+        entries.len() == 7,
+        "the outbox holds {} notifications, expected 7",
         entries.len()
     );
     Ok(())

@@ -1,6 +1,8 @@
 //! The repository conformance suite (`dpor::testkit`) against the in-memory store.
 //! The SQLite and PostgreSQL stores run it in their own test files.
 
+mod common;
+
 use dpor::InMemoryRepository;
 
 #[tokio::test]
@@ -10,4 +12,9 @@ async fn in_memory_repository_conforms() {
     {
         panic!("{failure}");
     }
+}
+
+#[tokio::test]
+async fn in_memory_commit_claims_its_email() {
+    common::commit_claims_its_email(&InMemoryRepository::new()).await;
 }

@@ -372,3 +372,8 @@ async fn a_store_used_before_migrate_says_so() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn sqlite_commit_claims_its_email() {
+    commit_claims_its_email(&memory().await).await;
+}

@@ -252,8 +252,6 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         known: Option<&Partner>,
         create: Option<Subscription>,
     ) -> Result<Receipt, Error> {
-        // The claim's time is the change's (no second read of the clock).
-        let now = events.last().map_or_else(|| self.clock.now(), |e| e.at);
         let notifications = self.notifications_for(&next, &events, known).await?;
         // Delivery needs only the ids: the notifications themselves move into the commit,
         // and the claimed ones come back from it.
@@ -267,7 +265,9 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         };
         let claimed = self
             .repository
-            .commit_and_claim(commit, now, self.delivery.lease)
+            // The lease runs from now, not from the decision: the lookups since then
+            // (and a wait for the store) must not eat into it.
+            .commit_and_claim(commit, self.clock.now(), self.delivery.lease)
             .await?;
         let written = ids.len();
         let delivered = self.deliver_committed(claimed, ids).await;

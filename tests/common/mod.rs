@@ -539,3 +539,33 @@ impl<R: Outbox> Outbox for Faulty<R> {
         self.inner.import_outbox(entries).await
     }
 }
+
+/// The built-in stores claim a commit's first email in the commit itself
+/// (`Repository::commit_and_claim`), which the testkit allows a host's store not to.
+pub async fn commit_claims_its_email<R: Store>(repo: &R) {
+    insert_sub(repo, "sub-claim").await;
+    let sub = repo.get(&sub_id("sub-claim")).await.unwrap().unwrap();
+    let Ok(Transition::Changed { next, events }) =
+        sub.associate(&fabrikam(), Program::OnlineServicesSell, T0)
+    else {
+        panic!("a first designation changes the subscription");
+    };
+    let notifications: Vec<Notification> = events
+        .iter()
+        .filter_map(|e| Notification::for_event(e, next.service(), None))
+        .collect();
+    let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
+    let commit = Commit {
+        expected_version: sub.version(),
+        next,
+        events,
+        notifications,
+        create: None,
+    };
+    let claimed = repo
+        .commit_and_claim(commit, T0, time::Duration::minutes(1))
+        .await
+        .unwrap();
+    let claimed: Vec<NotificationId> = claimed.into_iter().map(|e| e.notification.id).collect();
+    assert_eq!(claimed, ids);
+}
