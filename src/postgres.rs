@@ -107,19 +107,19 @@ async fn begin_write(
 }
 
 impl PostgresRepository {
-    /// [`Repository::commit_and_claim`] in one statement, one round trip
+    /// [`Repository::commit`], and with `claim` (now and the lease)
+    /// [`Repository::commit_and_claim`], in one statement, one round trip
     /// ([`sql::COMMIT_AND_CLAIM_POSTGRES`]); a refused swap costs one more, to read
     /// the stored version for the conflict.
     async fn commit_claiming(
         &self,
         commit: Commit,
-        now: OffsetDateTime,
-        lease: Duration,
+        claim: Option<(OffsetDateTime, Duration)>,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         use sqlx::Row as _;
         if commit.create.is_some() {
             // A migration: rare, and not worth a statement of its own.
-            return self.transact(commit, Some((now, lease))).await;
+            return self.transact(commit, claim).await;
         }
         let encoded = sql::encode(&commit)?;
         let id = commit.next.id();
@@ -154,8 +154,8 @@ impl PostgresRepository {
                     .collect::<Vec<_>>(),
             )
             .bind(firsts)
-            .bind(sql::until(now, lease))
-            .bind(sql::micros(now))
+            .bind(claim.map(|(now, lease)| sql::until(now, lease)))
+            .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
             .fetch_all(&self.pool)
             .await
             .map_err(sql::database)?;

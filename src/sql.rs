@@ -131,13 +131,13 @@ macro_rules! fresh_claim {
     };
 }
 
-/// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) on
-/// PostgreSQL in one statement, so one round trip: the compare-and-swap (`$1`-`$5`),
-/// the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON, recipient,
-/// time, first of its recipient) in data-modifying CTEs that write only when the swap
-/// did, each notification claimed until `$13` ([`fresh_claim!`], now `$14`). Answers
-/// one row with how many rows the swap updated, then one per notification, oldest
-/// first.
+/// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) (and
+/// `commit`) on PostgreSQL in one statement, so one round trip: the compare-and-swap
+/// (`$1`-`$5`), the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON,
+/// recipient, time, first of its recipient) in data-modifying CTEs that write only when
+/// the swap did, each notification claimed until `$13` ([`fresh_claim!`]; none when
+/// NULL), now `$14`. Answers one row with how many rows the swap updated, then one per
+/// notification, oldest first.
 #[cfg(feature = "postgres")]
 pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = concat!(
     "WITH updated AS (UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 ",
@@ -422,7 +422,8 @@ pub(crate) fn conflict_or_not_found(
 /// `writer()` (the writes' pool), `begin_write` (a write transaction),
 /// `begin_schema_step` (a transaction holding the database's schema lock),
 /// `recorded_and_found` (the recorded and the actual schema versions),
-/// `commit_claiming` (`Repository::commit_and_claim`) and `mark_all_delivered`.
+/// `commit_claiming` (`Repository::commit`, and with a claim
+/// `Repository::commit_and_claim`) and `mark_all_delivered`.
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr) => {
         impl $name {
@@ -736,7 +737,7 @@ macro_rules! sql_repository {
             }
 
             async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-                self.transact(commit, None).await.map(drop)
+                self.commit_claiming(commit, None).await.map(drop)
             }
 
             async fn commit_and_claim(
@@ -745,7 +746,7 @@ macro_rules! sql_repository {
                 now: time::OffsetDateTime,
                 lease: time::Duration,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
-                self.commit_claiming(commit, now, lease).await
+                self.commit_claiming(commit, Some((now, lease))).await
             }
 
             async fn history(

@@ -151,15 +151,14 @@ async fn begin_schema_step(
 }
 
 impl SqliteRepository {
-    /// [`Repository::commit_and_claim`] in one transaction holding the write lock:
-    /// each notification is claimed as it is inserted.
+    /// [`Repository::commit`], and with `claim` [`Repository::commit_and_claim`], in
+    /// one transaction holding the write lock.
     async fn commit_claiming(
         &self,
         commit: Commit,
-        now: OffsetDateTime,
-        lease: TimeDuration,
+        claim: Option<(OffsetDateTime, TimeDuration)>,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.transact(commit, Some((now, lease))).await
+        self.transact(commit, claim).await
     }
 
     /// Marks many notifications delivered in one statement.
