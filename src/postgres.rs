@@ -119,7 +119,12 @@ impl PostgresRepository {
         use sqlx::Row as _;
         if commit.create.is_some() {
             // A migration: rare, and not worth a statement of its own.
-            return self.transact(commit, claim).await;
+            let prepared = sql::prepare(commit)?;
+            let mut tx = begin_write(self.writer()).await?;
+            // On an error, dropping `tx` rolls back.
+            let claimed = apply(&mut tx, prepared, claim).await?;
+            tx.commit().await.map_err(sql::database)?;
+            return Ok(claimed);
         }
         let encoded = sql::encode(&commit)?;
         let id = commit.next.id();

@@ -216,6 +216,7 @@ pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = "UPDATE dpor_outbox \
      WHERE id IN (SELECT value FROM json_each($1)) AND status = 'pending'";
 
 /// A commit encoded for a SQL store, before the database is touched.
+#[derive(Debug)]
 pub(crate) struct Encoded {
     /// The new partner of record's id, for the indexed column.
     pub partner: Option<String>,
@@ -254,6 +255,36 @@ pub(crate) fn encode(commit: &Commit) -> Result<Encoded, StoreError> {
         version: to_i64(commit.next.version())?,
         expected: to_i64(commit.expected_version)?,
         record: to_json(&commit.next)?,
+        events,
+        notifications,
+    })
+}
+
+/// A commit checked and encoded for the statements of a SQL store's transaction: the
+/// events as a JSON array of `[sequence, event JSON]`, the notifications of `[id,
+/// notification JSON, recipient, time, first of its recipient]`.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub commit: Commit,
+    pub encoded: Encoded,
+    pub events: String,
+    pub notifications: String,
+}
+
+/// Checks and encodes `commit` for a transaction, before the database is touched.
+pub(crate) fn prepare(commit: Commit) -> Result<Prepared, StoreError> {
+    let encoded = encode(&commit)?;
+    let events = to_json(&encoded.events)?;
+    let rows: Vec<_> = commit
+        .notifications
+        .iter()
+        .zip(&encoded.notifications)
+        .map(|(n, (json, first))| (n.id.as_str(), json, n.partner.as_str(), micros(n.at), first))
+        .collect();
+    let notifications = to_json(&rows)?;
+    Ok(Prepared {
+        commit,
+        encoded,
         events,
         notifications,
     })
@@ -539,95 +570,75 @@ macro_rules! sql_repository {
             Ok(())
         }
 
-        impl $name {
-            /// [`Repository::commit`] in one transaction: the compare-and-swap, then the
-            /// events in one statement and the notifications in another; with `claim`
-            /// (now and the lease), the notifications are claimed as they are inserted,
-            /// and the claimed ones are answered.
-            async fn transact(
-                &self,
-                commit: Commit,
-                claim: Option<(time::OffsetDateTime, time::Duration)>,
-            ) -> Result<Vec<OutboxEntry>, StoreError> {
-                let encoded = sql::encode(&commit)?;
-                let id = commit.next.id();
-                let create = match &commit.create {
-                    Some(created) => Some((created.id(), insert_subscription(created)?)),
-                    None => None,
-                };
-                let events = sql::to_json(&encoded.events)?;
-                let notifications = sql::to_json(
-                    &commit
-                        .notifications
-                        .iter()
-                        .zip(&encoded.notifications)
-                        .map(|(n, (json, first))| {
-                            (
-                                n.id.as_str(),
-                                json,
-                                n.partner.as_str(),
-                                sql::micros(n.at),
-                                first,
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                )?;
-                let mut tx = begin_write(self.writer()).await?;
-                let updated = sqlx::query(sql::UPDATE)
-                    .bind(encoded.partner)
-                    .bind(encoded.version)
-                    .bind(encoded.record)
-                    .bind(id.as_str())
-                    .bind(encoded.expected)
-                    .execute(&mut *tx)
+        /// Applies a prepared commit inside `connection`'s open transaction: the
+        /// compare-and-swap, a migration's new subscription, then the events in one
+        /// statement and the notifications in another; with `claim` (now and the
+        /// lease), the notifications are claimed as they are inserted, and the claimed
+        /// ones are answered (read back before the caller commits: after it, an error
+        /// would report a change that was made). On an error the caller rolls back.
+        async fn apply(
+            connection: &mut <$db as sqlx::Database>::Connection,
+            prepared: sql::Prepared,
+            claim: Option<(time::OffsetDateTime, time::Duration)>,
+        ) -> Result<Vec<OutboxEntry>, StoreError> {
+            let sql::Prepared {
+                commit,
+                encoded,
+                events,
+                notifications,
+            } = prepared;
+            let id = commit.next.id();
+            let updated = sqlx::query(sql::UPDATE)
+                .bind(encoded.partner)
+                .bind(encoded.version)
+                .bind(encoded.record)
+                .bind(id.as_str())
+                .bind(encoded.expected)
+                .execute(&mut *connection)
+                .await
+                .map_err(sql::database)?;
+            if updated.rows_affected() == 0 {
+                let actual = stored_version(&mut *connection, id).await?;
+                return Err(sql::conflict_or_not_found(
+                    id,
+                    commit.expected_version,
+                    actual,
+                ));
+            }
+            if let Some(created) = &commit.create {
+                let inserted = insert_subscription(created)?
+                    .execute(&mut *connection)
                     .await
                     .map_err(sql::database)?;
-                if updated.rows_affected() == 0 {
-                    let actual = stored_version(&mut *tx, id).await?;
-                    // Dropping `tx` rolls back.
-                    return Err(sql::conflict_or_not_found(
-                        id,
-                        commit.expected_version,
-                        actual,
-                    ));
+                if inserted.rows_affected() == 0 {
+                    return Err(StoreError::AlreadyExists(created.id().clone()));
                 }
-                if let Some((created, insert)) = create {
-                    let inserted = insert.execute(&mut *tx).await.map_err(sql::database)?;
-                    if inserted.rows_affected() == 0 {
-                        // Dropping `tx` rolls the update back.
-                        return Err(StoreError::AlreadyExists(created.clone()));
-                    }
+            }
+            if !commit.events.is_empty() {
+                sqlx::query($insert_events)
+                    .bind(id.as_str())
+                    .bind(events)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(sql::database)?;
+            }
+            let mut written = Vec::with_capacity(commit.notifications.len());
+            if !commit.notifications.is_empty() {
+                let rows = sqlx::query($insert_notifications)
+                    .bind(id.as_str())
+                    .bind(claim.map(|(now, lease)| sql::until(now, lease)))
+                    .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
+                    .bind(notifications)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map_err(sql::database)?;
+                for row in &rows {
+                    written.extend(written_row(row, 0)?);
                 }
-                if !commit.events.is_empty() {
-                    sqlx::query($insert_events)
-                        .bind(id.as_str())
-                        .bind(events)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql::database)?;
-                }
-                let mut written = Vec::with_capacity(commit.notifications.len());
-                if !commit.notifications.is_empty() {
-                    let rows = sqlx::query($insert_notifications)
-                        .bind(id.as_str())
-                        .bind(claim.map(|(now, lease)| sql::until(now, lease)))
-                        .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
-                        .bind(notifications)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(sql::database)?;
-                    for row in &rows {
-                        written.extend(written_row(row, 0)?);
-                    }
-                }
-                // Read back before the commit: after it, an error would report a
-                // change that was made.
-                let claimed = match claim {
-                    None => Vec::new(),
-                    Some(_) => sql::claimed_entries(commit, written)?,
-                };
-                tx.commit().await.map_err(sql::database)?;
-                Ok(claimed)
+            }
+            match claim {
+                None => Ok(Vec::new()),
+                Some(_) => sql::claimed_entries(commit, written),
             }
         }
 

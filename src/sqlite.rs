@@ -17,6 +17,7 @@
 //! ```
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,13 +36,68 @@ use crate::subscription::Subscription;
 /// A [`Repository`] in SQLite: a file in WAL mode (concurrent readers, one writer at a
 /// time, durable on commit), or `sqlite::memory:` for tests.
 ///
-/// Each `commit` is one transaction: `UPDATE ... WHERE id = ? AND version = ?`, a
-/// conflict when no row matched, then the events and the outbox rows. See the
-/// README's "Persistence" section for the schema.
+/// Each `commit` is `UPDATE ... WHERE id = ? AND version = ?`, a conflict when no row
+/// matched, then the events and the outbox rows, all or nothing. Commits that arrive
+/// while another is being written are written together, each in a savepoint of one
+/// transaction: group commit, one sync of the file for the group (see
+/// [`connect`](Self::connect)). See the README's "Persistence" section for the schema.
 #[derive(Clone, Debug)]
 pub struct SqliteRepository {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// Commits waiting for the writer connection.
+    waiting: Arc<Mutex<Vec<Arc<Waiting>>>>,
+    /// Whose turn it is to write a group: one leader at a time, whatever the pool.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Removes a commit from the queue when its caller's future is dropped before a group
+/// took it: a cancelled commit is then never written.
+struct Dequeue<'a> {
+    waiting: &'a Mutex<Vec<Arc<Waiting>>>,
+    mine: &'a Arc<Waiting>,
+}
+
+impl Drop for Dequeue<'_> {
+    fn drop(&mut self) {
+        lock(self.waiting).retain(|w| !Arc::ptr_eq(w, self.mine));
+    }
+}
+
+/// Answers every member of a group that has no outcome yet "unknown" when the group's
+/// task ends without answering (a panic, a runtime shutting down); a no-op once each has
+/// its answer.
+struct Unanswered(Vec<(Arc<Waiting>, bool)>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        for (w, _) in &self.0 {
+            let mut outcome = lock(&w.outcome);
+            if outcome.is_none() {
+                *outcome = Some(Err(unknown_outcome()));
+            }
+        }
+    }
+}
+
+/// A commit waiting for its turn to be written, and then its outcome. Whoever gets the
+/// turn writes every commit waiting then (its own among them) in one transaction and
+/// leaves each its outcome; the others find theirs when they get the turn.
+#[derive(Debug)]
+struct Waiting {
+    commit: Mutex<Option<(sql::Prepared, ClaimAt)>>,
+    outcome: Mutex<Option<Result<Vec<OutboxEntry>, StoreError>>>,
+}
+
+/// When a commit claims its emails: now and the lease.
+type ClaimAt = Option<(OffsetDateTime, TimeDuration)>;
+
+/// Locks `mutex`, taking over a poisoned lock as it is: nothing here panics while it
+/// holds one.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SqliteRepository {
@@ -93,7 +149,9 @@ impl SqliteRepository {
         // The writes go through one connection of their own: the crate's writers then
         // queue in order in the pool, with no sleep in SQLite's busy handler between
         // tries (eight writers queued there ran slower than one) and no `SQLITE_BUSY`
-        // among themselves; the reads run beside them on the other connections (WAL).
+        // among themselves, and the commits that queue are written together (group
+        // commit, `commit_claiming`); the reads run beside them on the other
+        // connections (WAL).
         let writer = if in_memory {
             pool.clone()
         } else {
@@ -104,7 +162,12 @@ impl SqliteRepository {
                 .await
                 .map_err(sql::backend)?
         };
-        Ok(SqliteRepository { pool, writer })
+        Ok(SqliteRepository {
+            pool,
+            writer,
+            waiting: Arc::default(),
+            turn: Arc::default(),
+        })
     }
 
     /// A repository over a pool the host configured itself, for its reads and its
@@ -116,6 +179,8 @@ impl SqliteRepository {
         SqliteRepository {
             writer: pool.clone(),
             pool,
+            waiting: Arc::default(),
+            turn: Arc::default(),
         }
     }
 
@@ -143,6 +208,91 @@ async fn begin_write(
         .map_err(sql::database)
 }
 
+/// The answer of a commit whose group was interrupted.
+fn unknown_outcome() -> StoreError {
+    sql::backend(
+        "the commit was being written with others when that was interrupted: its outcome is unknown",
+    )
+}
+
+/// What writing a group came to: each commit's outcome, in order, and whether the
+/// connection may be left in a transaction it cannot end (then it is closed, not
+/// reused: SQLite may roll a transaction back by itself, on a full disk or an I/O
+/// error, and sqlx would then take every later `BEGIN` for a nested one).
+struct Written {
+    outcomes: Vec<Result<Vec<OutboxEntry>, StoreError>>,
+    broken: bool,
+}
+
+/// Writes `commits` in one transaction, each in a savepoint when there are several, so
+/// that one that fails is rolled back alone.
+async fn write_group(
+    connection: &mut sqlx::SqliteConnection,
+    commits: Vec<(sql::Prepared, ClaimAt)>,
+) -> Written {
+    use sqlx::Connection as _;
+    let count = commits.len();
+    let alone = count == 1;
+    // Every commit failed the same way; `what` says whether anything may be written.
+    let all = |what: &str, error: &dyn std::fmt::Display| Written {
+        outcomes: (0..count)
+            .map(|_| Err(sql::backend(format!("{what}: {error}"))))
+            .collect(),
+        broken: true,
+    };
+    const NOT_WRITTEN: &str = "the commit was not written";
+    let mut tx = match connection.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(error) => return all(NOT_WRITTEN, &error),
+    };
+    let mut outcomes = Vec::with_capacity(count);
+    for (prepared, claim) in commits {
+        if alone {
+            outcomes.push(apply(&mut tx, prepared, claim).await);
+            continue;
+        }
+        if let Err(error) = sqlx::query("SAVEPOINT dpor_commit").execute(&mut *tx).await {
+            return all(NOT_WRITTEN, &error);
+        }
+        let outcome = apply(&mut tx, prepared, claim).await;
+        let closing: &[&str] = match outcome {
+            Ok(_) => &["RELEASE dpor_commit"],
+            Err(_) => &["ROLLBACK TO dpor_commit", "RELEASE dpor_commit"],
+        };
+        for statement in closing {
+            if let Err(error) = sqlx::query(statement).execute(&mut *tx).await {
+                return all(NOT_WRITTEN, &error);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    if outcomes.iter().all(Result::is_err) {
+        // Nothing to keep.
+        let broken = tx.rollback().await.is_err();
+        return Written { outcomes, broken };
+    }
+    match tx.commit().await {
+        Ok(()) => Written {
+            outcomes,
+            broken: false,
+        },
+        // What failed on its own stays so; the rest may or may not be written.
+        Err(error) => Written {
+            outcomes: outcomes
+                .into_iter()
+                .map(|outcome| {
+                    outcome.and_then(|_| {
+                        Err(sql::backend(format!(
+                            "the commit's outcome is unknown: {error}"
+                        )))
+                    })
+                })
+                .collect(),
+            broken: true,
+        },
+    }
+}
+
 /// A transaction holding SQLite's write lock, for one schema step.
 async fn begin_schema_step(
     pool: &SqlitePool,
@@ -151,14 +301,97 @@ async fn begin_schema_step(
 }
 
 impl SqliteRepository {
-    /// [`Repository::commit`], and with `claim` [`Repository::commit_and_claim`], in
-    /// one transaction holding the write lock.
+    /// [`Repository::commit`], and with `claim` [`Repository::commit_and_claim`]: with
+    /// the commits that wait for their turn beside it, in one transaction holding the
+    /// write lock (group commit).
+    ///
+    /// Each commit of a group runs in a savepoint, so one that fails (a conflict, a
+    /// duplicate) is rolled back alone; the group's transaction then commits once, and
+    /// every commit's outcome is its own (but for a failure of the transaction itself,
+    /// which every commit of the group answers). A commit that comes alone is written
+    /// as one transaction with no savepoint.
+    ///
+    /// Cancellation: one group is written at a time (the `turn`), by a task of its own
+    /// (`tokio::spawn`, the runtime sqlx runs on), so a caller that gives up neither
+    /// interrupts the others' commits nor hands the turn on early. A commit whose caller
+    /// gives up before a group took it is taken out of the queue, never written; one
+    /// already in a group is written, as a statement already sent would be.
     async fn commit_claiming(
         &self,
         commit: Commit,
-        claim: Option<(OffsetDateTime, TimeDuration)>,
+        claim: ClaimAt,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.transact(commit, claim).await
+        let prepared = sql::prepare(commit)?;
+        let mine = Arc::new(Waiting {
+            commit: Mutex::new(Some((prepared, claim))),
+            outcome: Mutex::new(None),
+        });
+        lock(&self.waiting).push(Arc::clone(&mine));
+        let dequeue = Dequeue {
+            waiting: &self.waiting,
+            mine: &mine,
+        };
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        // Written by the group of the previous leader?
+        if let Some(outcome) = lock(&mine.outcome).take() {
+            std::mem::forget(dequeue);
+            return outcome;
+        }
+        let connection = self.writer().acquire().await;
+        let mut connection = match connection {
+            Ok(connection) => connection,
+            // `dequeue` removes this commit: not written. The others stay queued.
+            Err(error) => return Err(sql::database(error)),
+        };
+        let group: Vec<(Arc<Waiting>, bool)> = {
+            let mut waiting = lock(&self.waiting);
+            if !waiting.iter().any(|w| Arc::ptr_eq(w, &mine)) {
+                std::mem::forget(dequeue);
+                return Err(unknown_outcome());
+            }
+            std::mem::take(&mut *waiting)
+                .into_iter()
+                .map(|w| {
+                    let own = Arc::ptr_eq(&w, &mine);
+                    (w, own)
+                })
+                .collect()
+        };
+        std::mem::forget(dequeue);
+        // The group is written by a task of its own: dropping this caller's future
+        // neither interrupts the others' commits nor hands the turn on early.
+        let unanswered = Unanswered(group);
+        let task = tokio::spawn(async move {
+            let _turn = turn;
+            let mut members = Vec::with_capacity(unanswered.0.len());
+            let mut commits = Vec::with_capacity(unanswered.0.len());
+            for (w, own) in &unanswered.0 {
+                if let Some(commit) = lock(&w.commit).take() {
+                    members.push((Arc::clone(w), *own));
+                    commits.push(commit);
+                }
+            }
+            let written = write_group(&mut connection, commits).await;
+            if written.broken {
+                connection.close_on_drop();
+            }
+            let mut own_outcome = Err(unknown_outcome());
+            for ((w, own), outcome) in members.into_iter().zip(written.outcomes) {
+                if own {
+                    own_outcome = outcome;
+                } else {
+                    *lock(&w.outcome) = Some(outcome);
+                }
+            }
+            drop(unanswered);
+            own_outcome
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            // A bug: not to be hidden (the others are answered by `Unanswered`).
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(unknown_outcome()),
+        }
     }
 
     /// Marks many notifications delivered in one statement.
@@ -206,3 +439,238 @@ sql::sql_repository!(
     sql::INSERT_EVENTS_SQLITE,
     sql::INSERT_NOTIFICATIONS_SQLITE
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::association::Transition;
+    use crate::id::{CustomerId, MpnId};
+    use crate::partner::{Partner, Program};
+    use crate::subscription::CloudService;
+
+    fn designation(current: &Subscription, mpn: &str) -> Commit {
+        let partner =
+            Partner::new(MpnId::parse(mpn).unwrap(), "P").enrolled_in(Program::OnlineServicesSell);
+        let at = time::macros::datetime!(2026-01-05 10:00 UTC);
+        let Ok(Transition::Changed { next, events }) =
+            current.associate(&partner, Program::OnlineServicesSell, at)
+        else {
+            panic!("a designation changes the subscription");
+        };
+        let notifications = events
+            .iter()
+            .filter_map(|e| Notification::for_event(e, next.service(), None))
+            .collect();
+        Commit {
+            expected_version: current.version(),
+            next,
+            events,
+            notifications,
+            create: None,
+        }
+    }
+
+    /// A group's commits succeed or fail each on its own: a conflict in the middle is
+    /// rolled back alone, and the others are written, in one transaction.
+    #[tokio::test]
+    async fn a_failing_commit_in_a_group_is_rolled_back_alone() {
+        let repo = SqliteRepository::connect("sqlite::memory:").await.unwrap();
+        repo.migrate().await.unwrap();
+        let subs: Vec<Subscription> = ["s-1", "s-2", "s-3"]
+            .iter()
+            .map(|id| {
+                Subscription::new(
+                    SubscriptionId::new(*id).unwrap(),
+                    CustomerId::new("c").unwrap(),
+                    CloudService::Azure,
+                    "Azure plan",
+                )
+            })
+            .collect();
+        for sub in &subs {
+            repo.insert(sub.clone()).await.unwrap();
+        }
+        let stale = designation(&subs[1], "565380");
+        repo.commit(designation(&subs[1], "3664167")).await.unwrap();
+        let commits = [
+            designation(&subs[0], "565380"),
+            stale,
+            designation(&subs[2], "565380"),
+        ]
+        .into_iter()
+        .map(|c| (sql::prepare(c).unwrap(), None))
+        .collect();
+        let mut connection = repo.writer().acquire().await.unwrap();
+        let outcomes = write_group(&mut connection, commits).await.outcomes;
+        drop(connection);
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Conflict { .. })),
+            "{outcomes:?}"
+        );
+        for (sub, expected) in subs.iter().zip(["565380", "3664167", "565380"]) {
+            let stored = repo.get(sub.id()).await.unwrap().unwrap();
+            let on_record = stored.partner_of_record().map(|p| p.mpn_id().to_string());
+            assert_eq!(on_record.as_deref(), Some(expected));
+            assert_eq!(repo.history(sub.id()).await.unwrap().len(), 1);
+        }
+        assert_eq!(repo.pending_notifications(10).await.unwrap().len(), 3);
+    }
+
+    /// Subscriptions `s-0` .. `s-{n-1}` in `repo`.
+    async fn seeded(repo: &SqliteRepository, n: usize) -> Vec<Subscription> {
+        let mut subs = Vec::with_capacity(n);
+        for i in 0..n {
+            let sub = Subscription::new(
+                SubscriptionId::new(format!("s-{i}")).unwrap(),
+                CustomerId::new("c").unwrap(),
+                CloudService::Azure,
+                "Azure plan",
+            );
+            repo.insert(sub.clone()).await.unwrap();
+            subs.push(sub);
+        }
+        subs
+    }
+
+    /// A database file of its own, removed when dropped.
+    struct File(std::path::PathBuf);
+
+    impl File {
+        fn new(name: &str) -> Self {
+            File(std::env::temp_dir().join(format!("dpor-{name}-{}.db", std::process::id())))
+        }
+        fn url(&self) -> String {
+            format!("sqlite://{}", self.0.display())
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    /// Whether `sub`'s change was written.
+    async fn written(repo: &SqliteRepository, sub: &Subscription) -> bool {
+        repo.get(sub.id()).await.unwrap().unwrap().version() > sub.version()
+    }
+
+    /// On a pool of several connections (`from_pool`), one group is written at a time
+    /// still: every commit answers its own outcome, and what answered Ok is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_commits_on_a_shared_pool_each_answer_their_own() {
+        let file = File::new("shared-pool");
+        let options = SqliteConnectOptions::from_str(&file.url())
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let repo = SqliteRepository::from_pool(pool);
+        repo.migrate().await.unwrap();
+        let subs = seeded(&repo, 100).await;
+        let tasks: Vec<_> = subs
+            .iter()
+            .map(|sub| {
+                let (repo, commit) = (repo.clone(), designation(sub, "565380"));
+                tokio::spawn(async move { repo.commit(commit).await })
+            })
+            .collect();
+        for (task, sub) in tasks.into_iter().zip(&subs) {
+            task.await.unwrap().unwrap();
+            assert!(written(&repo, sub).await);
+        }
+    }
+
+    /// In a group, each caller gets its own commit's answer: the stale half of 100
+    /// concurrent commits conflict, the others are written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn each_caller_in_a_group_gets_its_own_answer() {
+        let file = File::new("own-answer");
+        let repo = SqliteRepository::connect(&file.url()).await.unwrap();
+        repo.migrate().await.unwrap();
+        let subs = seeded(&repo, 100).await;
+        for sub in subs.iter().step_by(2) {
+            repo.commit(designation(sub, "3664167")).await.unwrap();
+        }
+        let tasks: Vec<_> = subs
+            .iter()
+            .map(|sub| {
+                let (repo, commit) = (repo.clone(), designation(sub, "565380"));
+                tokio::spawn(async move { repo.commit(commit).await })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let answer = task.await.unwrap();
+            if i % 2 == 0 {
+                assert!(
+                    matches!(answer, Err(StoreError::Conflict { .. })),
+                    "{i}: {answer:?}"
+                );
+            } else {
+                assert!(answer.is_ok(), "{i}: {answer:?}");
+            }
+        }
+    }
+
+    /// A commit whose caller gives up while it waits for the writer is never written,
+    /// and the writer goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_given_up_while_waiting_is_never_written() {
+        let file = File::new("given-up");
+        let repo = SqliteRepository::connect(&file.url()).await.unwrap();
+        repo.migrate().await.unwrap();
+        let subs = seeded(&repo, 2).await;
+        let held = repo.writer().acquire().await.unwrap();
+        let commit = repo.commit(designation(&subs[0], "565380"));
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), commit).await;
+        assert!(gave_up.is_err());
+        drop(held);
+        repo.commit(designation(&subs[1], "565380")).await.unwrap();
+        assert!(!written(&repo, &subs[0]).await);
+        assert!(written(&repo, &subs[1]).await);
+    }
+
+    /// Callers giving up at random moments cost the others nothing: no other caller
+    /// fails, and what answered Ok is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn callers_giving_up_cost_the_others_nothing() {
+        let file = File::new("giving-up");
+        let repo = SqliteRepository::connect(&file.url()).await.unwrap();
+        repo.migrate().await.unwrap();
+        let subs = seeded(&repo, 160).await;
+        let clients: Vec<_> = subs
+            .chunks(20)
+            .enumerate()
+            .map(|(client, chunk)| {
+                let (repo, chunk) = (repo.clone(), chunk.to_vec());
+                tokio::spawn(async move {
+                    let mut answered = Vec::new();
+                    for sub in &chunk {
+                        let commit = repo.commit(designation(sub, "565380"));
+                        if client == 0 {
+                            // This client gives up on every commit after a moment.
+                            let _ = tokio::time::timeout(Duration::from_micros(200), commit).await;
+                        } else {
+                            commit.await.unwrap();
+                            answered.push(sub.clone());
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        for client in clients {
+            for sub in client.await.unwrap() {
+                assert!(written(&repo, &sub).await);
+            }
+        }
+    }
+}
