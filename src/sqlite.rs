@@ -18,7 +18,9 @@
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -45,49 +47,26 @@ use crate::subscription::Subscription;
 pub struct SqliteRepository {
     pool: SqlitePool,
     writer: SqlitePool,
-    /// Commits waiting for the writer connection.
-    waiting: Arc<Mutex<Vec<Arc<Waiting>>>>,
-    /// Whose turn it is to write a group: one leader at a time, whatever the pool.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The commits waiting to be written, and whether a writer task is writing them.
+    queue: Arc<Mutex<Queue>>,
 }
 
-/// Removes a commit from the queue when its caller's future is dropped before a group
-/// took it: a cancelled commit is then never written.
-struct Dequeue<'a> {
-    waiting: &'a Mutex<Vec<Arc<Waiting>>>,
-    mine: &'a Arc<Waiting>,
+/// The commits waiting to be written, each with where its answer goes, and whether a
+/// writer task runs. Callers add to it and await their answer; the one writer task
+/// takes everything queued, writes it as a group, answers each commit, and takes the
+/// next group, until the queue is empty (a caller then starts a new task).
+#[derive(Debug, Default)]
+struct Queue {
+    commits: Vec<Queued>,
+    writing: bool,
 }
 
-impl Drop for Dequeue<'_> {
-    fn drop(&mut self) {
-        lock(self.waiting).retain(|w| !Arc::ptr_eq(w, self.mine));
-    }
-}
-
-/// Answers every member of a group that has no outcome yet "unknown" when the group's
-/// task ends without answering (a panic, a runtime shutting down); a no-op once each has
-/// its answer.
-struct Unanswered(Vec<(Arc<Waiting>, bool)>);
-
-impl Drop for Unanswered {
-    fn drop(&mut self) {
-        for (w, _) in &self.0 {
-            let mut outcome = lock(&w.outcome);
-            if outcome.is_none() {
-                *outcome = Some(Err(unknown_outcome()));
-            }
-        }
-    }
-}
-
-/// A commit waiting for its turn to be written, and then its outcome. Whoever gets the
-/// turn writes every commit waiting then (its own among them) in one transaction and
-/// leaves each its outcome; the others find theirs when they get the turn.
-#[derive(Debug)]
-struct Waiting {
-    commit: Mutex<Option<(sql::Prepared, ClaimAt)>>,
-    outcome: Mutex<Option<Result<Vec<OutboxEntry>, StoreError>>>,
-}
+/// A commit waiting to be written, and where its answer goes.
+type Queued = (
+    sql::Prepared,
+    ClaimAt,
+    oneshot::Sender<Result<Vec<OutboxEntry>, StoreError>>,
+);
 
 /// When a commit claims its emails: now and the lease.
 type ClaimAt = Option<(OffsetDateTime, TimeDuration)>;
@@ -165,8 +144,7 @@ impl SqliteRepository {
         Ok(SqliteRepository {
             pool,
             writer,
-            waiting: Arc::default(),
-            turn: Arc::default(),
+            queue: Arc::default(),
         })
     }
 
@@ -179,8 +157,7 @@ impl SqliteRepository {
         SqliteRepository {
             writer: pool.clone(),
             pool,
-            waiting: Arc::default(),
-            turn: Arc::default(),
+            queue: Arc::default(),
         }
     }
 
@@ -208,11 +185,72 @@ async fn begin_write(
         .map_err(sql::database)
 }
 
-/// The answer of a commit whose group was interrupted.
+/// The answer of a commit whose writer ended without answering.
 fn unknown_outcome() -> StoreError {
-    sql::backend(
-        "the commit was being written with others when that was interrupted: its outcome is unknown",
-    )
+    sql::backend("the writer ended before it answered: the commit's outcome is unknown")
+}
+
+/// The writer task's hold on the queue: when the task ends without emptying it (its
+/// runtime shut down), the next commit starts a new writer, and the commits left are
+/// answered "unknown" (their answers dropped) rather than left waiting.
+struct Writing {
+    queue: Arc<Mutex<Queue>>,
+    done: bool,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut queue = lock(&self.queue);
+            queue.writing = false;
+            queue.commits.clear();
+        }
+    }
+}
+
+/// The writer task: writes the queued commits group after group, until none is left.
+async fn write_queue(writer: SqlitePool, mut writing: Writing) {
+    loop {
+        let group = {
+            let mut queue = lock(&writing.queue);
+            if queue.commits.is_empty() {
+                // Under the lock: a commit queued after this starts a new writer.
+                queue.writing = false;
+                drop(queue);
+                writing.done = true;
+                return;
+            }
+            std::mem::take(&mut queue.commits)
+        };
+        let mut connection = match writer.acquire().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                for (_, _, answer) in group {
+                    let _ = answer.send(Err(sql::backend(format!(
+                        "the commit was not written: {error}"
+                    ))));
+                }
+                continue;
+            }
+        };
+        // What callers gave up on meanwhile is not written.
+        let (commits, answers): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .filter(|(_, _, answer)| !answer.is_closed())
+            .map(|(prepared, claim, answer)| ((prepared, claim), answer))
+            .unzip();
+        if commits.is_empty() {
+            continue;
+        }
+        let written = write_group(&mut connection, commits).await;
+        if written.broken {
+            connection.close_on_drop();
+        }
+        drop(connection);
+        for (answer, outcome) in answers.into_iter().zip(written.outcomes) {
+            let _ = answer.send(outcome);
+        }
+    }
 }
 
 /// What writing a group came to: each commit's outcome, in order, and whether the
@@ -302,7 +340,7 @@ async fn begin_schema_step(
 
 impl SqliteRepository {
     /// [`Repository::commit`], and with `claim` [`Repository::commit_and_claim`]: with
-    /// the commits that wait for their turn beside it, in one transaction holding the
+    /// the commits that wait to be written beside it, in one transaction holding the
     /// write lock (group commit).
     ///
     /// Each commit of a group runs in a savepoint, so one that fails (a conflict, a
@@ -311,87 +349,34 @@ impl SqliteRepository {
     /// which every commit of the group answers). A commit that comes alone is written
     /// as one transaction with no savepoint.
     ///
-    /// Cancellation: one group is written at a time (the `turn`), by a task of its own
-    /// (`tokio::spawn`, the runtime sqlx runs on), so a caller that gives up neither
-    /// interrupts the others' commits nor hands the turn on early. A commit whose caller
-    /// gives up before a group took it is taken out of the queue, never written; one
-    /// already in a group is written, as a statement already sent would be.
+    /// Cancellation: groups are written by one task of their own (`tokio::spawn`, the
+    /// runtime sqlx runs on), one after the other, so a caller that gives up costs the
+    /// others nothing: it only stops awaiting its answer. Its commit is not written if
+    /// it gave up before its group got the writer connection; after that, it is written
+    /// all the same, as a statement already sent would be (a caller that gives up must
+    /// take the outcome as unknown).
     async fn commit_claiming(
         &self,
         commit: Commit,
         claim: ClaimAt,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let prepared = sql::prepare(commit)?;
-        let mine = Arc::new(Waiting {
-            commit: Mutex::new(Some((prepared, claim))),
-            outcome: Mutex::new(None),
-        });
-        lock(&self.waiting).push(Arc::clone(&mine));
-        let dequeue = Dequeue {
-            waiting: &self.waiting,
-            mine: &mine,
+        let runtime = tokio::runtime::Handle::try_current().map_err(sql::backend)?;
+        let (answer, answered) = oneshot::channel();
+        let start_writer = {
+            let mut queue = lock(&self.queue);
+            queue.commits.push((prepared, claim, answer));
+            !std::mem::replace(&mut queue.writing, true)
         };
-        let turn = Arc::clone(&self.turn).lock_owned().await;
-        // Written by the group of the previous leader?
-        if let Some(outcome) = lock(&mine.outcome).take() {
-            std::mem::forget(dequeue);
-            return outcome;
+        if start_writer {
+            let writing = Writing {
+                queue: Arc::clone(&self.queue),
+                done: false,
+            };
+            runtime.spawn(write_queue(self.writer.clone(), writing));
         }
-        let connection = self.writer().acquire().await;
-        let mut connection = match connection {
-            Ok(connection) => connection,
-            // `dequeue` removes this commit: not written. The others stay queued.
-            Err(error) => return Err(sql::database(error)),
-        };
-        let group: Vec<(Arc<Waiting>, bool)> = {
-            let mut waiting = lock(&self.waiting);
-            if !waiting.iter().any(|w| Arc::ptr_eq(w, &mine)) {
-                std::mem::forget(dequeue);
-                return Err(unknown_outcome());
-            }
-            std::mem::take(&mut *waiting)
-                .into_iter()
-                .map(|w| {
-                    let own = Arc::ptr_eq(&w, &mine);
-                    (w, own)
-                })
-                .collect()
-        };
-        std::mem::forget(dequeue);
-        // The group is written by a task of its own: dropping this caller's future
-        // neither interrupts the others' commits nor hands the turn on early.
-        let unanswered = Unanswered(group);
-        let task = tokio::spawn(async move {
-            let _turn = turn;
-            let mut members = Vec::with_capacity(unanswered.0.len());
-            let mut commits = Vec::with_capacity(unanswered.0.len());
-            for (w, own) in &unanswered.0 {
-                if let Some(commit) = lock(&w.commit).take() {
-                    members.push((Arc::clone(w), *own));
-                    commits.push(commit);
-                }
-            }
-            let written = write_group(&mut connection, commits).await;
-            if written.broken {
-                connection.close_on_drop();
-            }
-            let mut own_outcome = Err(unknown_outcome());
-            for ((w, own), outcome) in members.into_iter().zip(written.outcomes) {
-                if own {
-                    own_outcome = outcome;
-                } else {
-                    *lock(&w.outcome) = Some(outcome);
-                }
-            }
-            drop(unanswered);
-            own_outcome
-        });
-        match task.await {
-            Ok(outcome) => outcome,
-            // A bug: not to be hidden (the others are answered by `Unanswered`).
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(unknown_outcome()),
-        }
+        // A writer that ended without answering (its runtime shut down) dropped `answer`.
+        answered.await.unwrap_or_else(|_| Err(unknown_outcome()))
     }
 
     /// Marks many notifications delivered in one statement.
