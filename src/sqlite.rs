@@ -42,7 +42,10 @@ use crate::subscription::Subscription;
 /// matched, then the events and the outbox rows, all or nothing. Commits that arrive
 /// while another is being written are written together, each in a savepoint of one
 /// transaction: group commit, one sync of the file for the group (see
-/// [`connect`](Self::connect)). See the README's "Persistence" section for the schema.
+/// [`connect`](Self::connect)), by a writer task on the runtime of the commit that
+/// started it: the callers of one repository must share one tokio runtime that keeps
+/// running (as sqlx's pool needs anyway). See the README's "Persistence" section for
+/// the schema.
 #[derive(Clone, Debug)]
 pub struct SqliteRepository {
     pool: SqlitePool,
@@ -192,7 +195,8 @@ fn unknown_outcome() -> StoreError {
 
 /// The writer task's hold on the queue: when the task ends without emptying it (its
 /// runtime shut down), the next commit starts a new writer, and the commits left are
-/// answered "unknown" (their answers dropped) rather than left waiting.
+/// answered "not written" rather than left waiting (those of the group being written
+/// hear "outcome unknown": their answers are dropped).
 struct Writing {
     queue: Arc<Mutex<Queue>>,
     done: bool,
@@ -203,10 +207,19 @@ impl Drop for Writing {
         if !self.done {
             let mut queue = lock(&self.queue);
             queue.writing = false;
-            queue.commits.clear();
+            // Never taken into a group: certainly not written.
+            for (_, _, answer) in queue.commits.drain(..) {
+                let _ = answer.send(Err(sql::backend(
+                    "the commit was not written: the writer task ended",
+                )));
+            }
         }
     }
 }
+
+/// The most commits one group writes: enough to share a sync among many writers, few
+/// enough that one transaction does not hold SQLite's write lock for long.
+const MAX_GROUP: usize = 256;
 
 /// The writer task: writes the queued commits group after group, until none is left.
 async fn write_queue(writer: SqlitePool, mut writing: Writing) {
@@ -220,8 +233,17 @@ async fn write_queue(writer: SqlitePool, mut writing: Writing) {
                 writing.done = true;
                 return;
             }
-            std::mem::take(&mut queue.commits)
+            let take = queue.commits.len().min(MAX_GROUP);
+            queue.commits.drain(..take).collect::<Vec<_>>()
         };
+        // What callers gave up on is not written (looked at again once connected).
+        let group: Vec<_> = group
+            .into_iter()
+            .filter(|(_, _, a)| !a.is_closed())
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
         let mut connection = match writer.acquire().await {
             Ok(connection) => connection,
             Err(error) => {
@@ -233,7 +255,6 @@ async fn write_queue(writer: SqlitePool, mut writing: Writing) {
                 continue;
             }
         };
-        // What callers gave up on meanwhile is not written.
         let (commits, answers): (Vec<_>, Vec<_>) = group
             .into_iter()
             .filter(|(_, _, answer)| !answer.is_closed())
@@ -348,6 +369,11 @@ impl SqliteRepository {
     /// every commit's outcome is its own (but for a failure of the transaction itself,
     /// which every commit of the group answers). A commit that comes alone is written
     /// as one transaction with no savepoint.
+    ///
+    /// Runtime: the writer task runs on the runtime of the commit that started it, so
+    /// the callers of one repository must share one runtime that keeps running (as
+    /// sqlx's pool needs anyway): a commit from another runtime waits while the
+    /// writer's runtime is not driven.
     ///
     /// Cancellation: groups are written by one task of their own (`tokio::spawn`, the
     /// runtime sqlx runs on), one after the other, so a caller that gives up costs the
