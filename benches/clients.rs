@@ -28,8 +28,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dpor::sqlx;
-use dpor::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use dpor::*;
 use support::{PARTNERS, directory};
 
@@ -51,22 +49,7 @@ fn setting<T: FromStr>(name: &str, default: T) -> T {
 /// wide.
 async fn postgres(url: &str, clients: u32) -> PostgresRepository {
     let schema = format!("dpor_bench_clients_{}", std::process::id());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let options = support::empty_schema(url, &schema).await;
     // The crate's pool settings, a connection per client.
     let pool = PostgresRepository::pool_options()
         .max_connections(clients)

@@ -344,18 +344,7 @@ fn postgres(c: &mut Criterion) {
     let fresh = |schema: &'static str| {
         let url = url.clone();
         async move {
-            let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url)
-                .unwrap()
-                .options([("search_path", schema)]);
+            let options = support::empty_schema(&url, schema).await;
             let repo =
                 PostgresRepository::from_pool(sqlx::PgPool::connect_with(options).await.unwrap());
             repo.migrate().await.unwrap();

@@ -359,18 +359,20 @@ impl InMemoryRepository {
             let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
             self.add_entry(home, created, Vec::new());
         }
-        let mut written = Vec::with_capacity(commit.notifications.len());
+        // Under this shard's lock, the positions this commit takes are the shard's
+        // newest: its own notifications are those from the first of them on.
+        let mut first_written = u64::MAX;
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
+            first_written = first_written.min(position);
             shard.positions.insert(notification.id.clone(), position);
-            written.push(notification.id.clone());
             let item = Item::new(OutboxEntry::new(position, notification));
             shard.pending.insert(position, item);
         }
         let Some((now, lease)) = claim else {
             return Ok(Vec::new());
         };
-        let claimable = claimable_in(shard, now, &|id| written.contains(id));
+        let claimable = claimable_in(shard, now, &|position, _| position >= first_written);
         Ok(claim_in(shard, &claimable, now.saturating_add(lease)))
     }
 
@@ -416,13 +418,13 @@ fn settle(
     true
 }
 
-/// The positions of `shard`'s claimable notifications that `wanted` takes, oldest
-/// first: the first pending one of each (subscription, partner) pair, if it is due and
-/// not claimed by a running lease.
+/// The positions of `shard`'s claimable notifications that `wanted` takes (by position
+/// and id), oldest first: the first pending one of each (subscription, partner) pair,
+/// if it is due and not claimed by a running lease.
 fn claimable_in(
     shard: &Shard,
     now: OffsetDateTime,
-    wanted: &impl Fn(&NotificationId) -> bool,
+    wanted: &impl Fn(u64, &NotificationId) -> bool,
 ) -> Vec<u64> {
     let mut pairs_seen = HashSet::default();
     let mut claimable = Vec::new();
@@ -432,7 +434,7 @@ fn claimable_in(
             continue;
         }
         let free = item.claimed_until.is_none_or(|until| until <= now);
-        if free && item.entry.next_attempt_at <= now && wanted(&n.id) {
+        if free && item.entry.next_attempt_at <= now && wanted(*position, &n.id) {
             claimable.push(*position);
         }
     }
@@ -616,7 +618,7 @@ impl Outbox for InMemoryRepository {
             Some(homes) => homes.into_iter().map(|h| self.shard_index_of(h)).collect(),
             None => (0..SHARDS).collect(),
         };
-        let wanted = |id: &NotificationId| which.asks_for(id);
+        let wanted = |_, id: &NotificationId| which.asks_for(id);
         // The delivery right after a commit: its notifications share one shard.
         if let [index, rest @ ..] = indices.as_slice()
             && rest.iter().all(|i| i == index)

@@ -177,15 +177,16 @@ impl SqliteRepository {
     }
 }
 
-/// A transaction that holds SQLite's write lock from its start (`BEGIN IMMEDIATE`):
-/// a writer waits for another (up to the busy timeout) before it reads anything, so
-/// that two writers never both read and then fail to upgrade with `SQLITE_BUSY`.
+/// How every write transaction begins: holding SQLite's write lock from its start, so
+/// that a writer waits for another (up to the busy timeout) before it reads anything,
+/// and two writers never both read and then fail to upgrade with `SQLITE_BUSY`.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// A write transaction ([`BEGIN_WRITE`]).
 async fn begin_write(
     pool: &SqlitePool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-    pool.begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(sql::database)
+    pool.begin_with(BEGIN_WRITE).await.map_err(sql::database)
 }
 
 /// The answer of a commit whose writer ended without answering.
@@ -300,7 +301,7 @@ async fn write_group(
         broken: true,
     };
     const NOT_WRITTEN: &str = "the commit was not written";
-    let mut tx = match connection.begin_with("BEGIN IMMEDIATE").await {
+    let mut tx = match connection.begin_with(BEGIN_WRITE).await {
         Ok(tx) => tx,
         Err(error) => return all(NOT_WRITTEN, &error),
     };
@@ -528,6 +529,20 @@ mod tests {
         assert_eq!(repo.pending_notifications(10).await.unwrap().len(), 3);
     }
 
+    /// A task per subscription, all at once, each committing the designation of
+    /// 565380 built from `subs` as given.
+    fn designate_all_at_once(
+        repo: &SqliteRepository,
+        subs: &[Subscription],
+    ) -> Vec<tokio::task::JoinHandle<Result<(), StoreError>>> {
+        subs.iter()
+            .map(|sub| {
+                let (repo, commit) = (repo.clone(), designation(sub, "565380"));
+                tokio::spawn(async move { repo.commit(commit).await })
+            })
+            .collect()
+    }
+
     /// Subscriptions `s-0` .. `s-{n-1}` in `repo`.
     async fn seeded(repo: &SqliteRepository, n: usize) -> Vec<Subscription> {
         let mut subs = Vec::with_capacity(n);
@@ -587,13 +602,7 @@ mod tests {
         let repo = SqliteRepository::from_pool(pool);
         repo.migrate().await.unwrap();
         let subs = seeded(&repo, 100).await;
-        let tasks: Vec<_> = subs
-            .iter()
-            .map(|sub| {
-                let (repo, commit) = (repo.clone(), designation(sub, "565380"));
-                tokio::spawn(async move { repo.commit(commit).await })
-            })
-            .collect();
+        let tasks = designate_all_at_once(&repo, &subs);
         for (task, sub) in tasks.into_iter().zip(&subs) {
             task.await.unwrap().unwrap();
             assert!(written(&repo, sub).await);
@@ -611,13 +620,7 @@ mod tests {
         for sub in subs.iter().step_by(2) {
             repo.commit(designation(sub, "3664167")).await.unwrap();
         }
-        let tasks: Vec<_> = subs
-            .iter()
-            .map(|sub| {
-                let (repo, commit) = (repo.clone(), designation(sub, "565380"));
-                tokio::spawn(async move { repo.commit(commit).await })
-            })
-            .collect();
+        let tasks = designate_all_at_once(&repo, &subs);
         for (i, task) in tasks.into_iter().enumerate() {
             let answer = task.await.unwrap();
             if i % 2 == 0 {

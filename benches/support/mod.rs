@@ -43,3 +43,25 @@ impl Notifier for Discard {
         Ok(())
     }
 }
+
+/// Connection options for a new, empty schema `schema` (dropped first if it exists) on
+/// the server at `url`.
+#[cfg(feature = "postgres")]
+pub async fn empty_schema(url: &str, schema: &str) -> dpor::sqlx::postgres::PgConnectOptions {
+    use dpor::sqlx;
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(&statement).execute(&admin).await.unwrap();
+    }
+    admin.close().await;
+    <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)])
+}
