@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium and chromium-driver for the portal's browser test
-# (tests/portal_browser.rs), unless both are already present. Idempotent; needs root
+# (examples/portal/tests/browser.rs), unless both are already present. Idempotent; needs root
 # (or sudo) only when something is missing. Meant to be sourced or run from .ci/run.
 set -euo pipefail
 

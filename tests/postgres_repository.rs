@@ -1,8 +1,9 @@
 //! `PostgresRepository`: the conformance suite, scale-out (two service instances with
 //! separate pools racing on the same subscriptions), and bad rows.
 //!
-//! Needs `DPOR_TEST_POSTGRES_URL` (`.ci/run` starts a throwaway cluster and sets it).
-//! Without it the tests say they were skipped and pass, unless `CI` is set.
+//! Needs `DPOR_TEST_POSTGRES_URL` (`source .ci/postgres.sh` starts a throwaway cluster
+//! and sets it), so these tests are `#[ignore]`d: `cargo test` reports them as ignored,
+//! `cargo test -- --include-ignored` runs them (and fails without the server).
 
 mod common;
 #[path = "common/postgres.rs"]
@@ -17,16 +18,18 @@ use postgres::{empty_schema, fresh, pool_in, unmigrated, url};
 use dpor::sqlx;
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn postgres_repository_conforms() {
-    let Some(url) = url() else { return };
+    let url = url();
     if let Err(failure) = testkit::check_repository(|| fresh(&url)).await {
         panic!("{failure}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
-    let Some(url) = url() else { return };
+    let url = url();
     let first = fresh(&url).await;
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(first.pool())
@@ -66,8 +69,9 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn rows_written_by_a_newer_release_read_and_update() {
-    let Some(url) = url() else { return };
+    let url = url();
     let repo = fresh(&url).await;
     let pool = repo.pool().clone();
     rows_from_a_newer_release_still_read(repo, |statement| {
@@ -80,8 +84,9 @@ async fn rows_written_by_a_newer_release_read_and_update() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
-    let Some(url) = url() else { return };
+    let url = url();
     let repo = fresh(&url).await;
     insert_sub(&repo, "sub-001").await;
     sqlx::query(
@@ -108,8 +113,9 @@ async fn fixture_0_1_0(url: &str) -> PostgresRepository {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_0_1_0_database_upgrades_with_nothing_lost() {
-    let Some(url) = url() else { return };
+    let url = url();
     let repo = fixture_0_1_0(&url).await;
     let migration = repo.migrate().await.unwrap();
     let latest = dpor::schema::latest(dpor::schema::Backend::Postgres);
@@ -123,8 +129,9 @@ async fn a_0_1_0_database_upgrades_with_nothing_lost() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn instances_migrating_at_once_apply_each_step_once() {
-    let Some(url) = url() else { return };
+    let url = url();
     let schema = empty_schema(&url).await;
     let mut tasks = Vec::new();
     for _ in 0..3 {
@@ -152,8 +159,9 @@ async fn instances_migrating_at_once_apply_each_step_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_database_from_a_newer_release_is_refused_and_left_alone() {
-    let Some(url) = url() else { return };
+    let url = url();
     let schema = empty_schema(&url).await;
     let repo = PostgresRepository::from_pool(pool_in(&url, &schema).await);
     repo.migrate().await.unwrap();
@@ -183,8 +191,9 @@ async fn a_database_from_a_newer_release_is_refused_and_left_alone() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_store_used_before_migrate_says_so() {
-    let Some(url) = url() else { return };
+    let url = url();
     let repo = unmigrated(&url).await;
     assert!(matches!(
         repo.get(&sub_id("sub-001")).await,
@@ -333,8 +342,9 @@ fn assert_each_once_in_order(mail: &RecordingNotifier) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn two_instances_dispatching_send_each_email_once_in_order() {
-    let Some(url) = url() else { return };
+    let url = url();
     let (instances, repo, mail, clock) = two_dispatching_instances(&url).await;
     let delivered = dispatch_until_empty(&instances, &repo, &clock, usize::MAX).await;
     assert_each_once_in_order(&mail);
@@ -346,8 +356,9 @@ async fn two_instances_dispatching_send_each_email_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_dispatcher_that_died_after_claiming_delays_its_batch_by_the_lease_only() {
-    let Some(url) = url() else { return };
+    let url = url();
     let (instances, repo, mail, clock) = two_dispatching_instances(&url).await;
     // A third instance claims a batch, then dies before sending.
     let lease = DeliveryPolicy::default().lease;
@@ -428,9 +439,10 @@ impl RoundTrips {
 /// with its claim in one statement, and the delivered mark. Counted on the wire, so
 /// that nothing (a ping before each statement, a BEGIN) hides.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_check_and_submit_takes_at_most_four_round_trips() {
     use std::str::FromStr;
-    let Some(url) = url() else { return };
+    let url = url();
     let schema = empty_schema(&url).await;
     let options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
     let upstream = tokio::net::lookup_host((options.get_host().to_owned(), options.get_port()))
@@ -493,8 +505,9 @@ async fn a_check_and_submit_takes_at_most_four_round_trips() {
 /// A migration (a commit that creates a subscription) claims and delivers its email on
 /// PostgreSQL too: it takes the transaction path, not the one-statement one.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_migration_delivers_the_removed_partners_email() {
-    let Some(url) = url() else { return };
+    let url = url();
     let repo = fresh(&url).await;
     let notifier = RecordingNotifier::new();
     let service = PorService::new(
@@ -524,7 +537,8 @@ async fn a_migration_delivers_the_removed_partners_email() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn postgres_commit_claims_its_email() {
-    let Some(url) = url() else { return };
+    let url = url();
     commit_claims_its_email(&fresh(&url).await).await;
 }

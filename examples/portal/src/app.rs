@@ -1,4 +1,4 @@
-//! The portal's shared part: its state, the router, who is signed in, and how a
+//! The portal's shared part: its settings, its state, the router, and how a
 //! [`dpor::Error`] maps to HTTP.
 //!
 //! The seam for other stores is [`build_app`]: it takes any
@@ -10,21 +10,35 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use dpor::{
-    Actor, Clock, CustomerId, CustomerRole, Error, PartnerDirectory, PorService, RecordingNotifier,
-    Store, SubscriptionId,
+    Actor, Clock, CustomerId, CustomerRole, Error, Notification, PartnerDirectory, PorService,
+    RecordingNotifier, Store, SubscriptionId,
 };
 use time::OffsetDateTime;
 
-use dpor::link::{percent_decode, percent_encode};
-
-use super::pages;
+use crate::api;
+use crate::guard::{self, Guard};
+use crate::session::{Sessions, Who};
 
 /// The service the portal runs on. The notifier is the in-memory recorder so that the
 /// Outbox page can show what was "emailed".
 pub type Service<R, D, C> = PorService<R, D, RecordingNotifier, C>;
+
+/// How the portal is set up (`main.rs` reads it from the environment).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Signs the session cookies.
+    pub sessions: Sessions,
+    /// `scheme://host[:port]` as browsers reach the portal, when it sits behind a proxy;
+    /// `None` takes the origin from each request's `Host`.
+    pub origin: Option<String>,
+    /// The secret the operator signs in with (page) or sends as a bearer token (API).
+    pub operator_token: String,
+    /// The customers offered on the demo sign-in page.
+    pub customers: Vec<CustomerId>,
+}
 
 /// What every handler gets.
 pub struct AppState<R, D, C> {
@@ -32,37 +46,42 @@ pub struct AppState<R, D, C> {
     pub service: Service<R, D, C>,
     /// The same recorder the service delivers to (it shares its state between clones).
     pub outbox: RecordingNotifier,
-    /// The customers offered on the demo sign-in page.
-    pub customers: Vec<CustomerId>,
+    /// The settings.
+    pub config: Config,
 }
 
 /// The state as handlers receive it.
 pub type Shared<R, D, C> = Arc<AppState<R, D, C>>;
 
-/// The whole portal: HTML pages and the JSON API over one service.
+/// The whole portal: HTML pages and the JSON API over one service, behind the
+/// [`guard`](mod@crate::guard) that refuses cross-site requests and forms without the
+/// session's CSRF token.
 ///
 /// `outbox` must be (a clone of) the notifier the service was built with.
 pub fn build_app<R, D, C>(
     service: Service<R, D, C>,
     outbox: RecordingNotifier,
-    customers: Vec<CustomerId>,
+    config: Config,
 ) -> Router
 where
     R: Store + 'static,
     D: PartnerDirectory + 'static,
     C: Clock + 'static,
 {
+    let guard = Guard {
+        sessions: config.sessions.clone(),
+        origin: config.origin.clone(),
+    };
     let state: Shared<R, D, C> = Arc::new(AppState {
         service,
         outbox,
-        customers,
+        config,
     });
     type S<R, D, C> = AppState<R, D, C>;
     Router::new()
-        // Pages.
         .route("/", get(S::sign_in_page))
         .route("/sign-in", post(S::sign_in))
-        .route("/sign-out", post(pages::sign_out))
+        .route("/sign-out", post(S::sign_out))
         .route("/subscriptions", get(S::subscriptions_page))
         .route("/subscriptions/{id}", get(S::subscription_page))
         .route(
@@ -79,19 +98,9 @@ where
         )
         .route("/subscriptions/{id}/history", get(S::history_page))
         .route("/outbox", get(S::outbox_page))
-        // JSON API.
-        .route("/api/subscriptions", get(S::api_list))
-        .route("/api/subscriptions/{id}", get(S::api_get))
-        .route(
-            "/api/subscriptions/{id}/partner-of-record/check",
-            post(S::api_check),
-        )
-        .route(
-            "/api/subscriptions/{id}/partner-of-record",
-            axum::routing::put(S::api_submit).delete(S::api_remove),
-        )
-        .route("/api/subscriptions/{id}/history", get(S::api_history))
-        .fallback(pages::not_found)
+        .merge(api::routes::<R, D, C>().router)
+        .fallback(S::not_found)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
         .with_state(state)
 }
 
@@ -129,74 +138,24 @@ pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<Subscription
     SubscriptionId::new(raw).map_err(|e| format!("invalid subscription id: {e}"))
 }
 
-/// The name of the demo sign-in cookie.
-pub const COOKIE: &str = "dpor_actor";
-
-/// Who the browser says it is.
-pub enum Identity {
-    /// No sign-in cookie.
-    SignedOut,
-    /// A sign-in cookie that does not parse: treated as signed out (and cleared).
-    Invalid,
-    /// A well-formed actor.
-    SignedIn(Actor),
-}
-
-impl Identity {
-    /// Reads the demo sign-in cookie: the actor's JSON, percent-encoded. It is plain and
-    /// unsigned (this is a demo: anyone may be anyone), but parsed strictly: exactly one
-    /// cookie of that name, strict percent-decoding, and the strict `Actor` JSON.
-    pub fn from_headers(headers: &HeaderMap) -> Identity {
-        let mut found: Option<&str> = None;
-        for value in headers.get_all(header::COOKIE) {
-            let Ok(value) = value.to_str() else {
-                return Identity::Invalid;
-            };
-            for pair in value.split(';') {
-                if let Some(v) = pair
-                    .trim()
-                    .strip_prefix(COOKIE)
-                    .and_then(|v| v.strip_prefix('='))
-                {
-                    if found.is_some() {
-                        return Identity::Invalid;
-                    }
-                    found = Some(v);
-                }
-            }
-        }
-        match found {
-            None | Some("") => Identity::SignedOut,
-            Some(raw) => match percent_decode(raw)
-                .and_then(|json| serde_json::from_str::<Actor>(&json).ok())
-            {
-                Some(actor) => Identity::SignedIn(actor),
-                None => Identity::Invalid,
-            },
-        }
+/// Which outbox entries `who` may see: the operator all of them, a customer's user
+/// those about its own subscriptions, a partner those addressed to it; nobody else any.
+pub fn may_see(who: &Who, notification: &Notification) -> bool {
+    match who {
+        Who::Operator => true,
+        Who::Actor(Actor::Customer { customer, .. }) => &notification.customer == customer,
+        Who::Actor(Actor::Partner { mpn_id }) => &notification.partner == mpn_id,
+        Who::Actor(_) => false,
     }
 }
 
-/// The `Set-Cookie` value that signs `actor` in.
-pub fn sign_in_cookie(actor: &Actor) -> Result<String, serde_json::Error> {
-    let json = serde_json::to_string(actor)?;
-    Ok(format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
-        percent_encode(&json)
-    ))
-}
-
-/// The `Set-Cookie` value that signs out.
-pub fn sign_out_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
-}
-
-/// "contoso — global administrator", "partner 565380".
-pub fn describe_actor(actor: &Actor) -> String {
-    match actor {
-        Actor::Customer { customer, role } => format!("{customer} — {role}"),
-        Actor::Partner { mpn_id } => format!("partner {mpn_id}"),
-        _ => "the billing system".to_owned(),
+/// "contoso — global administrator", "partner 565380", "the operator".
+pub fn describe(who: &Who) -> String {
+    match who {
+        Who::Actor(Actor::Customer { customer, role }) => format!("{customer} — {role}"),
+        Who::Actor(Actor::Partner { mpn_id }) => format!("partner {mpn_id}"),
+        Who::Actor(_) => "the billing system".to_owned(),
+        Who::Operator => "the portal's operator".to_owned(),
     }
 }
 

@@ -1,42 +1,15 @@
-//! HTML building blocks: escaping, URL path segments and the page layout.
+//! The page layout, in `maud` (which escapes every value it is given), and links.
 //!
 //! Every string that comes from a user or from the data (ids, names, locations, error
-//! messages, what was typed) goes through [`Esc`] before it lands in the HTML, and
-//! through [`PathSegment`] before it lands in a URL path.
+//! messages, what was typed) is a maud `(value)` splice, escaped; and it goes through
+//! [`PathSegment`] before it lands in a URL path.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use dpor::link::percent_encode;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-/// Displays `T` with the HTML special characters escaped: safe in element content and
-/// in quoted attribute values.
-pub struct Esc<T>(pub T);
-
-impl<T: fmt::Display> fmt::Display for Esc<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(Escaper(f), "{}", self.0)
-    }
-}
-
-struct Escaper<'a, 'b>(&'a mut fmt::Formatter<'b>);
-
-impl fmt::Write for Escaper<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut rest = s;
-        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-            self.0.write_str(&rest[..at])?;
-            self.0.write_str(match rest.as_bytes()[at] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = &rest[at + 1..];
-        }
-        self.0.write_str(rest)
-    }
-}
+use crate::session::{CSRF_FIELD, Session};
 
 /// Displays `T` percent-encoded as one URL path segment (everything but the RFC 3986
 /// unreserved characters is encoded), so that any subscription id makes a safe link.
@@ -48,78 +21,79 @@ impl<T: fmt::Display> fmt::Display for PathSegment<T> {
     }
 }
 
-/// What the header shows about who is signed in.
+/// The hidden field that carries the session's CSRF token; every `POST` form has it.
+pub fn csrf_field(session: &Session) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(session.csrf); }
+}
+
+/// What the header shows.
 pub struct Header<'a> {
+    /// The visitor's session (who is signed in, and the sign-out form's token).
+    pub session: Option<&'a Session>,
     /// "contoso — global administrator", or `None` when signed out.
     pub who: Option<String>,
-    /// Whether to show the customer's navigation (Billing > Subscriptions).
-    pub customer_nav: bool,
+    /// The navigation links: (id, label, link).
+    pub nav: Vec<(&'static str, &'static str, &'static str)>,
     /// The breadcrumb trail: (label, link) pairs; the last one is the current page.
     pub crumbs: &'a [(String, Option<String>)],
 }
 
-/// A whole page: the layout around `body` (which must already be escaped HTML).
-pub fn page(title: &str, header: &Header<'_>, body: &str) -> String {
-    let mut nav = String::new();
-    if header.customer_nav {
-        nav.push_str(
-            r#"<a id="nav-subscriptions" href="/subscriptions">Billing &rsaquo; Subscriptions</a>"#,
-        );
-    } else if header.who.is_some() {
-        nav.push_str(r#"<a id="nav-subscriptions" href="/subscriptions">My customers</a>"#);
-    }
-    nav.push_str(r#"<a id="nav-outbox" href="/outbox">Outbox</a>"#);
-    let who = match &header.who {
-        Some(who) => format!(
-            r#"<span class="who" id="who">{}</span><form method="post" action="/sign-out"><button class="link" id="sign-out">Sign out</button></form>"#,
-            Esc(who)
-        ),
-        None => r#"<a class="who" id="who" href="/">Sign in</a>"#.to_owned(),
-    };
-    let mut crumbs = String::new();
-    if !header.crumbs.is_empty() {
-        crumbs.push_str(r#"<nav class="crumbs">"#);
-        for (i, (label, link)) in header.crumbs.iter().enumerate() {
-            if i > 0 {
-                crumbs.push_str(" <span>&rsaquo;</span> ");
+/// A whole page: the layout around `body`.
+pub fn page(title: &str, header: &Header<'_>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · dpor demo portal" }
+                style { (PreEscaped(STYLE)) }
             }
-            match link {
-                Some(link) => {
-                    let _ = write!(crumbs, r#"<a href="{}">{}</a>"#, Esc(link), Esc(label));
+            body {
+                header.top {
+                    a.brand href="/" { "dpor " span { "demo portal" } }
+                    nav.main {
+                        @for (id, label, link) in &header.nav {
+                            a id=(id) href=(link) { (label) }
+                        }
+                    }
+                    div.session {
+                        @match (&header.who, header.session) {
+                            (Some(who), Some(session)) => {
+                                span.who id="who" { (who) }
+                                form method="post" action="/sign-out" {
+                                    (csrf_field(session))
+                                    button.link id="sign-out" { "Sign out" }
+                                }
+                            }
+                            _ => { a.who id="who" href="/" { "Sign in" } }
+                        }
+                    }
                 }
-                None => {
-                    let _ = write!(crumbs, "{}", Esc(label));
+                main {
+                    @if !header.crumbs.is_empty() {
+                        nav.crumbs {
+                            @for (i, (label, link)) in header.crumbs.iter().enumerate() {
+                                @if i > 0 { " " span { "›" } " " }
+                                @match link {
+                                    Some(link) => { a href=(link) { (label) } }
+                                    None => { (label) }
+                                }
+                            }
+                        }
+                    }
+                    h1 { (title) }
+                    (body)
                 }
             }
         }
-        crumbs.push_str("</nav>");
     }
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · dpor demo portal</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<header class="top"><a class="brand" href="/">dpor <span>demo portal</span></a><nav class="main">{nav}</nav><div class="session">{who}</div></header>
-<main>
-{crumbs}
-<h1>{title}</h1>
-{body}
-</main>
-</body>
-</html>
-"#,
-        title = Esc(title),
-    )
+    .into_string()
 }
 
 const STYLE: &str = r#"
 *{box-sizing:border-box}
-body{margin:0;font:15px/1.45 "PathSegmentoe UI","DejaVu Sans",Arial,sans-serif;color:#1b1b1b;background:#f3f2f1}
+body{margin:0;font:15px/1.45 "Segoe UI","DejaVu Sans",Arial,sans-serif;color:#1b1b1b;background:#f3f2f1}
 header.top{display:flex;align-items:center;gap:24px;background:#0f3d6e;color:#fff;padding:0 24px;height:48px}
 header.top a{color:#fff;text-decoration:none}
 .brand{font-weight:600;font-size:16px}.brand span{font-weight:400;opacity:.8}

@@ -1,0 +1,186 @@
+//! The door every state-changing request goes through, before any handler runs.
+//!
+//! 1. **Cross-site requests are refused.** A request whose `Origin` is not the portal's
+//!    own origin, or whose `Sec-Fetch-Site` is neither `same-origin` nor `none`, gets
+//!    403 and changes nothing. Requests without these headers (clients that are not
+//!    browsers) go on to the next check.
+//! 2. **Forms carry the session's CSRF token.** A `POST` to a page (anything outside
+//!    `/api`) must carry the `csrf` field of the visitor's signed session
+//!    ([`Session::accepts`]); without a session, or with another token, it is 403.
+//!
+//! The JSON API takes its actor from the `X-Actor` header, which a browser never sends
+//! across sites without a CORS preflight that this portal does not answer; rule 1 still
+//! applies to it.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ApiError;
+use crate::pages;
+use crate::session::{CSRF_FIELD, Session, Sessions};
+
+/// The largest form body the portal reads (its forms are a few hundred bytes).
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// What the guard needs: the session keys and the portal's public origin.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// Reads the session of a form's sender.
+    pub sessions: Sessions,
+    /// `scheme://host[:port]` as browsers see the portal, or `None` to take it from the
+    /// request's `Host` header (a portal reached directly, not behind a proxy).
+    pub origin: Option<String>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Origin` or `Sec-Fetch-Site` says another site sent it.
+    CrossSite,
+    /// A form without this session's CSRF token.
+    BadToken,
+}
+
+impl Refusal {
+    /// The message shown (page) or answered (API).
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::CrossSite => {
+                "this request came from another site, so it was refused and nothing changed"
+            }
+            Refusal::BadToken => {
+                "this form has expired or did not come from this portal; nothing changed. Reload the page and try again"
+            }
+        }
+    }
+}
+
+impl Guard {
+    /// Rule 1: whether the request's own headers say another site sent it.
+    pub fn cross_site(&self, headers: &HeaderMap) -> bool {
+        if let Some(site) = headers.get("sec-fetch-site")
+            && !matches!(site.as_bytes(), b"same-origin" | b"none")
+        {
+            return true;
+        }
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return false;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return true;
+        };
+        match &self.origin {
+            Some(own) => !origin.eq_ignore_ascii_case(own),
+            None => {
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                let origin_host = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"));
+                match (host, origin_host) {
+                    (Some(host), Some(origin_host)) => !origin_host.eq_ignore_ascii_case(host),
+                    _ => true,
+                }
+            }
+        }
+    }
+}
+
+/// Whether the method changes state (everything but `GET`, `HEAD`, `OPTIONS`).
+fn unsafe_method(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// The middleware: applies both rules, then hands the request on.
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    if !unsafe_method(request.method()) {
+        return next.run(request).await;
+    }
+    let api = is_api(request.uri().path());
+    let session = guard.sessions.read(request.headers()).session();
+    if guard.cross_site(request.headers()) {
+        return refuse(api, Refusal::CrossSite, session.as_ref());
+    }
+    if api {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
+        return pages::error_response(
+            session.as_ref(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is too large",
+        );
+    };
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == CSRF_FIELD)
+        .map(|(_, value)| value.into_owned());
+    match (&session, token) {
+        (Some(session), Some(token)) if session.accepts(&token) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        _ => refuse(false, Refusal::BadToken, session.as_ref()),
+    }
+}
+
+fn refuse(api: bool, why: Refusal, session: Option<&Session>) -> Response {
+    if api {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", why.message()).into_response()
+    } else {
+        pages::error_response(session, StatusCode::FORBIDDEN, why.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn only_the_portals_own_origin_passes() {
+        let direct = Guard {
+            sessions: Sessions::generated(false),
+            origin: None,
+        };
+        let proxied = Guard {
+            origin: Some("https://portal.example".to_owned()),
+            ..direct.clone()
+        };
+        let own = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
+        assert!(!direct.cross_site(&own));
+        assert!(proxied.cross_site(&own));
+        assert!(!proxied.cross_site(&headers(&[("origin", "https://portal.example")])));
+        for other in [
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ]),
+            headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-site")]),
+        ] {
+            assert!(direct.cross_site(&other), "{other:?}");
+        }
+        // No browser headers at all: not cross-site by these rules (the token decides).
+        assert!(!direct.cross_site(&headers(&[("host", "127.0.0.1:8080")])));
+        assert!(!direct.cross_site(&headers(&[("sec-fetch-site", "same-origin")])));
+    }
+}

@@ -1,0 +1,567 @@
+//! The pages through the router, without a network: sessions, CSRF tokens and the
+//! refusal of cross-site requests, the KB's removal gesture, the outbox's readers, and
+//! bad input (cookies, forms, escaping).
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use dpor::*;
+use tower::ServiceExt;
+
+fn sub(id: &str) -> SubscriptionId {
+    SubscriptionId::new(id).unwrap()
+}
+
+/// The partner of record of `id`, as the service sees it.
+async fn partner_of(router: &Router, id: &str) -> Option<String> {
+    let (_, value) = get(router, &admin(), &format!("/api/subscriptions/{id}")).await;
+    value["partner_of_record"]["mpn_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+// ---- sessions ----
+
+#[tokio::test]
+async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
+    let Portal { router, .. } = portal().await;
+    // A first visit gets a signed-out session, whose token the sign-in forms carry.
+    let response = router
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let set_cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let (_, page) = get_page(&router, "/", Some(&cookie)).await;
+    let visitor = Browser {
+        csrf: input_value(&page, "csrf"),
+        cookie,
+    };
+
+    let form = "kind=customer&customer=contoso&role=billing_administrator&delegated_partner=";
+    let request = form_request(
+        "/sign-in",
+        Some(&visitor.cookie),
+        &format!("{form}&csrf={}", visitor.csrf),
+    );
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    assert_ne!(cookie, visitor.cookie);
+
+    let (status, page) = get_page(&router, "/subscriptions", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("contoso — billing administrator"), "{page}");
+    assert!(page.contains("Northwind Traders"));
+    // The new session's token is not the old one: the signed-out form is spent.
+    assert_ne!(input_value(&page, "csrf"), visitor.csrf);
+    // A billing administrator is offered no actions.
+    let (_, page) = get_page(&router, "/subscriptions/sub-002", Some(&cookie)).await;
+    assert!(
+        page.contains(r#"id="no-actions""#) && !page.contains("action-edit"),
+        "{page}"
+    );
+
+    // A bad MPN ID on the partner sign-in is shown next to the field, escaped.
+    let (status, page) =
+        post_form(&router, "/sign-in", &visitor, "kind=partner&mpn_id=%3Cb%3E").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains(r#"id="partner-mpn-id-error""#), "{page}");
+    assert!(
+        page.contains("value=\"&lt;b&gt;\"") && !page.contains("<b>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_this_portal_did_not_sign_reads_as_signed_out() {
+    let Portal { router, .. } = portal().await;
+    let good = signed_in(&admin()).cookie;
+    let other_key = dpor_portal::session::Sessions::new(&[7; 64], false)
+        .unwrap()
+        .cookie_header(&dpor_portal::session::Session::new(Some(
+            dpor_portal::session::Who::Actor(admin()),
+        )));
+    let unsigned = format!(
+        "{}={}",
+        dpor_portal::session::COOKIE,
+        dpor::link::percent_encode(&format!(
+            r#"{{"who":{{"actor":{}}},"csrf":"x"}}"#,
+            serde_json::to_string(&admin()).unwrap()
+        ))
+    );
+    for bad in [
+        other_key,
+        unsigned,
+        good.replace("contoso", "fourthcoffee"),
+        format!("{good}; {good}"),
+        "dpor_session=%C3%28".to_owned(),
+    ] {
+        let (status, _) = get_page(&router, "/subscriptions", Some(&bad)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{bad}");
+        let (status, page) = get_page(&router, "/", Some(&bad)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(r#"id="notice""#), "{bad}: {page}");
+    }
+    let (status, page) = get_page(
+        &router,
+        "/subscriptions",
+        Some(&format!("theme=dark; {good}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Office 365 E3"));
+}
+
+// ---- CSRF and cross-site requests: 403, nothing changed ----
+
+#[tokio::test]
+async fn a_form_without_the_sessions_token_is_refused_and_changes_nothing() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let sent = outbox.sent().len();
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    let other_session = signed_in(&admin());
+    for (cookie, form) in [
+        (Some(admin_browser.cookie.as_str()), String::new()),
+        (Some(admin_browser.cookie.as_str()), "csrf=".to_owned()),
+        (
+            Some(admin_browser.cookie.as_str()),
+            format!("csrf={}", other_session.csrf),
+        ),
+        (None, format!("csrf={}", admin_browser.csrf)),
+    ] {
+        let (status, page) = send_page(&router, form_request(remove, cookie, &form)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{form}");
+        assert!(page.contains("nothing changed"), "{page}");
+    }
+    // Signing in and out need the token too.
+    let (status, _) = send_page(
+        &router,
+        form_request(
+            "/sign-in",
+            Some(&admin_browser.cookie),
+            "kind=partner&mpn_id=565380",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send_page(
+        &router,
+        form_request("/sign-out", Some(&admin_browser.cookie), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        partner_of(&router, "sub-002").await.as_deref(),
+        Some("3664167")
+    );
+    assert_eq!(outbox.sent().len(), sent);
+    // With the token, the same form removes the partner.
+    let (status, page) = post_form(&router, remove, &admin_browser, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(partner_of(&router, "sub-002").await, None);
+}
+
+#[tokio::test]
+async fn a_cross_site_request_is_refused_and_changes_nothing() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let sent = outbox.sent().len();
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        // A page's form, with a valid session and token.
+        let mut request = form_request(
+            remove,
+            Some(&admin_browser.cookie),
+            &format!("csrf={}", admin_browser.csrf),
+        );
+        request
+            .headers_mut()
+            .insert("host", "portal.test".parse().unwrap());
+        request.headers_mut().insert(name, value.parse().unwrap());
+        let (status, page) = send_page(&router, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(page.contains("came from another site"), "{page}");
+        // The JSON API's removal.
+        let request = Request::delete("/api/subscriptions/sub-002/partner-of-record")
+            .header("x-actor", serde_json::to_string(&admin()).unwrap())
+            .header("host", "portal.test")
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap();
+        let answer = send_json(&router, request).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "forbidden");
+    }
+    assert_eq!(
+        partner_of(&router, "sub-002").await.as_deref(),
+        Some("3664167")
+    );
+    assert_eq!(outbox.sent().len(), sent);
+
+    // The portal's own origin passes.
+    let mut request = form_request(
+        remove,
+        Some(&admin_browser.cookie),
+        &format!("csrf={}", admin_browser.csrf),
+    );
+    for (name, value) in [
+        ("host", "portal.test"),
+        ("origin", "http://portal.test"),
+        ("sec-fetch-site", "same-origin"),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (status, page) = send_page(&router, request).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(partner_of(&router, "sub-002").await, None);
+}
+
+// ---- KB3185444: "deleting the MPN ID and clicking the check button" ----
+
+#[tokio::test]
+async fn clearing_the_partner_id_and_checking_asks_to_remove_then_removes() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let check = "/subscriptions/sub-002/partner-of-record/check";
+    for cleared in ["mpn_id=", "mpn_id=%20%20"] {
+        let (status, page) = post_form(&router, check, &admin_browser, cleared).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains(r#"id="current-mpn-id">3664167"#), "{page}");
+        assert!(
+            page.contains(r#"id="remove-partner-name">Northwind Traders"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"id="confirm-remove""#), "{page}");
+        // Only asked: nothing changed yet.
+        assert_eq!(
+            partner_of(&router, "sub-002").await.as_deref(),
+            Some("3664167")
+        );
+    }
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-002/partner-of-record/remove",
+        &admin_browser,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("The partner of record was removed"), "{page}");
+    assert_eq!(partner_of(&router, "sub-002").await, None);
+    let last = outbox.sent().pop().unwrap();
+    assert_eq!(
+        (last.partner.as_str(), last.kind),
+        ("3664167", NotificationKind::Removed)
+    );
+    assert_eq!(last.subscription, sub("sub-002"));
+
+    // With no partner of record, an empty field is the usual error.
+    let (status, page) = post_form(&router, check, &admin_browser, "mpn_id=").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.contains(r#"id="mpn-id-error""#) && !page.contains("confirm-remove"),
+        "{page}"
+    );
+    // Someone who may not remove is not asked to.
+    let Portal { router, .. } = portal().await;
+    let billing = signed_in(&role(CustomerRole::BillingAdministrator));
+    let (status, page) = post_form(&router, check, &billing, "mpn_id=").await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(!page.contains("confirm-remove"), "{page}");
+}
+
+// ---- who reads the outbox ----
+
+#[tokio::test]
+async fn the_outbox_shows_each_reader_only_its_own_emails() {
+    let Portal { router, .. } = portal().await;
+    // sub-002 (contoso) got Northwind at seeding.
+    let (status, _) = get_page(&router, "/outbox", None).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "signed out: to the sign-in page"
+    );
+    let fourthcoffee = Actor::global_admin(CustomerId::new("fourthcoffee").unwrap());
+    let (status, page) = get_page(&router, "/outbox", Some(&signed_in(&fourthcoffee).cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("sub-002") && page.contains("No emails yet"),
+        "{page}"
+    );
+    let (_, page) = get_page(&router, "/outbox", Some(&signed_in(&admin()).cookie)).await;
+    assert!(page.contains("sub-002"), "{page}");
+    assert!(
+        !page.contains("partners@northwind.example"),
+        "no partner addresses for customers: {page}"
+    );
+    let (_, page) = get_page(
+        &router,
+        "/outbox",
+        Some(&signed_in(&partner("565380")).cookie),
+    )
+    .await;
+    assert!(!page.contains("sub-002"), "{page}");
+    let (_, page) = get_page(
+        &router,
+        "/outbox",
+        Some(&signed_in(&partner("3664167")).cookie),
+    )
+    .await;
+    assert!(page.contains("partners@northwind.example"), "{page}");
+    let operator = browser(dpor_portal::session::Who::Operator);
+    let (_, page) = get_page(&router, "/outbox", Some(&operator.cookie)).await;
+    assert!(
+        page.contains("partners@northwind.example") && page.contains("sub-002"),
+        "{page}"
+    );
+    // The operator acts on no subscription.
+    let (status, _) = get_page(&router, "/subscriptions", Some(&operator.cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Signing in as the operator takes the operator token.
+    let visitor = browser_signed_out(&router).await;
+    let (status, page) = post_form(
+        &router,
+        "/sign-in",
+        &visitor,
+        "kind=operator&operator_token=guess",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains(r#"id="operator-token-error""#), "{page}");
+    let (status, _) = post_form(
+        &router,
+        "/sign-in",
+        &visitor,
+        &format!("kind=operator&operator_token={OPERATOR_TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// A first visit: the signed-out session and its token.
+async fn browser_signed_out(router: &Router) -> Browser {
+    let response = router
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (_, page) = get_page(router, "/", Some(&cookie)).await;
+    Browser {
+        csrf: input_value(&page, "csrf"),
+        cookie,
+    }
+}
+
+// ---- bad input never panics, everything is escaped ----
+
+#[tokio::test]
+async fn check_id_pane_escapes_and_round_trips_the_check() {
+    let Portal { router, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+
+    // An error is shown next to the field, with what was typed, escaped.
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-001/partner-of-record/check",
+        &admin_browser,
+        "mpn_id=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains(r#"id="mpn-id-error""#), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(
+        page.contains("value=\"&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""),
+        "{page}"
+    );
+
+    // "Check ID" shows name, location and the partner being replaced, and carries the
+    // check as escaped JSON in a hidden field.
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-002/partner-of-record/check",
+        &admin_browser,
+        "mpn_id=565380",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Fabrikam Consulting") && page.contains("Seattle, WA, United States"));
+    assert!(
+        page.contains(r#"id="partner-replaced">Northwind Traders (3664167)"#),
+        "{page}"
+    );
+    assert!(page.contains("&quot;subscription&quot;"));
+    let json = input_value(&page, "check");
+    let check: PartnerCheck = serde_json::from_str(&json).unwrap();
+    assert_eq!(check.partner().name(), "Fabrikam Consulting");
+
+    // Submitting the form: the confirmation.
+    let form = format!("check={}", dpor::link::percent_encode(&json));
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-002/partner-of-record",
+        &admin_browser,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Your partner of record has been updated"),
+        "{page}"
+    );
+
+    // A garbled or foreign check is a readable error, not a panic.
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-002/partner-of-record",
+        &admin_browser,
+        "check=%7Bnope",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("the partner check could not be read"),
+        "{page}"
+    );
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-001/partner-of-record",
+        &admin_browser,
+        &form,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("this check is for subscription sub-002"),
+        "{page}"
+    );
+    let (status, page) = post_form(
+        &router,
+        "/subscriptions/sub-002/partner-of-record",
+        &admin_browser,
+        "%%%",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains(r#"id="mpn-id-error""#), "{page}");
+    let (status, page) = get_page(&router, "/subscriptions/%FF", Some(&admin_browser.cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Invalid URL"), "{page}");
+
+    // The customer's outbox shows the email to Fabrikam.
+    let (_, page) = get_page(&router, "/outbox", Some(&admin_browser.cookie)).await;
+    assert!(page.contains("partner 565380"), "{page}");
+}
+
+// ---- the portal's doors, fuzzed: the sign-in cookie and the X-Actor header ----
+
+/// Requests carrying `value` as the X-Actor header and as the sign-in cookie: each
+/// answers without a server error (a bad actor reads as signed out, or as 401).
+fn doors_with(router: &Router, value: &[u8]) -> Result<(), String> {
+    let Ok(header_value) = axum::http::HeaderValue::from_bytes(value) else {
+        return Ok(()); // not a header value at all: the HTTP layer never hands it on
+    };
+    let mut cookie = format!("{}=", dpor_portal::session::COOKIE).into_bytes();
+    cookie.extend_from_slice(value);
+    let cookie = axum::http::HeaderValue::from_bytes(&cookie).map_err(|e| e.to_string())?;
+    let requests = [
+        Request::get("/api/subscriptions")
+            .header("x-actor", header_value.clone())
+            .body(Body::empty()),
+        Request::get("/api/subscriptions/sub-001/history")
+            .header("x-actor", header_value)
+            .body(Body::empty()),
+        Request::get("/subscriptions")
+            .header(header::COOKIE, cookie.clone())
+            .body(Body::empty()),
+        Request::get("/subscriptions/sub-001")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty()),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    for request in requests {
+        let request = request.map_err(|e| e.to_string())?;
+        let uri = request.uri().to_string();
+        let status =
+            runtime.block_on(async { router.clone().oneshot(request).await.unwrap().status() });
+        if status.is_server_error() {
+            return Err(format!("{uri} with {value:?}: {status}"));
+        }
+    }
+    Ok(())
+}
+
+fn fuzz_router() -> Router {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(portal()).router
+}
+
+/// Valid actors, as the header and the cookie carry them, to mutate.
+fn actor_seeds() -> Vec<String> {
+    [
+        admin(),
+        role(CustomerRole::DelegatedAdministrator {
+            partner: MpnId::parse("565380").unwrap(),
+        }),
+        partner("3664167"),
+        Actor::billing_system(),
+    ]
+    .iter()
+    .map(|actor| serde_json::to_string(actor).unwrap())
+    .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_actor_headers_and_cookies_never_fail_the_server(
+        value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+    ) {
+        let router = fuzz_router();
+        doors_with(&router, &value).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn mutated_actors_never_fail_the_server(
+        seed in proptest::sample::select(actor_seeds()),
+        at in proptest::prelude::any::<usize>(),
+        cut in 0usize..8,
+        insert in proptest::sample::select(vec!["", "\"", "{", "}", "[", "]", ",\"x\":1", "%", "%2", "%22", "\u{200b}", "null"]),
+    ) {
+        let mut text = seed;
+        let mut start = at % (text.len() + 1);
+        while !text.is_char_boundary(start) { start -= 1; }
+        let mut end = (start + cut).min(text.len());
+        while !text.is_char_boundary(end) { end -= 1; }
+        text.replace_range(start..end.max(start), insert);
+        let router = fuzz_router();
+        doors_with(&router, text.as_bytes()).map_err(proptest::test_runner::TestCaseError::fail)?;
+        let encoded = dpor::link::percent_encode(&text);
+        doors_with(&router, encoded.as_bytes()).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
