@@ -3,7 +3,7 @@
 //! | variable | what it sets | default |
 //! |---|---|---|
 //! | `PORT` | the port | `8080` |
-//! | `DATABASE_URL` | the store: `sqlite://portal.db` or `postgres://...`, migrated and seeded on start | the in-memory store |
+//! | `DATABASE_URL` | the store: `sqlite://portal.db` (feature `sqlite`) or `postgres://...` (feature `postgres`), migrated and seeded on start | the in-memory store |
 //! | `PORTAL_SESSION_KEY` | the key that signs session cookies, at least 64 bytes | a random key: sessions end with the process |
 //! | `PORTAL_ORIGIN` | the origin browsers reach the portal at behind a proxy, e.g. `https://portal.example`; `https` makes the cookie `Secure` | each request's `Host` |
 //! | `PORTAL_OPERATOR_TOKEN` | the operator's secret (outbox page and `GET /api/outbox`) | a random token, printed on start |
@@ -33,7 +33,7 @@ async fn main() -> Result<(), BoxError> {
     };
     let (operator_token, generated) = match std::env::var("PORTAL_OPERATOR_TOKEN") {
         Ok(token) if !token.trim().is_empty() => (token.trim().to_owned(), false),
-        _ => (dpor_portal::session::Session::new(None).csrf, true),
+        _ => (dpor_portal::session::random_token(), true),
     };
     let config = Config {
         sessions,
@@ -64,7 +64,9 @@ async fn main() -> Result<(), BoxError> {
         }
         Some(url) => {
             return Err(format!(
-                "DATABASE_URL {url:?} is neither sqlite: nor postgres: (or its feature is off)"
+                "DATABASE_URL {url:?}: this build runs on sqlite: URLs with `--features sqlite` \
+                 and on postgres: URLs with `--features postgres` (e.g. \
+                 `cargo run -p dpor-portal --features sqlite`)"
             )
             .into());
         }

@@ -476,14 +476,17 @@ where
     /// The signed-in actor and its session; else a redirect to sign in (the operator
     /// to the outbox, the only page it acts on).
     fn require_actor(&self, headers: &HeaderMap) -> Result<(Session, Actor), EarlyResponse> {
-        let session = self.session(headers);
-        match session.as_ref().and_then(|s| s.who.as_ref()) {
+        let to = |path| Err(Redirect::to(path).into_response().into());
+        let Some(session) = self.session(headers) else {
+            return to("/");
+        };
+        match &session.who {
             Some(Who::Actor(actor)) => {
                 let actor = actor.clone();
-                Ok((session.unwrap_or_else(|| Session::new(None)), actor))
+                Ok((session, actor))
             }
-            Some(Who::Operator) => Err(Redirect::to("/outbox").into_response().into()),
-            None => Err(Redirect::to("/").into_response().into()),
+            Some(Who::Operator) => to("/outbox"),
+            None => to("/"),
         }
     }
 

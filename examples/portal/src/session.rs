@@ -41,9 +41,10 @@ pub struct Session {
 impl Session {
     /// A new session for `who`, with a fresh random CSRF token.
     pub fn new(who: Option<Who>) -> Session {
-        let bytes: [u8; 32] = rand::random();
-        let csrf = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Session { who, csrf }
+        Session {
+            who,
+            csrf: random_token(),
+        }
     }
 
     /// The signed-in actor, if an actor (not the operator) signed in.
@@ -79,6 +80,12 @@ impl SessionCookie {
             _ => None,
         }
     }
+}
+
+/// 32 random bytes, hex: a CSRF token, or an operator token made up at start.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Signs and reads session cookies with one key.
