@@ -20,12 +20,12 @@
 //!   operations, the billing system on partner changes, anyone but the billing system
 //!   on suspend, reactivate and migrate.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::id::{CustomerId, MpnId};
+use crate::event::Cause;
+use crate::id::{CustomerId, MpnId, UserRef};
+pub use crate::role::CustomerRole;
 use crate::subscription::{Action, Subscription, SubscriptionStatus};
 
 /// The person or system behind a call.
@@ -60,6 +60,10 @@ pub enum Actor {
         customer: CustomerId,
         /// The user's role in that tenant.
         role: CustomerRole,
+        /// Which user it is, when the host says so ([`Actor::with_user`]): recorded in
+        /// the events the user causes, for audits. Optional, and absent from the JSON
+        /// when `None`.
+        user: Option<UserRef>,
     },
     /// A partner acting on its own behalf (never allowed to designate itself).
     Partner {
@@ -84,6 +88,8 @@ enum ActorRepr {
     Customer {
         customer: CustomerId,
         role: CustomerRole,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserRef>,
     },
     Partner {
         mpn_id: MpnId,
@@ -96,7 +102,15 @@ crate::wire::object_only!(ActorRepr, "an actor (a JSON object)");
 impl From<ActorRepr> for Actor {
     fn from(repr: ActorRepr) -> Self {
         match repr {
-            ActorRepr::Customer { customer, role } => Actor::Customer { customer, role },
+            ActorRepr::Customer {
+                customer,
+                role,
+                user,
+            } => Actor::Customer {
+                customer,
+                role,
+                user,
+            },
             ActorRepr::Partner { mpn_id } => Actor::Partner { mpn_id },
             ActorRepr::BillingSystem {} => Actor::BillingSystem,
         }
@@ -106,108 +120,17 @@ impl From<ActorRepr> for Actor {
 impl From<Actor> for ActorRepr {
     fn from(actor: Actor) -> Self {
         match actor {
-            Actor::Customer { customer, role } => ActorRepr::Customer { customer, role },
+            Actor::Customer {
+                customer,
+                role,
+                user,
+            } => ActorRepr::Customer {
+                customer,
+                role,
+                user,
+            },
             Actor::Partner { mpn_id } => ActorRepr::Partner { mpn_id },
             Actor::BillingSystem => ActorRepr::BillingSystem {},
-        }
-    }
-}
-
-/// A user's role in the customer's tenant.
-///
-/// Serialized as an object tagged by `"type"`: `{"type":"global_administrator"}`,
-/// `{"type":"delegated_administrator","partner":"565380"}`.
-///
-/// # Examples
-///
-/// ```
-/// use dpor::*;
-///
-/// let contoso = CustomerId::new("contoso")?;
-/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
-///
-/// // A partner with delegated admin rights may look, but never designate.
-/// let role = CustomerRole::DelegatedAdministrator { partner: MpnId::parse("565380")? };
-/// let delegated = Actor::customer(contoso, role.clone());
-/// assert_eq!(delegated.access_to(&sub), Access::View);
-/// assert!(sub.actions_for(&delegated).is_empty());
-///
-/// assert_eq!(role.to_string(), "delegated administrator (partner 565380)");
-/// assert_eq!(serde_json::to_string(&CustomerRole::GlobalAdministrator)?, r#"{"type":"global_administrator"}"#);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "CustomerRoleRepr", into = "CustomerRoleRepr")]
-#[non_exhaustive]
-pub enum CustomerRole {
-    /// The tenant owner: the only role that may designate the partner of record.
-    GlobalAdministrator,
-    /// Manages billing; may view the partner of record.
-    BillingAdministrator,
-    /// Manages a service; may view the partner of record.
-    ServiceAdministrator,
-    /// A partner with delegated administration rights in the tenant; may view, and
-    /// never designate (itself or anyone).
-    DelegatedAdministrator {
-        /// The partner holding the delegation.
-        partner: MpnId,
-    },
-}
-
-/// The wire form of [`CustomerRole`]: serde ignores unknown fields of internally
-/// tagged unit variants, hence the empty struct variants.
-#[derive(Serialize, Deserialize)]
-#[serde(
-    remote = "Self",
-    tag = "type",
-    rename_all = "snake_case",
-    deny_unknown_fields
-)]
-#[allow(clippy::enum_variant_names)] // mirrors the public names
-enum CustomerRoleRepr {
-    GlobalAdministrator {},
-    BillingAdministrator {},
-    ServiceAdministrator {},
-    DelegatedAdministrator { partner: MpnId },
-}
-
-crate::wire::object_only!(CustomerRoleRepr, "a customer role (a JSON object)");
-
-impl From<CustomerRoleRepr> for CustomerRole {
-    fn from(repr: CustomerRoleRepr) -> Self {
-        match repr {
-            CustomerRoleRepr::GlobalAdministrator {} => CustomerRole::GlobalAdministrator,
-            CustomerRoleRepr::BillingAdministrator {} => CustomerRole::BillingAdministrator,
-            CustomerRoleRepr::ServiceAdministrator {} => CustomerRole::ServiceAdministrator,
-            CustomerRoleRepr::DelegatedAdministrator { partner } => {
-                CustomerRole::DelegatedAdministrator { partner }
-            }
-        }
-    }
-}
-
-impl From<CustomerRole> for CustomerRoleRepr {
-    fn from(role: CustomerRole) -> Self {
-        match role {
-            CustomerRole::GlobalAdministrator => CustomerRoleRepr::GlobalAdministrator {},
-            CustomerRole::BillingAdministrator => CustomerRoleRepr::BillingAdministrator {},
-            CustomerRole::ServiceAdministrator => CustomerRoleRepr::ServiceAdministrator {},
-            CustomerRole::DelegatedAdministrator { partner } => {
-                CustomerRoleRepr::DelegatedAdministrator { partner }
-            }
-        }
-    }
-}
-
-impl fmt::Display for CustomerRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CustomerRole::GlobalAdministrator => f.write_str("global administrator"),
-            CustomerRole::BillingAdministrator => f.write_str("billing administrator"),
-            CustomerRole::ServiceAdministrator => f.write_str("service administrator"),
-            CustomerRole::DelegatedAdministrator { partner } => {
-                write!(f, "delegated administrator (partner {partner})")
-            }
         }
     }
 }
@@ -297,7 +220,74 @@ impl Actor {
 
     /// A user of `customer` in `role`.
     pub fn customer(customer: CustomerId, role: CustomerRole) -> Self {
-        Actor::Customer { customer, role }
+        Actor::Customer {
+            customer,
+            role,
+            user: None,
+        }
+    }
+
+    /// This customer's user, named: `user` is recorded in the events this actor causes
+    /// ([`Cause::Customer`]). Other actors are returned
+    /// unchanged: only a customer's users are people the host names.
+    ///
+    /// ```
+    /// use dpor::*;
+    ///
+    /// let alice = Actor::global_admin(CustomerId::new("contoso")?)
+    ///     .with_user(UserRef::new("alice@contoso.example")?);
+    /// assert_eq!(alice.user().map(UserRef::as_str), Some("alice@contoso.example"));
+    /// assert_eq!(
+    ///     serde_json::to_string(&alice)?,
+    ///     r#"{"type":"customer","customer":"contoso","role":{"type":"global_administrator"},"user":"alice@contoso.example"}"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_user(self, user: UserRef) -> Self {
+        match self {
+            Actor::Customer { customer, role, .. } => Actor::Customer {
+                customer,
+                role,
+                user: Some(user),
+            },
+            other => other,
+        }
+    }
+
+    /// The customer's user, when the host named it.
+    pub fn user(&self) -> Option<&UserRef> {
+        match self {
+            Actor::Customer { user, .. } => user.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// What the events this actor causes record of it ([`AssociationEvent::caused_by`]).
+    /// A partner causes none (it never changes anything); it would read as unknown.
+    ///
+    /// [`AssociationEvent::caused_by`]: crate::AssociationEvent::caused_by
+    pub fn cause(&self) -> Cause {
+        match self {
+            Actor::Customer { role, user, .. } => Cause::Customer {
+                role: role.clone(),
+                user: user.clone(),
+            },
+            Actor::BillingSystem => Cause::BillingSystem,
+            Actor::Partner { .. } => Cause::Unknown,
+        }
+    }
+
+    /// Whether this actor may see which of the customer's users caused an event: the
+    /// customer's own users and the billing system. Partners, and partners acting as
+    /// delegated administrators, see the role but not the user.
+    pub fn sees_users(&self) -> bool {
+        match self {
+            Actor::Customer { role, .. } => {
+                !matches!(role, CustomerRole::DelegatedAdministrator { .. })
+            }
+            Actor::BillingSystem => true,
+            Actor::Partner { .. } => false,
+        }
     }
 
     /// A partner acting on its own behalf.
@@ -389,7 +379,7 @@ impl Actor {
     ) -> bool {
         match self {
             Actor::BillingSystem => true,
-            Actor::Customer { customer, role } => {
+            Actor::Customer { customer, role, .. } => {
                 change == LifecycleChange::Cancel
                     && customer == subscription.customer()
                     && matches!(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::event::{AssociationEvent, AssociationEventKind, RemovalReason};
+use crate::event::{AssociationEvent, AssociationEventKind, Cause, RemovalReason};
 use crate::id::SubscriptionId;
 use crate::partner::{Partner, Program};
 use crate::subscription::{PartnerOfRecord, Subscription, SubscriptionStatus};
@@ -291,6 +291,7 @@ impl Subscription {
                 sequence,
                 at,
                 kind,
+                caused_by: Cause::Unknown,
             })
             .collect();
         let next = self.successor(partner_of_record, status, events.len() as u64);

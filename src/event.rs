@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
+use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId, UserRef};
 use crate::partner::Program;
+use crate::role::CustomerRole;
 use crate::subscription::CloudService;
 
 /// One change of a subscription's partner of record, as kept in its history.
@@ -45,6 +46,70 @@ pub struct AssociationEvent {
     pub at: OffsetDateTime,
     /// What changed.
     pub kind: AssociationEventKind,
+    /// Who caused it. The service records its caller; an event decided outside the
+    /// service, or stored before dpor recorded it (no `caused_by` in its JSON), reads as
+    /// [`Cause::Unknown`].
+    #[serde(default)]
+    pub caused_by: Cause,
+}
+
+/// Who caused an [`AssociationEvent`], for audits and disputes ("who replaced us?").
+///
+/// On the wire, an object tagged by `"type"`:
+/// `{"type":"customer","role":{"type":"global_administrator"},"user":"alice@contoso.example"}`
+/// (no `"user"` when the host did not name the user), `{"type":"billing_system"}`,
+/// `{"type":"unknown"}`. A type this release does not know (written by a later one)
+/// reads as [`Cause::Unknown`].
+///
+/// ```
+/// use dpor::*;
+///
+/// let alice = Actor::global_admin(CustomerId::new("contoso")?)
+///     .with_user(UserRef::new("alice@contoso.example")?);
+/// let cause = alice.cause();
+/// assert_eq!(cause.user().map(UserRef::as_str), Some("alice@contoso.example"));
+/// assert_eq!(Actor::billing_system().cause(), Cause::BillingSystem);
+/// let old: Cause = serde_json::from_str(r#"{"type":"a_later_kind"}"#)?;
+/// assert_eq!(old, Cause::Unknown);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cause {
+    /// A user of the subscription's customer (the event's `customer`).
+    Customer {
+        /// The user's role.
+        role: CustomerRole,
+        /// The user, when the host named it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserRef>,
+    },
+    /// The host's billing system (the lifecycle: suspend, reactivate, cancel, migrate).
+    BillingSystem,
+    /// Nobody known: written before dpor recorded causes, or decided without an actor.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl Cause {
+    /// The customer's user, when the host named it.
+    pub fn user(&self) -> Option<&UserRef> {
+        match self {
+            Cause::Customer { user, .. } => user.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The same cause without the user: what a reader who may not see the customer's
+    /// users gets ([`Actor::sees_users`](crate::Actor::sees_users)).
+    pub fn without_user(self) -> Cause {
+        match self {
+            Cause::Customer { role, .. } => Cause::Customer { role, user: None },
+            other => other,
+        }
+    }
 }
 
 /// What an [`AssociationEvent`] records.

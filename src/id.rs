@@ -22,6 +22,9 @@ pub const ID_MAX_CHARS: usize = 128;
 /// [`SubscriptionId`], a `#` and a 64-bit sequence number.
 pub const NOTIFICATION_ID_MAX_CHARS: usize = 160;
 
+/// The longest [`UserRef`], in characters.
+pub const USER_REF_MAX_CHARS: usize = 256;
+
 /// A partner's Microsoft Partner Network ID ("MPN ID", now "Partner ID").
 ///
 /// The syntax is a front-door check only: 5 to 10 ASCII digits, leading zeros kept,
@@ -450,6 +453,27 @@ opaque_id!(
     /// ```
     CustomerId,
     ID_MAX_CHARS
+);
+
+opaque_id!(
+    /// The host's reference to one of a customer's users: its user id or principal
+    /// name, as the host's sign-in knows it. Opaque to the crate, carried by
+    /// [`Actor::Customer`](crate::Actor::Customer) and recorded in the events that user
+    /// causes ([`Cause`](crate::event::Cause)), for audits.
+    ///
+    /// Same rules as [`SubscriptionId`], up to 256 characters (an e-mail address or a
+    /// user principal name fits).
+    ///
+    /// ```
+    /// use dpor::{IdError, UserRef};
+    ///
+    /// let alice = UserRef::new("alice@contoso.example")?;
+    /// assert_eq!(alice.as_str(), "alice@contoso.example");
+    /// assert!(UserRef::new("alice smith").is_err());
+    /// # Ok::<(), IdError>(())
+    /// ```
+    UserRef,
+    USER_REF_MAX_CHARS
 );
 
 opaque_id!(

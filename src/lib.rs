@@ -22,6 +22,7 @@ pub mod ports;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+pub mod role;
 pub mod schema;
 pub mod service;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -58,9 +59,9 @@ pub use error::{
     BoxError, DirectoryError, Error, NotifyError, SchemaError, StoreError, TransferError,
 };
 pub use event::{
-    AssociationEvent, AssociationEventKind, Notification, NotificationKind, RemovalReason,
+    AssociationEvent, AssociationEventKind, Cause, Notification, NotificationKind, RemovalReason,
 };
-pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, SubscriptionId};
+pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, SubscriptionId, UserRef};
 pub use incentive::{Disqualification, Eligibility, IncentivePolicy};
 pub use link::{PartnerLink, PartnerLinkError};
 pub use memory::{InMemoryDirectory, InMemoryRepository, ManualClock, RecordingNotifier};

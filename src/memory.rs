@@ -21,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::delivery::AfterFailure;
 use crate::error::{DirectoryError, NotifyError, StoreError};
-use crate::event::{AssociationEvent, AssociationEventKind, Notification};
+use crate::event::{AssociationEvent, AssociationEventKind, Cause, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{
@@ -75,6 +75,7 @@ struct StoredEvent {
     sequence: u64,
     at: OffsetDateTime,
     kind: AssociationEventKind,
+    caused_by: Cause,
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
@@ -459,6 +460,7 @@ fn stored(events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
         sequence: e.sequence,
         at: e.at,
         kind: e.kind,
+        caused_by: e.caused_by,
     })
 }
 
@@ -539,6 +541,7 @@ impl Repository for InMemoryRepository {
                 sequence: e.sequence,
                 at: e.at,
                 kind: e.kind.clone(),
+                caused_by: e.caused_by.clone(),
             })
             .collect())
     }

@@ -32,10 +32,11 @@ use time::macros::datetime;
 use crate::association::Transition;
 use crate::delivery::AfterFailure;
 use crate::error::StoreError;
-use crate::event::{AssociationEvent, Notification};
-use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
+use crate::event::{AssociationEvent, Cause, Notification};
+use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId, UserRef};
 use crate::partner::{Partner, Program};
 use crate::ports::{Claim, Commit, DeliveryStatus, Failure, OutboxEntry, Store};
+use crate::role::CustomerRole;
 use crate::subscription::{CloudService, Subscription};
 
 /// A check of the suite that a repository failed.
@@ -269,7 +270,18 @@ async fn commit_stores_everything_together<R: Store>(repo: &R) -> Result<(), Con
     let first = designate(&sub, &partner("565380")?)?;
     let one = first.next.clone();
     ok(CHECK, repo.commit(first).await)?;
-    let replace = designate(&one, &partner("3664167")?)?;
+    let mut replace = designate(&one, &partner("3664167")?)?;
+    // Who caused the change is stored with the events, the user included.
+    let alice = UserRef::new("alice@c-1.example").map_err(|e| ConformanceFailure {
+        check: CHECK,
+        message: e.to_string(),
+    })?;
+    for event in &mut replace.events {
+        event.caused_by = Cause::Customer {
+            role: CustomerRole::GlobalAdministrator,
+            user: Some(alice.clone()),
+        };
+    }
     let (two, events, notifications) = (
         replace.next.clone(),
         replace.events.clone(),
@@ -291,7 +303,7 @@ async fn commit_stores_everything_together<R: Store>(repo: &R) -> Result<(), Con
     ensure!(
         CHECK,
         history[1..] == events[..],
-        "the history does not end with the commit's events"
+        "the history does not end with the commit's events (who caused them included): {history:?}"
     );
     ensure!(
         CHECK,

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("partner", 1),
     ("subscription", 1),
     ("event", 1),
+    ("role", 1),
     ("error", 2),
     ("schema", 2),
     ("association", 3),

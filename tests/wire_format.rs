@@ -4,7 +4,9 @@ use dpor::*;
 use time::macros::datetime;
 
 const SUBSCRIPTION: &str = r#"{"id":"sub-001","customer":"contoso","service":{"type":"office365"},"name":"Office 365 E3","status":"active","version":1,"last_event_sequence":1,"partner_of_record":{"mpn_id":"565380","partner_name":"Fabrikam Consulting","program":"online_services_sell","since":"2026-01-05T10:00:00Z"}}"#;
-const EVENT: &str = r#"{"subscription":"sub-001","customer":"contoso","sequence":3,"at":"2026-02-01T09:30:00Z","kind":{"type":"partner_removed","partner":"565380","reason":{"type":"replaced_by","partner":"3664167"}}}"#;
+const EVENT: &str = r#"{"subscription":"sub-001","customer":"contoso","sequence":3,"at":"2026-02-01T09:30:00Z","kind":{"type":"partner_removed","partner":"565380","reason":{"type":"replaced_by","partner":"3664167"}},"caused_by":{"type":"customer","role":{"type":"global_administrator"},"user":"alice@contoso.example"}}"#;
+/// The same event as 0.1.0 wrote it, before events recorded who caused them.
+const EVENT_0_1_0: &str = r#"{"subscription":"sub-001","customer":"contoso","sequence":3,"at":"2026-02-01T09:30:00Z","kind":{"type":"partner_removed","partner":"565380","reason":{"type":"replaced_by","partner":"3664167"}}}"#;
 const NOTIFICATION: &str = r#"{"id":"sub-001#1","partner":"565380","contact_email":"por@fabrikam.example","kind":"added","subscription":"sub-001","customer":"contoso","service":{"type":"office365"},"at":"2026-01-05T10:00:00Z"}"#;
 
 const PARTNER: &str = r#"{"mpn_id":"565380","name":"Fabrikam Consulting","location":"Seattle, US","contact_email":"por@fabrikam.example","programs":["online_services_sell"]}"#;
@@ -99,6 +101,10 @@ fn association_event_is_pinned() {
             partner: MpnId::parse("565380").unwrap(),
             reason: RemovalReason::ReplacedBy(MpnId::parse("3664167").unwrap()),
         },
+        caused_by: Cause::Customer {
+            role: CustomerRole::GlobalAdministrator,
+            user: Some(UserRef::new("alice@contoso.example").unwrap()),
+        },
     };
     assert_eq!(
         serde_json::to_string(&event).unwrap(),
@@ -109,6 +115,38 @@ fn association_event_is_pinned() {
         serde_json::from_str::<AssociationEvent>(EVENT).unwrap(),
         event
     );
+    // Written before events said who caused them: unknown, the rest as it was.
+    let old = serde_json::from_str::<AssociationEvent>(EVENT_0_1_0).unwrap();
+    assert_eq!(old.caused_by, Cause::Unknown);
+    assert_eq!(
+        AssociationEvent {
+            caused_by: event.caused_by.clone(),
+            ..old
+        },
+        event
+    );
+}
+
+#[test]
+fn causes_are_pinned() {
+    let cases = [
+        (Cause::BillingSystem, r#"{"type":"billing_system"}"#),
+        (Cause::Unknown, r#"{"type":"unknown"}"#),
+        (
+            Cause::Customer {
+                role: CustomerRole::BillingAdministrator,
+                user: None,
+            },
+            r#"{"type":"customer","role":{"type":"billing_administrator"}}"#,
+        ),
+    ];
+    for (cause, json) in cases {
+        assert_eq!(serde_json::to_string(&cause).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Cause>(json).unwrap(), cause);
+    }
+    // A user reference is validated like the other ids.
+    let bad = r#"{"type":"customer","role":{"type":"global_administrator"},"user":"a b"}"#;
+    assert!(serde_json::from_str::<Cause>(bad).is_err());
 }
 
 #[test]

@@ -163,7 +163,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 let found = self.directory.lookup(mpn_id).await?;
                 let transition =
                     check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
-                self.commit_and_deliver(stored, transition, found.as_ref(), None)
+                self.commit_and_deliver(stored, transition, found.as_ref(), None, actor.cause())
                     .await
             },
         )
@@ -217,7 +217,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                     .read_authorized(actor, subscription, Access::Change)
                     .await?;
                 let transition = stored.remove_partner(self.clock.now())?;
-                self.commit_and_deliver(stored, transition, None, None)
+                self.commit_and_deliver(stored, transition, None, None, actor.cause())
                     .await
             },
         )

@@ -94,7 +94,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 .read_for_lifecycle(actor, id, LifecycleChange::Migrate)
                 .await?;
             let (transition, migrated) = stored.migrate(new_id, self.clock.now())?;
-            self.commit_and_deliver(stored, transition, None, Some(migrated))
+            self.commit_and_deliver(stored, transition, None, Some(migrated), actor.cause())
                 .await
         })
         .await
@@ -111,7 +111,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ) -> Result<Receipt, Error> {
         let stored = self.read_for_lifecycle(actor, id, change).await?;
         let transition = step(&stored, self.clock.now())?;
-        self.commit_and_deliver(stored, transition, None, None)
+        self.commit_and_deliver(stored, transition, None, None, actor.cause())
             .await
     }
 

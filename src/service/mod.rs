@@ -28,7 +28,7 @@ use crate::association::Transition;
 use crate::check::DEFAULT_CHECK_TTL;
 use crate::delivery::DeliveryPolicy;
 use crate::error::Error;
-use crate::event::AssociationEvent;
+use crate::event::{AssociationEvent, Cause};
 use crate::id::{NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, Outbox, PartnerDirectory, Repository, SystemClock};
@@ -216,7 +216,8 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     }
 
     /// Commits `transition` of `stored` with its notifications (and `create`, a
-    /// subscription to insert in the same transaction), then delivers them. `known` is
+    /// subscription to insert in the same transaction), its events recording `cause`,
+    /// then delivers them. `known` is
     /// a partner already looked up, whose contact need not be fetched again.
     ///
     /// Its future is boxed: it is most of a changing operation's state (the records
@@ -230,12 +231,17 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         transition: Transition,
         known: Option<&'a Partner>,
         create: Option<Subscription>,
+        cause: Cause,
     ) -> Pin<Box<impl Future<Output = Result<Receipt, Error>> + 'a>> {
         Box::pin(async move {
-            let (next, events) = match transition {
+            let (next, mut events) = match transition {
                 Transition::Unchanged => return Ok(Receipt::unchanged(stored)),
                 Transition::Changed { next, events } => (next, events),
             };
+            // The decision is the pure core's; who asked for it is known only here.
+            for event in &mut events {
+                event.caused_by = cause.clone();
+            }
             let expected_version = stored.version();
             drop(stored);
             self.commit_changed(expected_version, next, events, known, create)

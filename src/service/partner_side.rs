@@ -17,7 +17,9 @@ use crate::trace;
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// Every event of the subscription (partner changes and lifecycle), ordered by
     /// sequence: for any role of the customer, and for the partner that is its current
-    /// partner of record (a partner-side read).
+    /// partner of record (a partner-side read). Each event says who caused it
+    /// ([`AssociationEvent::caused_by`]); partners and delegated administrators see the
+    /// role, not which of the customer's users it was ([`Actor::sees_users`]).
     ///
     /// # Errors
     ///
@@ -34,7 +36,13 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             let stored = self
                 .read_authorized(actor, subscription, Access::View)
                 .await?;
-            Ok(self.repository.history(stored.id()).await?)
+            let mut history = self.repository.history(stored.id()).await?;
+            if !actor.sees_users() {
+                for event in &mut history {
+                    event.caused_by = std::mem::take(&mut event.caused_by).without_user();
+                }
+            }
+            Ok(history)
         })
         .await
     }

@@ -152,7 +152,7 @@ pub fn may_see(who: &Who, notification: &Notification) -> bool {
 /// "contoso — global administrator", "partner 565380", "the operator".
 pub fn describe(who: &Who) -> String {
     match who {
-        Who::Actor(Actor::Customer { customer, role }) => format!("{customer} — {role}"),
+        Who::Actor(Actor::Customer { customer, role, .. }) => format!("{customer} — {role}"),
         Who::Actor(Actor::Partner { mpn_id }) => format!("partner {mpn_id}"),
         Who::Actor(_) => "the billing system".to_owned(),
         Who::Operator => "the portal's operator".to_owned(),

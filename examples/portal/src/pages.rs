@@ -17,9 +17,9 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use dpor::{
-    Action, Actor, AssociationEventKind, Clock, CustomerId, CustomerRole, Error, MpnId,
+    Action, Actor, AssociationEventKind, Cause, Clock, CustomerId, CustomerRole, Error, MpnId,
     Notification, NotificationKind, PartnerCheck, PartnerDirectory, PartnerOfRecord, RemovalReason,
-    Store, Subscription, SubscriptionId,
+    Store, Subscription, SubscriptionId, UserRef,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -221,6 +221,21 @@ fn describe_event(kind: &AssociationEventKind) -> String {
     }
 }
 
+/// Who caused an event: "alice@contoso.example (global administrator)", "a global
+/// administrator" (the user not named, or not shown to this reader), "the billing
+/// system", "not recorded".
+fn describe_cause(cause: &Cause) -> String {
+    match cause {
+        Cause::Customer {
+            role,
+            user: Some(user),
+        } => format!("{user} ({role})"),
+        Cause::Customer { role, user: None } => format!("a {role}"),
+        Cause::BillingSystem => "the billing system".to_owned(),
+        _ => "not recorded".to_owned(),
+    }
+}
+
 /// One email of the outbox. The partner's address is shown to the operator and to the
 /// partner itself, not to the customer.
 fn notification_row(n: &Notification, show_address: bool) -> Markup {
@@ -261,6 +276,8 @@ pub struct SignInForm {
     #[serde(default)]
     delegated_partner: String,
     #[serde(default)]
+    user: String,
+    #[serde(default)]
     mpn_id: String,
     #[serde(default)]
     operator_token: String,
@@ -274,6 +291,8 @@ struct SignInState {
     role: Option<String>,
     delegated_partner: String,
     delegated_error: Option<String>,
+    user: String,
+    user_error: Option<String>,
     customer_error: Option<String>,
     mpn_id: String,
     mpn_error: Option<String>,
@@ -546,7 +565,7 @@ where
     fn sign_in_html(&self, session: &Session, view: SignInState, status: StatusCode) -> Response {
         let actor = session.actor();
         let (current_customer, current_role) = match actor {
-            Some(Actor::Customer { customer, role }) => {
+            Some(Actor::Customer { customer, role, .. }) => {
                 (Some(customer.as_str()), Some(role_key(role)))
             }
             _ => (None, None),
@@ -598,6 +617,10 @@ where
                         input type="text" id="delegated-partner" name="delegated_partner"
                             value=(view.delegated_partner) placeholder="only for a delegated administrator" autocomplete="off";
                         (error_line("delegated-partner-error", view.delegated_error.as_ref()))
+                        label for="user" { "Your user name (optional; recorded with your changes)" }
+                        input type="text" id="user" name="user" value=(view.user)
+                            placeholder="alice@contoso.example" autocomplete="off";
+                        (error_line("user-error", view.user_error.as_ref()))
                         p { button.primary id="sign-in" { "Sign in" } }
                     }
                 }
@@ -650,6 +673,7 @@ where
             customer: Some(form.customer.clone()),
             role: Some(form.role.clone()),
             delegated_partner: form.delegated_partner.clone(),
+            user: form.user.clone(),
             mpn_id: form.mpn_id.clone(),
             ..SignInState::default()
         };
@@ -660,6 +684,7 @@ where
                     *match field {
                         Field::Customer => &mut view.customer_error,
                         Field::Delegated => &mut view.delegated_error,
+                        Field::User => &mut view.user_error,
                     } = Some(message);
                     return state.sign_in_html(&current, view, StatusCode::BAD_REQUEST);
                 }
@@ -1006,16 +1031,17 @@ where
             (state.service.history(&actor, &id).await).map_err(service_error(&session))?;
         let body = html! {
             table id="history" {
-                thead { tr { th { "#" } th { "When" } th { "What" } } }
+                thead { tr { th { "#" } th { "When" } th { "What" } th { "By" } } }
                 tbody {
                     @for event in &history {
                         tr {
                             td { (event.sequence) }
                             td.nowrap { (when(event.at)) }
                             td { (describe_event(&event.kind)) }
+                            td { (describe_cause(&event.caused_by)) }
                         }
                     }
-                    @if history.is_empty() { tr { td colspan="3" .muted { "No changes yet." } } }
+                    @if history.is_empty() { tr { td colspan="4" .muted { "No changes yet." } } }
                 }
             }
         };
@@ -1092,6 +1118,7 @@ where
 enum Field {
     Customer,
     Delegated,
+    User,
 }
 
 /// The customer's user the sign-in form describes, or the field that is wrong.
@@ -1107,7 +1134,13 @@ fn customer_actor(form: &SignInForm) -> Result<Actor, (Field, String)> {
             .map_err(|e| (Field::Delegated, e.to_string()))?,
         _ => return Err((Field::Customer, "choose one of the roles".to_owned())),
     };
-    Ok(Actor::customer(customer, role))
+    let actor = Actor::customer(customer, role);
+    match form.user.trim() {
+        "" => Ok(actor),
+        user => UserRef::new(user)
+            .map(|user| actor.with_user(user))
+            .map_err(|e| (Field::User, format!("invalid user name: {e}"))),
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,30 @@ async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
         "{page}"
     );
 
+    // A named user is recorded with the changes, and the history page says who.
+    let form =
+        "kind=customer&customer=contoso&role=global_administrator&user=alice%40contoso.example";
+    let (status, _) = post_form(&router, "/sign-in", &visitor, form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let alice = signed_in(&admin().with_user(UserRef::new("alice@contoso.example").unwrap()));
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    let (status, _) = post_form(&router, remove, &alice, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = get_page(
+        &router,
+        "/subscriptions/sub-002/history",
+        Some(&alice.cookie),
+    )
+    .await;
+    assert!(
+        page.contains("alice@contoso.example (global administrator)"),
+        "{page}"
+    );
+    let form = "kind=customer&customer=contoso&role=global_administrator&user=a%20b";
+    let (status, page) = post_form(&router, "/sign-in", &visitor, form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains(r#"id="user-error""#), "{page}");
+
     // A bad MPN ID on the partner sign-in is shown next to the field, escaped.
     let (status, page) =
         post_form(&router, "/sign-in", &visitor, "kind=partner&mpn_id=%3Cb%3E").await;

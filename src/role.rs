@@ -1,0 +1,108 @@
+//! [`CustomerRole`]: a user's role in the customer's tenant. A record-level type, since
+//! events record the role of whoever caused them ([`Cause`](crate::event::Cause)); the
+//! rules about what each role may do are in [`actor`](crate::actor).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::MpnId;
+
+/// A user's role in the customer's tenant.
+///
+/// Serialized as an object tagged by `"type"`: `{"type":"global_administrator"}`,
+/// `{"type":"delegated_administrator","partner":"565380"}`.
+///
+/// # Examples
+///
+/// ```
+/// use dpor::*;
+///
+/// let contoso = CustomerId::new("contoso")?;
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, contoso.clone(), CloudService::Office365, "E3");
+///
+/// // A partner with delegated admin rights may look, but never designate.
+/// let role = CustomerRole::DelegatedAdministrator { partner: MpnId::parse("565380")? };
+/// let delegated = Actor::customer(contoso, role.clone());
+/// assert_eq!(delegated.access_to(&sub), Access::View);
+/// assert!(sub.actions_for(&delegated).is_empty());
+///
+/// assert_eq!(role.to_string(), "delegated administrator (partner 565380)");
+/// assert_eq!(serde_json::to_string(&CustomerRole::GlobalAdministrator)?, r#"{"type":"global_administrator"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "CustomerRoleRepr", into = "CustomerRoleRepr")]
+#[non_exhaustive]
+pub enum CustomerRole {
+    /// The tenant owner: the only role that may designate the partner of record.
+    GlobalAdministrator,
+    /// Manages billing; may view the partner of record.
+    BillingAdministrator,
+    /// Manages a service; may view the partner of record.
+    ServiceAdministrator,
+    /// A partner with delegated administration rights in the tenant; may view, and
+    /// never designate (itself or anyone).
+    DelegatedAdministrator {
+        /// The partner holding the delegation.
+        partner: MpnId,
+    },
+}
+
+/// The wire form of [`CustomerRole`]: serde ignores unknown fields of internally
+/// tagged unit variants, hence the empty struct variants.
+#[derive(Serialize, Deserialize)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+#[allow(clippy::enum_variant_names)] // mirrors the public names
+enum CustomerRoleRepr {
+    GlobalAdministrator {},
+    BillingAdministrator {},
+    ServiceAdministrator {},
+    DelegatedAdministrator { partner: MpnId },
+}
+
+crate::wire::object_only!(CustomerRoleRepr, "a customer role (a JSON object)");
+
+impl From<CustomerRoleRepr> for CustomerRole {
+    fn from(repr: CustomerRoleRepr) -> Self {
+        match repr {
+            CustomerRoleRepr::GlobalAdministrator {} => CustomerRole::GlobalAdministrator,
+            CustomerRoleRepr::BillingAdministrator {} => CustomerRole::BillingAdministrator,
+            CustomerRoleRepr::ServiceAdministrator {} => CustomerRole::ServiceAdministrator,
+            CustomerRoleRepr::DelegatedAdministrator { partner } => {
+                CustomerRole::DelegatedAdministrator { partner }
+            }
+        }
+    }
+}
+
+impl From<CustomerRole> for CustomerRoleRepr {
+    fn from(role: CustomerRole) -> Self {
+        match role {
+            CustomerRole::GlobalAdministrator => CustomerRoleRepr::GlobalAdministrator {},
+            CustomerRole::BillingAdministrator => CustomerRoleRepr::BillingAdministrator {},
+            CustomerRole::ServiceAdministrator => CustomerRoleRepr::ServiceAdministrator {},
+            CustomerRole::DelegatedAdministrator { partner } => {
+                CustomerRoleRepr::DelegatedAdministrator { partner }
+            }
+        }
+    }
+}
+
+impl fmt::Display for CustomerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CustomerRole::GlobalAdministrator => f.write_str("global administrator"),
+            CustomerRole::BillingAdministrator => f.write_str("billing administrator"),
+            CustomerRole::ServiceAdministrator => f.write_str("service administrator"),
+            CustomerRole::DelegatedAdministrator { partner } => {
+                write!(f, "delegated administrator (partner {partner})")
+            }
+        }
+    }
+}
