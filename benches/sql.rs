@@ -9,7 +9,9 @@
 //! Target: dpor at least 0.8x the baseline's throughput.
 //!
 //! Also the outbox's dispatch throughput (notifications per second, from a batch of
-//! pending ones), with one dispatcher and with two running at once.
+//! pending ones), with one dispatcher and with two running at once; and reading the
+//! change feed (events per second: `PorService::changes` from the start to the end of
+//! 10,000 events, in pages of 1,000, as a downstream reader catching up does).
 //!
 //! SQLite runs on a temporary file in WAL mode; PostgreSQL needs
 //! `DPOR_TEST_POSTGRES_URL` (`source .ci/postgres.sh` starts one) and is skipped
@@ -282,6 +284,79 @@ fn run_dispatch<R: Store + Clone + 'static>(
     g.finish();
 }
 
+/// Events in the feed the `feed` rows read.
+const FEED_EVENTS: usize = 10_000;
+
+/// `FEED_EVENTS` events: subscriptions whose partner of record changed 5 times each
+/// (each change after the first is two events), imported as they are.
+async fn seed_feed<R: Store>(repo: &R) {
+    let customer = CustomerId::new("contoso").unwrap();
+    let partners: Vec<Partner> = support::directory_partners();
+    let mut batch = Vec::new();
+    let mut events = 0;
+    for i in 0.. {
+        if events >= FEED_EVENTS {
+            break;
+        }
+        let id = SubscriptionId::new(format!("feed-{i:05}")).unwrap();
+        let mut subscription =
+            Subscription::new(id, customer.clone(), CloudService::Office365, "E3");
+        let mut history = Vec::new();
+        for k in 0..5 {
+            let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(k);
+            if let Transition::Changed { next, events } = subscription
+                .associate(&partners[k as usize % 2], Program::OnlineServicesSell, at)
+                .unwrap()
+            {
+                subscription = next;
+                history.extend(events);
+            }
+        }
+        events += history.len();
+        batch.push((subscription, history));
+        if batch.len() == 200 {
+            repo.import_subscriptions(std::mem::take(&mut batch))
+                .await
+                .unwrap();
+        }
+    }
+    repo.import_subscriptions(batch).await.unwrap();
+}
+
+/// Reads the whole feed through `service`, a page of 1,000 at a time, as a reader
+/// catching up does; answers how many changes.
+async fn read_feed<R: Store>(service: &PorService<R, InMemoryDirectory, Discard>) -> usize {
+    let billing = Actor::billing_system();
+    let (mut read, mut after) = (0, None);
+    loop {
+        let page = service
+            .changes(&billing, after.as_ref(), 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            return read;
+        };
+        after = Some(last.cursor);
+        read += page.len();
+    }
+}
+
+/// Reading the whole feed through the service.
+fn run_feed<R: Store + 'static>(c: &mut Criterion, rt: &Runtime, group: &str, repo: R) {
+    let service = PorService::new(repo, directory(), Discard);
+    let total = rt.block_on(async {
+        seed_feed(service.repository()).await;
+        read_feed(&service).await
+    });
+    let mut g = c.benchmark_group(group);
+    g.measurement_time(Duration::from_secs(5)).sample_size(10);
+    g.throughput(criterion::Throughput::Elements(total as u64));
+    g.bench_function("read_all", |b| {
+        b.iter(|| assert_eq!(rt.block_on(read_feed(&service)), total))
+    });
+    g.finish();
+}
+
 fn temp_db(name: &str) -> String {
     let path = std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
@@ -333,6 +408,12 @@ fn sqlite(c: &mut Criterion) {
             reset,
         );
     }
+    let feed = rt.block_on(async {
+        let repo = SqliteRepository::connect(&temp_db("feed")).await.unwrap();
+        repo.migrate().await.unwrap();
+        repo
+    });
+    run_feed(c, &rt, "sql/sqlite_file_wal/feed", feed);
 }
 
 fn postgres(c: &mut Criterion) {
@@ -383,6 +464,14 @@ fn postgres(c: &mut Criterion) {
             reset,
         );
     }
+    let feed = rt.block_on(async {
+        let options = support::empty_schema(&url, "dpor_bench_feed").await;
+        let repo =
+            PostgresRepository::from_pool(sqlx::PgPool::connect_with(options).await.unwrap());
+        repo.migrate().await.unwrap();
+        repo
+    });
+    run_feed(c, &rt, "sql/postgres/feed", feed);
 }
 
 criterion_group!(benches, sqlite, postgres);

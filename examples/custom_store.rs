@@ -24,6 +24,10 @@ struct Row {
 struct Tables {
     subscriptions: BTreeMap<String, Row>,
     events: BTreeMap<(String, u64), String>,
+    // The change feed: each event's key in commit order. A real database numbers the
+    // events so that none becomes visible before an earlier one can still commit (see
+    // `Repository::changes`); under this one lock, appending does that.
+    feed: Vec<(String, u64)>,
     outbox: BTreeMap<u64, OutboxRow>, // by position
 }
 
@@ -171,6 +175,7 @@ impl Repository for MyDatabase {
         if let (Some(created), Some(row)) = (&commit.create, create) {
             t.subscriptions.insert(created.id().to_string(), row);
         }
+        t.feed.extend(events.iter().map(|(key, _)| key.clone()));
         t.events.extend(events);
         for notification in outbox {
             let position = t.outbox.len() as u64;
@@ -191,6 +196,38 @@ impl Repository for MyDatabase {
         t.events
             .range((id.to_string(), 0)..=(id.to_string(), u64::MAX))
             .map(|(_, json)| serde_json::from_str(json).map_err(backend))
+            .collect()
+    }
+
+    async fn changes(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let t = self.tables()?;
+        // Positions are 1-based indexes into the feed; the epoch is always 0 here.
+        let start = after.map_or(0, |c| {
+            if c.epoch() > 0 {
+                usize::MAX
+            } else {
+                c.position() as usize
+            }
+        });
+        t.feed
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(limit.min(dpor::feed::MAX_CHANGES))
+            .map(|(index, key)| {
+                let json = t
+                    .events
+                    .get(key)
+                    .ok_or_else(|| StoreError::Backend("a feed row without its event".into()))?;
+                Ok(Change {
+                    cursor: Cursor::new(0, index as u64 + 1),
+                    event: serde_json::from_str(json).map_err(backend)?,
+                })
+            })
             .collect()
     }
 
@@ -244,6 +281,7 @@ impl Repository for MyDatabase {
         }
         for (id, row, events) in rows {
             t.subscriptions.insert(id, row);
+            t.feed.extend(events.iter().map(|(key, _)| key.clone()));
             t.events.extend(events);
         }
         Ok(())

@@ -178,6 +178,10 @@ pub enum Operation {
     ChangePartner,
     /// Change the subscription's lifecycle.
     Lifecycle(LifecycleChange),
+    /// Read the change feed: every subscription's events ([`PorService::changes`]).
+    ///
+    /// [`PorService::changes`]: crate::PorService::changes
+    ReadChanges,
 }
 
 /// A change of a subscription's lifecycle, made by the billing side.
@@ -207,6 +211,10 @@ fn partner_refusal(mpn_id: MpnId) -> Error {
 /// Why a person or a partner may not suspend, reactivate or migrate.
 const LIFECYCLE_REFUSAL: &str = "only the host's billing system can suspend, reactivate or \
                                  migrate a subscription";
+
+/// Who may not read the change feed.
+const CHANGES_REFUSAL: &str = "only the host's billing system reads the change feed of \
+                               every subscription";
 
 /// Who else may not cancel.
 const CANCEL_REFUSAL: &str = "only the host's billing system or the customer's global or \
@@ -359,6 +367,7 @@ impl Actor {
                     .to_owned()
             }
             (Actor::BillingSystem, _) => return Ok(()),
+            (_, Operation::ReadChanges) => CHANGES_REFUSAL.to_owned(),
             (Actor::Customer { .. }, Operation::Lifecycle(LifecycleChange::Cancel)) => {
                 return Ok(());
             }

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod doc_fixture;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod id;
 pub mod incentive;
 pub mod link;
@@ -61,6 +62,7 @@ pub use error::{
 pub use event::{
     AssociationEvent, AssociationEventKind, Cause, Notification, NotificationKind, RemovalReason,
 };
+pub use feed::{Change, Cursor};
 pub use id::{CustomerId, IdError, MpnId, MpnIdError, NotificationId, SubscriptionId, UserRef};
 pub use incentive::{Disqualification, Eligibility, IncentivePolicy};
 pub use link::{PartnerLink, PartnerLinkError};

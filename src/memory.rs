@@ -22,6 +22,7 @@ use time::{Duration, OffsetDateTime};
 use crate::delivery::AfterFailure;
 use crate::error::{DirectoryError, NotifyError, StoreError};
 use crate::event::{AssociationEvent, AssociationEventKind, Cause, Notification};
+use crate::feed::{Change, Cursor, MAX_CHANGES};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{
@@ -47,6 +48,81 @@ const SHARDS: usize = 64;
 struct Entry {
     subscription: Subscription,
     history: Vec<StoredEvent>,
+    /// Its number in the change feed's [`Feed::ids`].
+    number: u64,
+}
+
+/// The change feed in memory: each event as (its subscription's number, its sequence),
+/// in commit order (a change's position is its index + 1), and the subscription each
+/// number names. 16 bytes an event and 24 a subscription, in chunks that never double
+/// or move (the memory targets of the README's Performance table).
+#[derive(Debug, Default)]
+struct Feed {
+    ids: Chunked<SubscriptionId>,
+    log: Chunked<(u64, u64)>,
+}
+
+/// Values in fixed-size chunks: growing allocates one more chunk, never copies, and
+/// leaves at most one chunk partly empty.
+#[derive(Debug)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+/// Values in one [`Chunked`] chunk.
+const CHUNK: usize = 256;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    /// Appends `value`; answers its index.
+    fn push(&mut self, value: T) -> usize {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(value);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn get(&self, index: usize) -> Option<&T> {
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
+    }
+}
+
+impl Entry {
+    /// A stored event as the ports answer it.
+    fn event_of(&self, e: &StoredEvent) -> AssociationEvent {
+        AssociationEvent {
+            subscription: self.subscription.id().clone(),
+            customer: self.subscription.customer().clone(),
+            sequence: e.sequence,
+            at: e.at,
+            kind: e.kind.clone(),
+            caused_by: e.caused_by.as_deref().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The event numbered `sequence` (histories are numbered 1, 2, ... without gaps).
+    fn event(&self, sequence: u64) -> Option<AssociationEvent> {
+        let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
+        self.history
+            .get(index)
+            .filter(|e| e.sequence == sequence)
+            .map(|e| self.event_of(e))
+    }
 }
 
 impl Hash for Entry {
@@ -75,7 +151,8 @@ struct StoredEvent {
     sequence: u64,
     at: OffsetDateTime,
     kind: AssociationEventKind,
-    caused_by: Cause,
+    /// Shared with every other event of the same cause (`None`: unknown).
+    caused_by: Option<Arc<Cause>>,
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
@@ -128,6 +205,12 @@ struct State {
     by_customer: Mutex<HashMap<CustomerId, Vec<SubscriptionId>>>,
     /// The next outbox position: orders notifications across shards, oldest first.
     next_position: AtomicU64,
+    /// The change feed. Appended under the committing shard's lock, so a reader that
+    /// finds an event here finds it in its shard.
+    feed: Mutex<Feed>,
+    /// Who caused the stored events, each distinct cause once: an event holds a shared
+    /// pointer to it (8 bytes) instead of a copy (about 40).
+    causes: RwLock<HashSet<Arc<Cause>>>,
 }
 
 /// A [`Repository`] in memory: subscriptions in 64 independently locked shards (so
@@ -171,6 +254,8 @@ impl Default for InMemoryRepository {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 by_customer: Mutex::default(),
                 next_position: AtomicU64::new(1),
+                feed: Mutex::default(),
+                causes: RwLock::default(),
             }),
         }
     }
@@ -353,7 +438,8 @@ impl InMemoryRepository {
             shard.entries.insert(entry);
             return Err(error);
         }
-        entry.history.extend(stored(commit.events));
+        self.append_to_feed(entry.number, &commit.events);
+        entry.history.extend(self.stored(commit.events));
         entry.subscription = commit.next;
         shard.entries.insert(entry);
         if let Some(created) = commit.create {
@@ -377,15 +463,74 @@ impl InMemoryRepository {
         Ok(claim_in(shard, &claimable, now.saturating_add(lease)))
     }
 
-    /// Adds a new entry to `shard` and indexes it by customer.
+    /// `events` as this store keeps them, their causes shared (looked up once for a run
+    /// of events with one cause: a commit's, as the service writes them).
+    fn stored(&self, events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
+        let mut last: Option<Option<Arc<Cause>>> = None;
+        events.into_iter().map(move |e| {
+            let caused_by = match &last {
+                Some(shared) if shared.as_deref().unwrap_or(&Cause::Unknown) == &e.caused_by => {
+                    shared.clone()
+                }
+                _ => last.insert(self.intern(e.caused_by)).clone(),
+            };
+            StoredEvent {
+                sequence: e.sequence,
+                at: e.at,
+                kind: e.kind,
+                caused_by,
+            }
+        })
+    }
+
+    /// The shared copy of `cause` (`None` for an unknown one).
+    fn intern(&self, cause: Cause) -> Option<Arc<Cause>> {
+        if cause == Cause::Unknown {
+            return None;
+        }
+        let causes = &self.state.causes;
+        if let Some(shared) = causes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&cause)
+        {
+            return Some(shared.clone());
+        }
+        let mut causes = causes.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = causes.get(&cause) {
+            return Some(shared.clone());
+        }
+        let shared = Arc::new(cause);
+        causes.insert(shared.clone());
+        Some(shared)
+    }
+
+    /// Appends `events` of subscription `number` to the change feed. Called under the
+    /// shard's lock: readers wait for it to read the events.
+    fn append_to_feed(&self, number: u64, events: &[AssociationEvent]) {
+        let mut feed = lock_even_if_poisoned(&self.state.feed);
+        for event in events {
+            feed.log.push((number, event.sequence));
+        }
+    }
+
+    /// Adds a new entry to `shard`, indexes it by customer, numbers it for the feed, and
+    /// puts its history (an import's) in the feed.
     fn add_entry(&self, shard: &mut Shard, subscription: Subscription, history: Vec<StoredEvent>) {
         lock_even_if_poisoned(&self.state.by_customer)
             .entry(subscription.customer().clone())
             .or_default()
             .push(subscription.id().clone());
+        let mut feed = lock_even_if_poisoned(&self.state.feed);
+        let number = feed.ids.push(subscription.id().clone()) as u64;
+        for event in &history {
+            feed.log.push((number, event.sequence));
+        }
+        drop(feed);
         let entry = Entry {
             subscription,
             history,
+            number,
         };
         shard.entries.insert(Box::new(entry));
     }
@@ -454,16 +599,6 @@ fn claim_in(shard: &mut Shard, positions: &[u64], until: OffsetDateTime) -> Vec<
     claimed
 }
 
-/// `events` as an entry stores them (without the ids the entry holds).
-fn stored(events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
-    events.into_iter().map(|e| StoredEvent {
-        sequence: e.sequence,
-        at: e.at,
-        kind: e.kind,
-        caused_by: e.caused_by,
-    })
-}
-
 #[async_trait]
 impl Repository for InMemoryRepository {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
@@ -528,22 +663,11 @@ impl Repository for InMemoryRepository {
 
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         let shard = self.shard(id);
-        let Some(entry) = shard.entries.get(id) else {
-            return Ok(Vec::new());
-        };
-        let (subscription, customer) = (entry.subscription.id(), entry.subscription.customer());
-        Ok(entry
-            .history
-            .iter()
-            .map(|e| AssociationEvent {
-                subscription: subscription.clone(),
-                customer: customer.clone(),
-                sequence: e.sequence,
-                at: e.at,
-                kind: e.kind.clone(),
-                caused_by: e.caused_by.clone(),
-            })
-            .collect())
+        Ok(shard
+            .entries
+            .get(id)
+            .map(|entry| entry.history.iter().map(|e| entry.event_of(e)).collect())
+            .unwrap_or_default())
     }
 
     /// O(n) per page: the subscriptions are kept by hash, not in id order.
@@ -595,9 +719,58 @@ impl Repository for InMemoryRepository {
             let shard = shards
                 .get_mut(&self.shard_index(subscription.id()))
                 .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
-            self.add_entry(shard, subscription, stored(history).collect());
+            let history = self.stored(history).collect();
+            self.add_entry(shard, subscription, history);
         }
         Ok(())
+    }
+
+    /// The feed's changes after `after`: the positions come from one look at the feed,
+    /// each event from its shard (whose lock its commit still held when it appended).
+    async fn changes(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let refs: Vec<(u64, SubscriptionId, u64)> = {
+            let feed = lock_even_if_poisoned(&self.state.feed);
+            let start = match after {
+                None => 0,
+                Some(cursor) if cursor.epoch() > 0 => feed.log.len,
+                Some(cursor) => usize::try_from(cursor.position()).unwrap_or(usize::MAX),
+            };
+            let mut refs = Vec::new();
+            for index in (start..feed.log.len).take(limit.min(MAX_CHANGES)) {
+                let id = feed
+                    .log
+                    .get(index)
+                    .and_then(|(number, sequence)| {
+                        let id = feed.ids.get(usize::try_from(*number).ok()?)?;
+                        Some((id.clone(), *sequence))
+                    })
+                    .ok_or_else(|| StoreError::Backend("the feed lost an entry".into()))?;
+                refs.push((index as u64 + 1, id.0, id.1));
+            }
+            refs
+        };
+        let mut changes = Vec::with_capacity(refs.len());
+        for (position, id, sequence) in refs {
+            let shard = self.shard(&id);
+            let event = shard
+                .entries
+                .get(&id)
+                .and_then(|entry| entry.event(sequence))
+                .ok_or_else(|| {
+                    StoreError::Backend(
+                        format!("the feed names {id}#{sequence}, not stored").into(),
+                    )
+                })?;
+            changes.push(Change {
+                cursor: Cursor::new(0, position),
+                event,
+            });
+        }
+        Ok(changes)
     }
 }
 

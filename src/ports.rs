@@ -41,6 +41,7 @@ use crate::delivery::AfterFailure;
 
 pub use crate::error::{DirectoryError, NotifyError, StoreError};
 use crate::event::{AssociationEvent, Notification};
+use crate::feed::{Change, Cursor};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::subscription::Subscription;
@@ -272,6 +273,29 @@ pub trait Repository: Send + Sync {
     ///
     /// [`StoreError::Backend`] when the backend fails.
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
+
+    /// The change feed: the events of every subscription that come after `after` (from
+    /// the first when `None`), in commit order, at most `limit` (and at most
+    /// [`MAX_CHANGES`](crate::feed::MAX_CHANGES)), each with the [`Cursor`] to resume
+    /// after it.
+    ///
+    /// The one rule: **never answer a change while a change before it may still
+    /// commit.** Then a reader that resumes after the last cursor it was given sees
+    /// every event exactly once, each subscription's in sequence order. A store that
+    /// numbers events from a sequence must not simply answer what is committed: a
+    /// transaction that took position 10 may commit after one that took 11, and a reader
+    /// that read 11 would never see 10. The in-memory store numbers events under the
+    /// lock it commits under, SQLite under its write lock; PostgreSQL withholds the
+    /// events of transactions newer than the oldest one still running.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the backend fails.
+    async fn changes(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError>;
 
     /// Every subscription, one page at a time: those whose id sorts after `after` (all
     /// when `None`), ordered by id **in byte order** (as `SubscriptionId` compares, a
@@ -723,6 +747,7 @@ forward!(async Repository {
     fn commit(&self, commit: Commit) -> Result<(), StoreError>;
     fn commit_and_claim(&self, commit: Commit, now: OffsetDateTime, lease: Duration) -> Result<Vec<OutboxEntry>, StoreError>;
     fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
+    fn changes(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Change>, StoreError>;
     fn page_subscriptions(&self, after: Option<&SubscriptionId>, limit: usize) -> Result<Vec<Subscription>, StoreError>;
     fn import_subscriptions(&self, batch: Vec<(Subscription, Vec<AssociationEvent>)>) -> Result<(), StoreError>;
 });

@@ -241,5 +241,6 @@ sql::sql_repository!(
     Backend::Postgres,
     sql::CLAIM_POSTGRES,
     sql::INSERT_EVENTS_POSTGRES,
-    sql::INSERT_NOTIFICATIONS_POSTGRES
+    sql::INSERT_NOTIFICATIONS_POSTGRES,
+    sql::CHANGES_POSTGRES
 );

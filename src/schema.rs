@@ -22,7 +22,7 @@
 //!     // e.g. write V{version}__{name}.sql for Flyway
 //!     assert!(step.sql.contains("dpor_schema"));
 //! }
-//! assert_eq!(schema::latest(Backend::Sqlite), 2);
+//! assert_eq!(schema::latest(Backend::Sqlite), 3);
 //! ```
 
 use crate::error::SchemaError;
@@ -33,7 +33,8 @@ use crate::error::SchemaError;
 pub enum Backend {
     /// SQLite 3 (`SqliteRepository`, feature `sqlite`).
     Sqlite,
-    /// PostgreSQL 12 or later (`PostgresRepository`, feature `postgres`).
+    /// PostgreSQL 13 or later (`PostgresRepository`, feature `postgres`; the change
+    /// feed needs `pg_current_xact_id`).
     Postgres,
 }
 
@@ -60,6 +61,11 @@ const SQLITE: &[Step] = &[
         name: "delivery",
         sql: include_str!("schema/sqlite/0002_delivery.sql"),
     },
+    Step {
+        version: 3,
+        name: "feed",
+        sql: include_str!("schema/sqlite/0003_feed.sql"),
+    },
 ];
 
 const POSTGRES: &[Step] = &[
@@ -72,6 +78,11 @@ const POSTGRES: &[Step] = &[
         version: 2,
         name: "delivery",
         sql: include_str!("schema/postgres/0002_delivery.sql"),
+    },
+    Step {
+        version: 3,
+        name: "feed",
+        sql: include_str!("schema/postgres/0003_feed.sql"),
     },
 ];
 

@@ -27,6 +27,19 @@ pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, $2, $3)";
 pub(crate) const HISTORY: &str =
     "SELECT event FROM dpor_events WHERE subscription = $1 ORDER BY sequence";
+/// The change feed after the cursor `($1, $2)`, at most `$3`: epoch, position, event.
+/// SQLite writes one transaction at a time, so positions commit in order; its epoch is
+/// always 0.
+#[cfg(feature = "sqlite")]
+pub(crate) const CHANGES_SQLITE: &str = "SELECT 0, position, event FROM dpor_events \
+     WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3";
+/// The change feed on PostgreSQL: only the events of transactions older than the
+/// oldest one still running (schema step 3 says why).
+#[cfg(feature = "postgres")]
+pub(crate) const CHANGES_POSTGRES: &str = "SELECT tx, position, event FROM dpor_events \
+     WHERE (tx, position) > ($1, $2) \
+     AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+     ORDER BY tx, position LIMIT $3";
 pub(crate) const PENDING: &str = "SELECT notification FROM dpor_outbox \
      WHERE status = 'pending' ORDER BY position LIMIT $1";
 pub(crate) const PAGE_FIRST: &str =
@@ -456,7 +469,7 @@ pub(crate) fn conflict_or_not_found(
 /// `commit_claiming` (`Repository::commit`, and with a claim
 /// `Repository::commit_and_claim`) and `mark_all_delivered`.
 macro_rules! sql_repository {
-    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr) => {
+    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {
         impl $name {
             /// What `connect()` checks before answering a repository: a database
             /// from a newer release is refused ([`SchemaError::TooNew`](crate::SchemaError::TooNew)).
@@ -770,6 +783,40 @@ macro_rules! sql_repository {
                     .await
                     .map_err(sql::database)?;
                 rows.iter().map(|row| json_column(row, "event")).collect()
+            }
+
+            async fn changes(
+                &self,
+                after: Option<&crate::feed::Cursor>,
+                limit: usize,
+            ) -> Result<Vec<crate::feed::Change>, StoreError> {
+                use sqlx::Row as _;
+                let after = after.copied().unwrap_or(crate::feed::Cursor::new(0, 0));
+                // A cursor past what a BIGINT holds is past every change.
+                let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                let rows = sqlx::query($changes)
+                    .bind(big(after.epoch()))
+                    .bind(big(after.position()))
+                    .bind(sql::limit(limit.min(crate::feed::MAX_CHANGES)))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql::database)?;
+                rows.iter()
+                    .map(|row| {
+                        let epoch: i64 = row.try_get(0).map_err(sql::database)?;
+                        let position: i64 = row.try_get(1).map_err(sql::database)?;
+                        let json: String = row.try_get(2).map_err(sql::database)?;
+                        let unsigned = |n: i64| {
+                            u64::try_from(n).map_err(|_| {
+                                StoreError::Backend(format!("a negative feed position: {n}").into())
+                            })
+                        };
+                        Ok(crate::feed::Change {
+                            cursor: crate::feed::Cursor::new(unsigned(epoch)?, unsigned(position)?),
+                            event: sql::from_json(&json, "event")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn page_subscriptions(

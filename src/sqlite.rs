@@ -449,7 +449,8 @@ sql::sql_repository!(
     Backend::Sqlite,
     sql::CLAIM_SQLITE,
     sql::INSERT_EVENTS_SQLITE,
-    sql::INSERT_NOTIFICATIONS_SQLITE
+    sql::INSERT_NOTIFICATIONS_SQLITE,
+    sql::CHANGES_SQLITE
 );
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::association::Transition;
 use crate::delivery::AfterFailure;
 use crate::error::StoreError;
 use crate::event::{AssociationEvent, Cause, Notification};
+use crate::feed::{Change, Cursor};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId, UserRef};
 use crate::partner::{Partner, Program};
 use crate::ports::{Claim, Commit, DeliveryStatus, Failure, OutboxEntry, Store};
@@ -85,6 +86,7 @@ where
     imports_write_records_as_they_are_or_nothing(&make().await).await?;
     the_outbox_keeps_order_due_times_claims_and_dead_letters(&make().await).await?;
     a_commit_claims_what_a_claim_would(&make().await).await?;
+    the_change_feed_has_every_event_once_in_commit_order(&make().await).await?;
     Ok(())
 }
 
@@ -1029,6 +1031,102 @@ async fn a_commit_claims_what_a_claim_would<R: Store>(repo: &R) -> Result<(), Co
         entries.len() == 7,
         "the outbox holds {} notifications, expected 7",
         entries.len()
+    );
+    Ok(())
+}
+
+/// How many reads [`the_change_feed_has_every_event_once_in_commit_order`] makes at
+/// most: a store may withhold committed changes for a while (PostgreSQL, while an older
+/// transaction anywhere in the database is running), never skip them.
+const FEED_READS: usize = 10_000;
+
+async fn the_change_feed_has_every_event_once_in_commit_order<R: Store>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "the_change_feed_has_every_event_once_in_commit_order";
+    let first = ok(CHECK, repo.changes(None, 10).await)?;
+    ensure!(
+        CHECK,
+        first.is_empty(),
+        "an empty store's feed holds {first:?}"
+    );
+    let (a, b) = (subscription("f-a", "c-1")?, subscription("f-b", "c-2")?);
+    ok(CHECK, repo.insert(a.clone()).await)?;
+    ok(CHECK, repo.insert(b.clone()).await)?;
+    // Interleaved commits of two subscriptions, a lifecycle change among them.
+    let mut expected = Vec::new();
+    let mut current = (a.clone(), b.clone());
+    for (which, commit) in [
+        (0, designate(&a, &partner("565380")?)?),
+        (1, designate(&b, &partner("565380")?)?),
+    ] {
+        expected.extend(commit.events.clone());
+        if which == 0 {
+            current.0 = commit.next.clone()
+        } else {
+            current.1 = commit.next.clone()
+        }
+        ok(CHECK, repo.commit(commit).await)?;
+    }
+    let replace = designate(&current.0, &partner("3664167")?)?;
+    expected.extend(replace.events.clone());
+    ok(CHECK, repo.commit(replace).await)?;
+    let suspend = commit_of(&current.1, current.1.suspend(AT))?;
+    expected.extend(suspend.events.clone());
+    ok(CHECK, repo.commit(suspend).await)?;
+
+    // Read two at a time, resuming each time from the cursor as a reader saves it.
+    let mut seen: Vec<Change> = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    for _ in 0..FEED_READS {
+        if seen.len() >= expected.len() {
+            break;
+        }
+        let page = ok(CHECK, repo.changes(cursor.as_ref(), 2).await)?;
+        ensure!(
+            CHECK,
+            page.len() <= 2,
+            "asked for 2 changes, got {}",
+            page.len()
+        );
+        let Some(last) = page.last() else { continue };
+        let saved = serde_json::to_string(&last.cursor).map_err(|e| ConformanceFailure {
+            check: CHECK,
+            message: e.to_string(),
+        })?;
+        cursor = serde_json::from_str(&saved).map_err(|e| ConformanceFailure {
+            check: CHECK,
+            message: e.to_string(),
+        })?;
+        seen.extend(page);
+    }
+    let events: Vec<&AssociationEvent> = seen.iter().map(|c| &c.event).collect();
+    ensure!(
+        CHECK,
+        events == expected.iter().collect::<Vec<_>>(),
+        "the feed answered {events:#?}, expected every event once in commit order: {expected:#?}"
+    );
+    ensure!(
+        CHECK,
+        seen.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "the cursors do not increase: {:?}",
+        seen.iter().map(|c| c.cursor).collect::<Vec<_>>()
+    );
+    let after_last = ok(CHECK, repo.changes(cursor.as_ref(), 10).await)?;
+    ensure!(
+        CHECK,
+        after_last.is_empty(),
+        "after the last change: {after_last:?}"
+    );
+    let none = ok(CHECK, repo.changes(None, 0).await)?;
+    ensure!(CHECK, none.is_empty(), "a limit of 0 answered {none:?}");
+    // From a cursor in the middle: the rest.
+    let rest = ok(CHECK, repo.changes(Some(&seen[1].cursor), 10).await)?;
+    ensure!(
+        CHECK,
+        rest == seen[2..],
+        "after the second change: {rest:?}, expected {:?}",
+        &seen[2..]
     );
     Ok(())
 }

@@ -161,3 +161,12 @@ async fn racing_changes_keep_one_partner_and_lose_no_notification() {
         .collect();
     assert_eq!(delivered, expected);
 }
+
+/// The in-memory store's change feed while 8 writers race: every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_reader_sees_every_event_once_while_eight_writers_race() {
+    let repo = InMemoryRepository::new();
+    seed_race(&repo, 12).await;
+    let instances = two_instances(repo.clone(), repo);
+    assert!(race_against_a_feed_reader(&instances, 12, 200).await > 0);
+}

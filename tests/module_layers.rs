@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("subscription", 1),
     ("event", 1),
     ("role", 1),
+    ("feed", 1),
     ("error", 2),
     ("schema", 2),
     ("association", 3),

@@ -26,29 +26,84 @@ async fn postgres_repository_conforms() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// The trap itself, made to happen: a transaction takes its feed position and stays
+/// open while a later one commits. The feed answers nothing of the later one until the
+/// earlier one ends, then both, the earlier first.
+#[tokio::test]
 #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
-async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
+async fn a_change_waits_while_an_earlier_transaction_may_still_commit() {
+    let url = url();
+    let repo = fresh(&url).await;
+    let (early, late) = (sub_id("s-early"), sub_id("s-late"));
+    insert_sub(&repo, early.as_str()).await;
+    insert_sub(&repo, late.as_str()).await;
+    let designation = |sub: &Subscription| match sub
+        .associate(&fabrikam(), Program::OnlineServicesSell, T0)
+        .unwrap()
+    {
+        Transition::Changed { next, events } => (next, events),
+        Transition::Unchanged => unreachable!(),
+    };
+    let (_, early_events) = designation(&repo.get(&early).await.unwrap().unwrap());
+    // The early writer: its event row is written (its position taken), not committed.
+    let mut open = repo.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, 1, $2)")
+        .bind(early.as_str())
+        .bind(serde_json::to_string(&early_events[0]).unwrap())
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    // The late writer commits through the store.
+    let (next, events) = designation(&repo.get(&late).await.unwrap().unwrap());
+    commit_events(&repo, 0, next, events).await;
+    let withheld = repo.changes(None, 10).await.unwrap();
+    assert!(
+        withheld.is_empty(),
+        "answered before an earlier one ended: {withheld:?}"
+    );
+    open.commit().await.unwrap();
+    // Other tests' transactions on this server may hold both back a little longer.
+    let mut both = Vec::new();
+    for _ in 0..10_000 {
+        both = repo.changes(None, 10).await.unwrap();
+        if both.len() == 2 {
+            break;
+        }
+    }
+    let both: Vec<SubscriptionId> = both.into_iter().map(|c| c.event.subscription).collect();
+    assert_eq!(both, [early, late]);
+}
+
+/// Two repositories with separate pools on the same new tables: two instances.
+async fn two_pools() -> (PostgresRepository, PostgresRepository) {
     let url = url();
     let first = fresh(&url).await;
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(first.pool())
         .await
         .unwrap();
-    let second = PostgresRepository::from_pool(pool_in(&url, &schema).await); // a separate pool on the same tables
+    let second = PostgresRepository::from_pool(pool_in(&url, &schema).await);
+    (first, second)
+}
+
+/// The classic trap of a feed numbered by a sequence: positions taken before commit
+/// become visible out of order. Two instances (two pools), 8 writers, one reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+async fn a_feed_reader_sees_every_event_once_while_two_instances_race() {
+    let (first, second) = two_pools().await;
+    seed_race(&first, 12).await;
+    let instances = two_instances(first, second);
+    assert!(race_against_a_feed_reader(&instances, 12, 200).await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
+    let (first, second) = two_pools().await;
     const SUBS: u64 = 6;
     seed_race(&first, SUBS).await;
-    let directory = InMemoryDirectory::new()
-        .with_partner(fabrikam())
-        .with_partner(northwind());
-    let instances = [
-        Arc::new(PorService::new(
-            first.clone(),
-            directory.clone(),
-            RecordingNotifier::new(),
-        )),
-        Arc::new(PorService::new(second, directory, RecordingNotifier::new())),
-    ];
+    let instances = two_instances(first.clone(), second);
     let changed = race(&instances, 8, 30, SUBS).await;
     assert!(changed > 0);
     let events = assert_race_consistent(&first, SUBS, changed).await;
@@ -102,6 +157,22 @@ async fn a_row_that_no_longer_decodes_is_a_typed_error() {
 }
 
 // ---- the schema: versions, upgrades, refusals ----
+
+/// A database at schema step 2 takes step 3 ("feed"): nothing lost, every event in the
+/// feed, each subscription's in order.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+async fn a_schema_2_database_upgrades_to_the_feed_with_nothing_lost() {
+    let url = url();
+    let schema = empty_schema(&url).await;
+    let pool = pool_in(&url, &schema).await;
+    let script = std::fs::read_to_string("tests/fixtures/schema-2/postgres.sql").unwrap();
+    sqlx::raw_sql(&script).execute(&pool).await.unwrap();
+    let repo = PostgresRepository::from_pool(pool);
+    let migration = repo.migrate().await.unwrap();
+    assert_eq!((migration.from, migration.to), (2, 3));
+    the_schema_2_data_is_intact_and_in_the_feed(repo, false).await;
+}
 
 /// The 0.1.0 fixture script, loaded into a new schema.
 async fn fixture_0_1_0(url: &str) -> PostgresRepository {

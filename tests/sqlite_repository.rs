@@ -242,7 +242,31 @@ async fn eight_writers_on_one_file_never_see_busy() {
     assert_race_consistent(&repo, 16, changed).await;
 }
 
+/// Two instances on one file, 8 writers, one reader tailing the change feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_reader_sees_every_event_once_while_eight_writers_race() {
+    let db = TempDb::new();
+    let first = SqliteRepository::connect(&db.url()).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = SqliteRepository::connect(&db.url()).await.unwrap();
+    seed_race(&first, 12).await;
+    let instances = two_instances(first, second);
+    assert!(race_against_a_feed_reader(&instances, 12, 40).await > 0);
+}
+
 // ---- the schema: versions, upgrades, refusals ----
+
+/// A database at schema step 2 takes step 3 ("feed"): nothing lost, every event in the
+/// feed in the order it was written.
+#[tokio::test]
+async fn a_schema_2_database_upgrades_to_the_feed_with_nothing_lost() {
+    let db = TempDb::new();
+    std::fs::copy("tests/fixtures/schema-2/dpor.sqlite3", &db.0).unwrap();
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    let migration = repo.migrate().await.unwrap();
+    assert_eq!((migration.from, migration.to), (2, 3));
+    the_schema_2_data_is_intact_and_in_the_feed(repo, true).await;
+}
 
 /// A copy of the 0.1.0 fixture in a temporary file.
 fn fixture_0_1_0() -> TempDb {

@@ -9,15 +9,24 @@ use dpor::*;
 /// The two partners the benches alternate between, so that every operation changes.
 pub const PARTNERS: [&str; 2] = ["565380", "3664167"];
 
-/// A directory listing [`PARTNERS`], enrolled in the Sell program.
-pub fn directory() -> InMemoryDirectory {
-    let directory = InMemoryDirectory::new();
-    for (i, mpn) in PARTNERS.iter().enumerate() {
-        directory.insert(
+/// [`PARTNERS`], enrolled in the Sell program.
+pub fn directory_partners() -> Vec<Partner> {
+    PARTNERS
+        .iter()
+        .enumerate()
+        .map(|(i, mpn)| {
             Partner::new(MpnId::parse(mpn).unwrap(), format!("Partner {i}"))
                 .with_contact_email(format!("partner{i}@example.com"))
-                .enrolled_in(Program::OnlineServicesSell),
-        );
+                .enrolled_in(Program::OnlineServicesSell)
+        })
+        .collect()
+}
+
+/// A directory listing [`directory_partners`].
+pub fn directory() -> InMemoryDirectory {
+    let directory = InMemoryDirectory::new();
+    for partner in directory_partners() {
+        directory.insert(partner);
     }
     directory
 }

@@ -34,6 +34,7 @@ use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, Outbox, PartnerDirectory, Repository, SystemClock};
 use crate::subscription::Subscription;
 
+mod changes;
 mod customer;
 mod lifecycle;
 mod outbox;

@@ -264,6 +264,115 @@ pub async fn race<R: Store + 'static>(
     changed
 }
 
+/// Commits `next` and its `events` over `expected_version`, with no notification.
+pub async fn commit_events<R: Repository>(
+    repo: &R,
+    expected_version: u64,
+    next: Subscription,
+    events: Vec<AssociationEvent>,
+) {
+    let commit = Commit {
+        expected_version,
+        next,
+        events,
+        notifications: Vec::new(),
+        create: None,
+    };
+    repo.commit(commit).await.unwrap();
+}
+
+/// Two service instances over `first` and `second` (two pools or two handles on one
+/// database, or clones of one in-memory store), with Fabrikam and Northwind listed.
+pub fn two_instances<R: Store>(
+    first: R,
+    second: R,
+) -> [std::sync::Arc<PorService<R, InMemoryDirectory, RecordingNotifier>>; 2] {
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    [
+        std::sync::Arc::new(PorService::new(
+            first,
+            directory.clone(),
+            RecordingNotifier::new(),
+        )),
+        std::sync::Arc::new(PorService::new(second, directory, RecordingNotifier::new())),
+    ]
+}
+
+/// The change feed under concurrency: a reader tails it through the first instance
+/// while 8 writers [`race`] over `instances` and the `n` subscriptions of
+/// [`seed_race`]. Once the writers are done, the reader reads on until it has as many
+/// events as the store holds (a store may withhold committed events for a while, never
+/// skip them). Then the reader must have seen every stored event exactly once, each
+/// subscription's in sequence order. Returns how many events it saw.
+pub async fn race_against_a_feed_reader<R: Store + 'static>(
+    instances: &[std::sync::Arc<PorService<R, InMemoryDirectory, RecordingNotifier>>],
+    n: u64,
+    ops: u64,
+) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// Reads without news once the writers are done, at most: far more than catching
+    /// up takes.
+    const IDLE_READS: u64 = 20_000;
+    let expected = std::sync::Arc::new(AtomicUsize::new(usize::MAX));
+    let reader = tokio::spawn({
+        let (service, expected) = (instances[0].clone(), expected.clone());
+        async move {
+            let billing = Actor::billing_system();
+            let (mut seen, mut cursor, mut idle) = (Vec::new(), None, 0u64);
+            loop {
+                let page = service.changes(&billing, cursor.as_ref(), 7).await.unwrap();
+                match page.last() {
+                    Some(last) => cursor = Some(last.cursor),
+                    None if seen.len() >= expected.load(SeqCst) => break,
+                    None => {
+                        idle += u64::from(expected.load(SeqCst) != usize::MAX);
+                        assert!(
+                            idle < IDLE_READS,
+                            "the feed stopped at {} events",
+                            seen.len()
+                        );
+                        tokio::task::yield_now().await;
+                    }
+                }
+                seen.extend(
+                    page.into_iter()
+                        .map(|c| (c.event.subscription, c.event.sequence)),
+                );
+            }
+            seen
+        }
+    });
+    let changed = race(instances, 8, ops, n).await;
+    assert!(changed > 0);
+    let repo = instances[0].repository();
+    let mut stored = Vec::new();
+    for s in 0..n {
+        let history = repo.history(&sub_id(&format!("s-{s}"))).await.unwrap();
+        stored.extend(history.into_iter().map(|e| (e.subscription, e.sequence)));
+    }
+    expected.store(stored.len(), SeqCst);
+    let seen = reader.await.unwrap();
+    let mut once = seen.clone();
+    once.sort();
+    stored.sort();
+    assert_eq!(
+        once, stored,
+        "the reader saw every stored event exactly once"
+    );
+    for s in 0..n {
+        let id = sub_id(&format!("s-{s}"));
+        let order: Vec<u64> = seen
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, q)| *q)
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{id}: {order:?}");
+    }
+    seen.len()
+}
+
 /// After a race: every history replays to its subscription's one partner of record,
 /// sequences are gap-free, and the versions add up to the committed changes. Returns
 /// the number of events.
@@ -347,6 +456,103 @@ where
     ));
 }
 
+/// What the schema-2 fixtures (`tests/fixtures/schema-2/`) hold, as that code read it.
+pub const FIXTURE_SCHEMA_2: &str = include_str!("../fixtures/schema-2/expected.json");
+
+/// The order the schema-2 fixture's events were written in.
+pub const SCHEMA_2_WRITE_ORDER: [(&str, u64); 7] = [
+    ("sub-101", 1),
+    ("sub-102", 1),
+    ("sub-101", 2),
+    ("sub-101", 3),
+    ("sub-102", 2),
+    ("sub-103", 1),
+    ("sub-101", 4),
+];
+
+/// Checks a store opened on the schema-2 fixture and migrated: every subscription,
+/// event (with who caused it) and pending notification as that code wrote them; every
+/// event in the change feed once, each subscription's in sequence order, in the order
+/// they were written when `written_order`; and a new change comes after them.
+pub async fn the_schema_2_data_is_intact_and_in_the_feed<R: Store>(repo: R, written_order: bool) {
+    let expected: serde_json::Value = serde_json::from_str(FIXTURE_SCHEMA_2).unwrap();
+    let subscriptions = repo.list_by_customer(&contoso()).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&subscriptions).unwrap(),
+        expected["subscriptions"]
+    );
+    let mut stored = Vec::new();
+    for subscription in &subscriptions {
+        let history = repo.history(subscription.id()).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&history).unwrap(),
+            expected["histories"][subscription.id().as_str()]
+        );
+        stored.extend(
+            history
+                .iter()
+                .map(|e| (e.subscription.to_string(), e.sequence)),
+        );
+    }
+    let pending = repo.pending_notifications(100).await.unwrap();
+    assert_eq!(serde_json::to_value(&pending).unwrap(), expected["pending"]);
+
+    let feed: Vec<(String, u64)> = repo
+        .changes(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.event.subscription.to_string(), c.event.sequence))
+        .collect();
+    let mut once = feed.clone();
+    once.sort();
+    stored.sort();
+    assert_eq!(once, stored, "every stored event is in the feed once");
+    if written_order {
+        let written: Vec<(String, u64)> = SCHEMA_2_WRITE_ORDER
+            .iter()
+            .map(|(s, q)| (s.to_string(), *q))
+            .collect();
+        assert_eq!(feed, written);
+    }
+    for subscription in &subscriptions {
+        let order: Vec<u64> = feed
+            .iter()
+            .filter(|(s, _)| s == subscription.id().as_str())
+            .map(|(_, q)| *q)
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    }
+
+    // A new change commits, and the feed has it after the old ones.
+    let sub = sub_id("sub-103");
+    let current = repo.get(&sub).await.unwrap().unwrap();
+    let Transition::Changed { next, events } = current
+        .associate(&northwind(), Program::OnlineServicesSell, T0)
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    commit_events(&repo, current.version(), next, events).await;
+    let mut after = None;
+    let mut all = Vec::new();
+    for _ in 0..10_000 {
+        let page = repo.changes(after.as_ref(), 100).await.unwrap();
+        if let Some(last) = page.last() {
+            after = Some(last.cursor);
+        }
+        all.extend(page);
+        if all.len() == feed.len() + 2 {
+            break;
+        }
+    }
+    let tail: Vec<(String, u64)> = all[feed.len()..]
+        .iter()
+        .map(|c| (c.event.subscription.to_string(), c.event.sequence))
+        .collect();
+    assert_eq!(tail, [("sub-103".to_owned(), 2), ("sub-103".to_owned(), 3)]);
+}
+
 /// What the 0.1.0 fixtures (`tests/fixtures/v0.1.0/`) hold, as 0.1.0 read it back.
 pub const FIXTURE_0_1_0: &str = include_str!("../fixtures/v0.1.0/expected.json");
 
@@ -381,6 +587,36 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
             "the history of {}",
             subscription.id()
         );
+    }
+    // The events 0.1.0 wrote are in the change feed, each once, each subscription's in
+    // sequence order.
+    let mut feed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = repo.changes(after.as_ref(), 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.cursor);
+        feed.extend(
+            page.into_iter()
+                .map(|c| (c.event.subscription, c.event.sequence)),
+        );
+    }
+    let mut all = Vec::new();
+    for subscription in &subscriptions {
+        let history = repo.history(subscription.id()).await.unwrap();
+        all.extend(history.into_iter().map(|e| (e.subscription, e.sequence)));
+    }
+    let mut sorted = feed.clone();
+    sorted.sort();
+    all.sort();
+    assert_eq!(sorted, all, "the feed holds every stored event once");
+    for subscription in &subscriptions {
+        let sequences: Vec<u64> = feed
+            .iter()
+            .filter(|(id, _)| id == subscription.id())
+            .map(|(_, sequence)| *sequence)
+            .collect();
+        assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
     }
     let pending = repo.pending_notifications(usize::MAX).await.unwrap();
     assert_eq!(
@@ -486,6 +722,13 @@ impl<R: Repository> Repository for Faulty<R> {
     }
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         self.inner.history(id).await
+    }
+    async fn changes(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        self.inner.changes(after, limit).await
     }
     async fn page_subscriptions(
         &self,

@@ -407,6 +407,13 @@ impl Repository for DownRepository {
     async fn history(&self, _: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         Err(StoreError::Backend("down".into()))
     }
+    async fn changes(
+        &self,
+        _: Option<&dpor::feed::Cursor>,
+        _: usize,
+    ) -> Result<Vec<dpor::feed::Change>, StoreError> {
+        Err(StoreError::Backend("down".into()))
+    }
     async fn page_subscriptions(
         &self,
         _: Option<&SubscriptionId>,
