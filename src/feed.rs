@@ -1,5 +1,10 @@
-//! The change feed: every [`AssociationEvent`] of every subscription, in commit order,
-//! each with a [`Cursor`] that a reader stores to resume after it.
+//! The change feed: every [`AssociationEvent`] of every subscription, each with a
+//! [`Cursor`] that a reader stores to resume after it.
+//!
+//! **The order**: each subscription's events in sequence order, and across
+//! subscriptions the order the store committed them in: exactly so in memory and on
+//! SQLite; on PostgreSQL by writing transaction (the order transactions started
+//! writing), which is commit order for the transactions that touch one subscription.
 //!
 //! Read it with [`PorService::changes`](crate::PorService::changes) (the billing system
 //! only), or from a store with [`Repository::changes`](crate::Repository::changes).
@@ -19,10 +24,11 @@ use crate::event::AssociationEvent;
 /// A position in the change feed: where a reader resumes.
 ///
 /// Opaque to readers, who store it (its JSON is a string, e.g. `"0.42"`) and hand it
-/// back. A store orders changes by `(epoch, position)`, both its own: the built-in SQL
-/// stores and the in-memory one use `epoch` for the writing transaction on PostgreSQL
-/// (0 elsewhere) and `position` for the commit order. A cursor belongs to the store
-/// that answered it: after [`transfer`](crate::transfer()), readers start again.
+/// back. A store orders changes by `(epoch, position)`, both its own: PostgreSQL uses
+/// the writing transaction's id as `epoch` and the row's number as `position`; SQLite
+/// and the in-memory store use 0 and the commit order. A cursor belongs to the store
+/// that answered it: after [`transfer`](crate::transfer()), or a PostgreSQL restore,
+/// readers start again.
 ///
 /// ```
 /// use dpor::feed::Cursor;

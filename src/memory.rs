@@ -115,9 +115,9 @@ impl Entry {
         }
     }
 
-    /// The event numbered `sequence` (histories are numbered 1, 2, ... without gaps).
+    /// The event numbered `sequence` (a history is ordered by sequence).
     fn event(&self, sequence: u64) -> Option<AssociationEvent> {
-        let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
+        let index = self.history.partition_point(|e| e.sequence < sequence);
         self.history
             .get(index)
             .filter(|e| e.sequence == sequence)

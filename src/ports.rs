@@ -275,7 +275,7 @@ pub trait Repository: Send + Sync {
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError>;
 
     /// The change feed: the events of every subscription that come after `after` (from
-    /// the first when `None`), in commit order, at most `limit` (and at most
+    /// the first when `None`), in the feed's order ([`crate::feed`]), at most `limit` (and at most
     /// [`MAX_CHANGES`](crate::feed::MAX_CHANGES)), each with the [`Cursor`] to resume
     /// after it.
     ///

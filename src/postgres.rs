@@ -211,6 +211,26 @@ async fn begin_schema_step(
     Ok(tx)
 }
 
+/// After the steps, in `migrate()`'s transaction: a database restored from another
+/// server (`pg_dump`, logical replication) holds events whose `tx` is that server's
+/// transaction id, which may lie ahead of this server's. The feed would withhold them
+/// until this server caught up, and sort this server's new events before them. So when
+/// any event's `tx` is not yet a transaction id here, every event's becomes 0: the feed
+/// then answers them in `position` order (each subscription's in sequence order), and
+/// new events after them. Readers start over after a restore: their cursors count the
+/// old server's transactions.
+async fn settle_feed(connection: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE dpor_events SET tx = 0 WHERE tx > 0 \
+         AND (SELECT max(tx) FROM dpor_events) \
+             >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+    )
+    .execute(connection)
+    .await
+    .map_err(sql::backend)?;
+    Ok(())
+}
+
 /// The version recorded in `dpor_schema` (if that table exists in the search path)
 /// and the version the database is at ([`schema::version_of`]).
 async fn recorded_and_found(

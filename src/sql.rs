@@ -157,7 +157,8 @@ pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = concat!(
     "WHERE id = $4 AND version = $5 RETURNING id), ",
     "events AS (INSERT INTO dpor_events (subscription, sequence, event) ",
     "SELECT updated.id, e.sequence, e.event ",
-    "FROM updated, UNNEST($6::BIGINT[], $7::TEXT[]) AS e (sequence, event)), ",
+    "FROM updated, UNNEST($6::BIGINT[], $7::TEXT[]) WITH ORDINALITY AS e (sequence, event, ord) ",
+    "ORDER BY e.ord), ",
     "written AS (INSERT INTO dpor_outbox ",
     "(id, notification, subscription, recipient, next_attempt_at, claimed_until) ",
     "SELECT n.id, n.notification, updated.id, n.recipient, n.at, ",
@@ -507,6 +508,7 @@ macro_rules! sql_repository {
                         (_, next) => next,
                     };
                     let Some(step) = step else {
+                        settle_feed(&mut tx).await?;
                         tx.commit().await.map_err(sql::backend)?;
                         return Ok(crate::schema::Migration {
                             from: first_found,

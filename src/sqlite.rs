@@ -418,6 +418,12 @@ impl SqliteRepository {
     }
 }
 
+/// After the steps, in `migrate()`'s transaction: nothing to settle on SQLite, whose
+/// feed positions are its own row ids (see the PostgreSQL store's).
+async fn settle_feed(_: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// The version recorded in `dpor_schema` (if that table exists) and the version the
 /// database is at ([`schema::version_of`]).
 async fn recorded_and_found(

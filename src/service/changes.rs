@@ -9,7 +9,7 @@ use crate::trace;
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
     /// The events of every subscription after `after` (from the first when `None`), in
-    /// commit order, at most `limit` (and at most
+    /// the feed's order (see [`feed`](crate::feed)), at most `limit` (and at most
     /// [`MAX_CHANGES`](crate::feed::MAX_CHANGES)): for systems downstream (incentives,
     /// a partner CRM, analytics). Partner changes and lifecycle events alike, each with
     /// who caused it. For the host's billing system ([`Actor::BillingSystem`]) only.
@@ -17,8 +17,14 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// Store the [`cursor`](Change::cursor) of the last change you processed and pass it
     /// as `after` to resume, after a restart too: you see every event exactly once,
     /// each subscription's in sequence order, even while others commit (see
-    /// [`Repository::changes`]). An empty answer means you are up to date; ask again
+    /// [`Repository::changes`]). An empty answer means nothing more is ready (on
+    /// PostgreSQL, an older transaction still running holds the feed back); ask again
     /// later.
+    ///
+    /// The events are the customer's: [`Cause::Customer`](crate::Cause::Customer) names
+    /// the customer's user. Before passing events on to partners (a partner's CRM),
+    /// drop it with [`Cause::without_user`](crate::Cause::without_user), as
+    /// [`history`](Self::history) does for them.
     ///
     /// ```
     /// use dpor::*;

@@ -139,10 +139,15 @@ pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<Subscription
 }
 
 /// Which outbox entries `who` may see: the operator all of them, a customer's user
-/// those about its own subscriptions, a partner those addressed to it; nobody else any.
+/// those about its own subscriptions, a partner those addressed to it (also when it
+/// acts as the customer's delegated administrator); nobody else any.
 pub fn may_see(who: &Who, notification: &Notification) -> bool {
     match who {
         Who::Operator => true,
+        Who::Actor(Actor::Customer {
+            role: CustomerRole::DelegatedAdministrator { partner },
+            ..
+        }) => &notification.partner == partner,
         Who::Actor(Actor::Customer { customer, .. }) => &notification.customer == customer,
         Who::Actor(Actor::Partner { mpn_id }) => &notification.partner == mpn_id,
         Who::Actor(_) => false,

@@ -29,6 +29,9 @@ pub enum Who {
     Operator,
 }
 
+/// How long a session lasts: a copied cookie is worth nothing after this.
+pub const MAX_AGE: time::Duration = time::Duration::hours(12);
+
 /// What the session cookie holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -36,6 +39,8 @@ pub struct Session {
     pub who: Option<Who>,
     /// The token every state-changing form of this session carries.
     pub csrf: String,
+    /// When the session started (Unix seconds); it ends [`MAX_AGE`] later.
+    pub issued: i64,
 }
 
 impl Session {
@@ -44,6 +49,7 @@ impl Session {
         Session {
             who,
             csrf: random_token(),
+            issued: time::OffsetDateTime::now_utc().unix_timestamp(),
         }
     }
 
@@ -66,7 +72,8 @@ impl Session {
 pub enum SessionCookie {
     /// No session cookie.
     Missing,
-    /// A cookie that is not signed with this portal's key, or does not parse.
+    /// A cookie that is not signed with this portal's key, does not parse, or whose
+    /// session is older than [`MAX_AGE`].
     Invalid,
     /// A session this portal signed.
     Valid(Session),
@@ -160,9 +167,12 @@ impl Sessions {
         let Some(cookie) = jar.signed(&self.key).get(COOKIE) else {
             return SessionCookie::Invalid;
         };
-        match serde_json::from_str(cookie.value()) {
-            Ok(session) => SessionCookie::Valid(session),
-            Err(_) => SessionCookie::Invalid,
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match serde_json::from_str::<Session>(cookie.value()) {
+            Ok(session) if (0..=MAX_AGE.whole_seconds()).contains(&(now - session.issued)) => {
+                SessionCookie::Valid(session)
+            }
+            _ => SessionCookie::Invalid,
         }
     }
 
@@ -191,6 +201,7 @@ impl Sessions {
         cookie.set_http_only(true);
         cookie.set_same_site(SameSite::Lax);
         cookie.set_secure(self.secure);
+        cookie.set_max_age(cookie::time::Duration::seconds(MAX_AGE.whole_seconds()));
         cookie
     }
 }
@@ -242,6 +253,23 @@ mod tests {
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
         assert!(!cookie.contains("Secure"));
         assert!(tls.set_cookie(&session).contains("Secure"));
+    }
+
+    #[test]
+    fn a_session_ends_after_its_max_age() {
+        let sessions = Sessions::new(&[7; 64], false).unwrap();
+        let mut old = Session::new(None);
+        old.issued -= MAX_AGE.whole_seconds() + 1;
+        let cookie = sessions.cookie_header(&old);
+        assert_eq!(
+            sessions.read(&request_with(&cookie)),
+            SessionCookie::Invalid
+        );
+        assert!(
+            sessions
+                .set_cookie(&Session::new(None))
+                .contains("Max-Age=43200")
+        );
     }
 
     #[test]

@@ -342,6 +342,12 @@ async fn the_outbox_shows_each_reader_only_its_own_emails() {
     )
     .await;
     assert!(!page.contains("sub-002"), "{page}");
+    // A partner acting as the customer's delegated administrator is still that partner.
+    let delegated = role(CustomerRole::DelegatedAdministrator {
+        partner: MpnId::parse("565380").unwrap(),
+    });
+    let (_, page) = get_page(&router, "/outbox", Some(&signed_in(&delegated).cookie)).await;
+    assert!(!page.contains("sub-002"), "{page}");
     let (_, page) = get_page(
         &router,
         "/outbox",
