@@ -227,7 +227,7 @@ pub struct OutboxBody {
     /// Emails sent, newest first.
     #[schema(value_type = Vec<Notification>)]
     pub sent: Vec<dpor::Notification>,
-    /// Emails waiting to be sent (at most 100), oldest first.
+    /// Emails waiting to be sent (the first 100 of the oldest 1,000), oldest first.
     #[schema(value_type = Vec<Notification>)]
     pub pending: Vec<dpor::Notification>,
 }
@@ -641,8 +641,15 @@ where
         let mut sent = self.outbox.sent();
         sent.retain(|n| may_see(who, n));
         sent.reverse();
-        let mut pending = self.service.repository().pending_notifications(100).await?;
+        // The oldest 1,000 waiting, then the reader's first 100 of them: a customer's own
+        // are not crowded out by other tenants' first hundred.
+        let mut pending = self
+            .service
+            .repository()
+            .pending_notifications(1000)
+            .await?;
         pending.retain(|n| may_see(who, n));
+        pending.truncate(100);
         Ok((sent, pending))
     }
 }
