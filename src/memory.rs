@@ -62,6 +62,15 @@ struct Feed {
     log: Chunked<(u64, u64)>,
 }
 
+impl Feed {
+    /// Appends the events numbered `sequences` of subscription `number`.
+    fn append(&mut self, number: u64, sequences: impl Iterator<Item = u64>) {
+        for sequence in sequences {
+            self.log.push((number, sequence));
+        }
+    }
+}
+
 /// Values in fixed-size chunks: growing allocates one more chunk, never copies, and
 /// leaves at most one chunk partly empty.
 #[derive(Debug)]
@@ -438,7 +447,9 @@ impl InMemoryRepository {
             shard.entries.insert(entry);
             return Err(error);
         }
-        self.append_to_feed(entry.number, &commit.events);
+        // Under the shard's lock: a reader that finds these in the feed waits for it.
+        lock_even_if_poisoned(&self.state.feed)
+            .append(entry.number, commit.events.iter().map(|e| e.sequence));
         entry.history.extend(self.stored(commit.events));
         entry.subscription = commit.next;
         shard.entries.insert(entry);
@@ -505,15 +516,6 @@ impl InMemoryRepository {
         Some(shared)
     }
 
-    /// Appends `events` of subscription `number` to the change feed. Called under the
-    /// shard's lock: readers wait for it to read the events.
-    fn append_to_feed(&self, number: u64, events: &[AssociationEvent]) {
-        let mut feed = lock_even_if_poisoned(&self.state.feed);
-        for event in events {
-            feed.log.push((number, event.sequence));
-        }
-    }
-
     /// Adds a new entry to `shard`, indexes it by customer, numbers it for the feed, and
     /// puts its history (an import's) in the feed.
     fn add_entry(&self, shard: &mut Shard, subscription: Subscription, history: Vec<StoredEvent>) {
@@ -523,9 +525,7 @@ impl InMemoryRepository {
             .push(subscription.id().clone());
         let mut feed = lock_even_if_poisoned(&self.state.feed);
         let number = feed.ids.push(subscription.id().clone()) as u64;
-        for event in &history {
-            feed.log.push((number, event.sequence));
-        }
+        feed.append(number, history.iter().map(|e| e.sequence));
         drop(feed);
         let entry = Entry {
             subscription,

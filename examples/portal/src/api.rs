@@ -29,12 +29,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use dpor::{Actor, Clock, Error, PartnerCheck, PartnerDirectory, Receipt, Store, SubscriptionId};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
-use crate::app::{self, Shared, classify, may_see};
+use crate::app::{self, Shared, classify};
 use crate::session::Who;
 
 /// The header that carries the actor's JSON, e.g.
@@ -601,8 +600,7 @@ where
                 "the outbox is the operator's: send Authorization: Bearer and the operator token",
             )
         })?;
-    let expected = state.config.operator_token.as_bytes();
-    if expected.is_empty() || !bool::from(expected.ct_eq(token.trim().as_bytes())) {
+    if !state.config.is_operator_token(token) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -625,33 +623,6 @@ where
 )]
 pub async fn openapi_json() -> Response {
     Json(ApiDoc::openapi()).into_response()
-}
-
-impl<R, D, C> app::AppState<R, D, C>
-where
-    R: Store + 'static,
-    D: PartnerDirectory + 'static,
-    C: Clock + 'static,
-{
-    /// The emails `who` may see ([`may_see`]): sent (newest first) and waiting.
-    pub async fn outbox_for(
-        &self,
-        who: &Who,
-    ) -> Result<(Vec<dpor::Notification>, Vec<dpor::Notification>), dpor::StoreError> {
-        let mut sent = self.outbox.sent();
-        sent.retain(|n| may_see(who, n));
-        sent.reverse();
-        // The oldest 1,000 waiting, then the reader's first 100 of them: a customer's own
-        // are not crowded out by other tenants' first hundred.
-        let mut pending = self
-            .service
-            .repository()
-            .pending_notifications(1000)
-            .await?;
-        pending.retain(|n| may_see(who, n));
-        pending.truncate(100);
-        Ok((sent, pending))
-    }
 }
 
 /// The JSON 404 for an unknown `/api/...` route.

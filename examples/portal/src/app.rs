@@ -40,6 +40,13 @@ pub struct Config {
     pub customers: Vec<CustomerId>,
 }
 
+impl Config {
+    /// Whether `token` (spaces around it ignored) is the operator's.
+    pub fn is_operator_token(&self, token: &str) -> bool {
+        crate::session::same_secret(&self.operator_token, token.trim())
+    }
+}
+
 /// What every handler gets.
 pub struct AppState<R, D, C> {
     /// The partner-of-record service.
@@ -151,6 +158,33 @@ pub fn may_see(who: &Who, notification: &Notification) -> bool {
         Who::Actor(Actor::Customer { customer, .. }) => &notification.customer == customer,
         Who::Actor(Actor::Partner { mpn_id }) => &notification.partner == mpn_id,
         Who::Actor(_) => false,
+    }
+}
+
+impl<R, D, C> AppState<R, D, C>
+where
+    R: Store + 'static,
+    D: PartnerDirectory + 'static,
+    C: Clock + 'static,
+{
+    /// The emails `who` may see ([`may_see`]): sent (newest first) and waiting.
+    pub async fn outbox_for(
+        &self,
+        who: &Who,
+    ) -> Result<(Vec<dpor::Notification>, Vec<dpor::Notification>), dpor::StoreError> {
+        let mut sent = self.outbox.sent();
+        sent.retain(|n| may_see(who, n));
+        sent.reverse();
+        // The oldest 1,000 waiting, then the reader's first 100 of them: a customer's own
+        // are not crowded out by other tenants' first hundred.
+        let mut pending = self
+            .service
+            .repository()
+            .pending_notifications(1000)
+            .await?;
+        pending.retain(|n| may_see(who, n));
+        pending.truncate(100);
+        Ok((sent, pending))
     }
 }
 

@@ -93,7 +93,8 @@ fn unsafe_method(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-fn is_api(path: &str) -> bool {
+/// Whether `path` is the JSON API's (it answers JSON, and takes no forms).
+pub fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 

@@ -23,12 +23,11 @@ use dpor::{
 };
 use maud::{Markup, html};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-use crate::api;
 use crate::app::{self, AppState, Shared, classify, describe, role_key, when};
 use crate::layout::{self, Header, PathSegment, csrf_field};
 use crate::session::{Session, SessionCookie, Who};
+use crate::{api, guard};
 
 /// The roles offered on the sign-in page: (form value, label).
 const ROLES: [(&str, &str); 4] = [
@@ -697,10 +696,7 @@ where
                 }
             },
             "operator" => {
-                let expected = state.config.operator_token.as_bytes();
-                if expected.is_empty()
-                    || !bool::from(expected.ct_eq(form.operator_token.trim().as_bytes()))
-                {
+                if !state.config.is_operator_token(&form.operator_token) {
                     view.operator_error = Some("that is not the operator token".to_owned());
                     return state.sign_in_html(&current, view, StatusCode::FORBIDDEN);
                 }
@@ -1102,7 +1098,7 @@ where
         uri: Uri,
         headers: HeaderMap,
     ) -> Response {
-        if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        if guard::is_api(uri.path()) {
             return api::unknown_route();
         }
         let session = state.session(&headers);

@@ -61,9 +61,9 @@ impl Session {
         }
     }
 
-    /// Whether `token` is this session's CSRF token (compared in constant time).
+    /// Whether `token` is this session's CSRF token ([`same_secret`]).
     pub fn accepts(&self, token: &str) -> bool {
-        !self.csrf.is_empty() && bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
+        same_secret(&self.csrf, token)
     }
 }
 
@@ -87,6 +87,12 @@ impl SessionCookie {
             _ => None,
         }
     }
+}
+
+/// Whether `given` is the secret `expected`, compared in constant time; an empty secret
+/// matches nothing. For CSRF tokens and the operator token.
+pub fn same_secret(expected: &str, given: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
 }
 
 /// 32 random bytes, hex: a CSRF token, or an operator token made up at start.
