@@ -112,25 +112,25 @@ impl<T> Chunked<T> {
 }
 
 impl Entry {
-    /// A stored event as the ports answer it.
-    fn event_of(&self, e: &StoredEvent) -> AssociationEvent {
+    /// A stored event as the ports answer it, its cause from its shard's `causes`.
+    fn event_of(&self, e: &StoredEvent, causes: &Causes) -> AssociationEvent {
         AssociationEvent {
             subscription: self.subscription.id().clone(),
             customer: self.subscription.customer().clone(),
             sequence: e.sequence,
             at: e.at,
             kind: e.kind.clone(),
-            caused_by: e.caused_by.as_deref().cloned().unwrap_or_default(),
+            caused_by: causes.get(e.caused_by),
         }
     }
 
     /// The event numbered `sequence` (a history is ordered by sequence).
-    fn event(&self, sequence: u64) -> Option<AssociationEvent> {
+    fn event(&self, sequence: u64, causes: &Causes) -> Option<AssociationEvent> {
         let index = self.history.partition_point(|e| e.sequence < sequence);
         self.history
             .get(index)
             .filter(|e| e.sequence == sequence)
-            .map(|e| self.event_of(e))
+            .map(|e| self.event_of(e, causes))
     }
 }
 
@@ -160,8 +160,8 @@ struct StoredEvent {
     sequence: u64,
     at: OffsetDateTime,
     kind: AssociationEventKind,
-    /// Shared with every other event of the same cause (`None`: unknown).
-    caused_by: Option<Arc<Cause>>,
+    /// Its cause's number in its shard's [`Causes`].
+    caused_by: u32,
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
@@ -171,12 +171,59 @@ struct StoredEvent {
 struct Shard {
     entries: HashSet<Box<Entry>>,
     /// Pending notifications by their global position (commit order).
-    pending: BTreeMap<u64, Item>,
+    ///
+    /// Items are boxed: an [`Item`] is 240 bytes, and a B-tree moves its values when it
+    /// inserts, splits and settles (pending to settled). Unboxed, those moves were the
+    /// largest single cost of a change in the host workload (issue 15's third profile).
+    pending: BTreeMap<u64, Box<Item>>,
     /// Delivered notifications and dead letters, kept (as a database keeps its marked
     /// rows) so that an id is never written twice and the whole outbox can be copied.
-    settled: BTreeMap<u64, Item>,
+    settled: BTreeMap<u64, Box<Item>>,
     /// The position of every notification, pending or settled.
     positions: HashMap<NotificationId, u64>,
+    /// Who caused this shard's stored events.
+    causes: Causes,
+}
+
+/// Who caused a shard's stored events, each distinct cause once, numbered: an event
+/// holds its cause's number (4 bytes) instead of a copy (about 40).
+///
+/// A number, not a shared pointer, and a table per shard, not one for the store: a
+/// commit numbers its cause under the shard lock it holds already, and writes nothing
+/// another thread's commits write too. With one table behind an `RwLock` and an `Arc`
+/// per cause, every commit wrote the lock's word and the cause's reference count: two
+/// threads acting for one customer shared both (issue 15's two-thread target).
+#[derive(Debug, Default)]
+struct Causes {
+    /// Cause `n` is `known[n - 1]`; 0 is [`Cause::Unknown`].
+    known: Vec<Cause>,
+    numbers: HashMap<Cause, u32>,
+}
+
+impl Causes {
+    /// The number of `cause`, numbering it if it is new; `None` when the table is full
+    /// (`u32::MAX` distinct causes in one shard).
+    fn number(&mut self, cause: Cause) -> Option<u32> {
+        if cause == Cause::Unknown {
+            return Some(0);
+        }
+        if let Some(&number) = self.numbers.get(&cause) {
+            return Some(number);
+        }
+        let number = u32::try_from(self.known.len() + 1).ok()?;
+        self.known.push(cause.clone());
+        self.numbers.insert(cause, number);
+        Some(number)
+    }
+
+    /// The cause numbered `number`.
+    fn get(&self, number: u32) -> Cause {
+        let index = (number as usize).checked_sub(1);
+        index
+            .and_then(|i| self.known.get(i))
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// One notification of the outbox with its delivery state and claim.
@@ -187,11 +234,11 @@ struct Item {
 }
 
 impl Item {
-    fn new(entry: OutboxEntry) -> Self {
-        Item {
+    fn new(entry: OutboxEntry) -> Box<Self> {
+        Box::new(Item {
             entry,
             claimed_until: None,
-        }
+        })
     }
 }
 
@@ -217,9 +264,6 @@ struct State {
     /// The change feed. Appended under the committing shard's lock, so a reader that
     /// finds an event here finds it in its shard.
     feed: Mutex<Feed>,
-    /// Who caused the stored events, each distinct cause once: an event holds a shared
-    /// pointer to it (8 bytes) instead of a copy (about 40).
-    causes: RwLock<HashSet<Arc<Cause>>>,
 }
 
 /// A [`Repository`] in memory: subscriptions in 64 independently locked shards (so
@@ -264,7 +308,6 @@ impl Default for InMemoryRepository {
                 by_customer: Mutex::default(),
                 next_position: AtomicU64::new(1),
                 feed: Mutex::default(),
-                causes: RwLock::default(),
             }),
         }
     }
@@ -352,7 +395,7 @@ impl InMemoryRepository {
     fn with_pending(&self, id: &NotificationId, mut f: impl FnMut(&mut Item)) {
         self.in_home_shard(id, |shard| {
             let position = *shard.positions.get(id)?;
-            shard.pending.get_mut(&position).map(&mut f)
+            shard.pending.get_mut(&position).map(|item| f(item))
         });
     }
 
@@ -443,14 +486,21 @@ impl InMemoryRepository {
                 .contains(created)
                 .then(|| StoreError::AlreadyExists(created.clone()))
         });
-        if let Some(error) = refusal {
-            shard.entries.insert(entry);
-            return Err(error);
-        }
+        let events = match refusal {
+            Some(error) => Err(error),
+            None => stored(&mut shard.causes, commit.events).ok_or_else(too_many_causes),
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(error) => {
+                shard.entries.insert(entry);
+                return Err(error);
+            }
+        };
         // Under the shard's lock: a reader that finds these in the feed waits for it.
         lock_even_if_poisoned(&self.state.feed)
-            .append(entry.number, commit.events.iter().map(|e| e.sequence));
-        entry.history.extend(self.stored(commit.events));
+            .append(entry.number, events.iter().map(|e| e.sequence));
+        entry.history.extend(events);
         entry.subscription = commit.next;
         shard.entries.insert(entry);
         if let Some(created) = commit.create {
@@ -474,48 +524,6 @@ impl InMemoryRepository {
         Ok(claim_in(shard, &claimable, now.saturating_add(lease)))
     }
 
-    /// `events` as this store keeps them, their causes shared (looked up once for a run
-    /// of events with one cause: a commit's, as the service writes them).
-    fn stored(&self, events: Vec<AssociationEvent>) -> impl Iterator<Item = StoredEvent> {
-        let mut last: Option<Option<Arc<Cause>>> = None;
-        events.into_iter().map(move |e| {
-            let caused_by = match &last {
-                Some(shared) if shared.as_deref().unwrap_or(&Cause::Unknown) == &e.caused_by => {
-                    shared.clone()
-                }
-                _ => last.insert(self.intern(e.caused_by)).clone(),
-            };
-            StoredEvent {
-                sequence: e.sequence,
-                at: e.at,
-                kind: e.kind,
-                caused_by,
-            }
-        })
-    }
-
-    /// The shared copy of `cause` (`None` for an unknown one).
-    fn intern(&self, cause: Cause) -> Option<Arc<Cause>> {
-        if cause == Cause::Unknown {
-            return None;
-        }
-        let causes = &self.state.causes;
-        if let Some(shared) = causes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&cause)
-        {
-            return Some(shared.clone());
-        }
-        let mut causes = causes.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(shared) = causes.get(&cause) {
-            return Some(shared.clone());
-        }
-        let shared = Arc::new(cause);
-        causes.insert(shared.clone());
-        Some(shared)
-    }
-
     /// Adds a new entry to `shard`, indexes it by customer, numbers it for the feed, and
     /// puts its history (an import's) in the feed.
     fn add_entry(&self, shard: &mut Shard, subscription: Subscription, history: Vec<StoredEvent>) {
@@ -534,6 +542,38 @@ impl InMemoryRepository {
         };
         shard.entries.insert(Box::new(entry));
     }
+}
+
+/// `events` as this store keeps them, their causes numbered in `causes` (looked up once
+/// for a run of events with one cause: a commit's, as the service writes them); `None`
+/// when a cause cannot be numbered any more.
+fn stored(causes: &mut Causes, events: Vec<AssociationEvent>) -> Option<Vec<StoredEvent>> {
+    let mut last: Option<(Cause, u32)> = None;
+    events
+        .into_iter()
+        .map(|e| {
+            let caused_by = match &last {
+                Some((cause, number)) if *cause == e.caused_by => *number,
+                _ => {
+                    let number = causes.number(e.caused_by.clone())?;
+                    last = Some((e.caused_by, number));
+                    number
+                }
+            };
+            Some(StoredEvent {
+                sequence: e.sequence,
+                at: e.at,
+                kind: e.kind,
+                caused_by,
+            })
+        })
+        .collect()
+}
+
+/// The refusal of an event whose cause cannot be numbered: `u32::MAX` distinct causes in
+/// one shard, far more than fit in memory beside their events.
+fn too_many_causes() -> StoreError {
+    StoreError::Backend("a shard of the in-memory store holds 4,294,967,295 distinct causes".into())
 }
 
 /// The shard a notification id lives in: the service names a notification
@@ -666,7 +706,14 @@ impl Repository for InMemoryRepository {
         Ok(shard
             .entries
             .get(id)
-            .map(|entry| entry.history.iter().map(|e| entry.event_of(e)).collect())
+            .map(|entry| {
+                let causes = &shard.causes;
+                entry
+                    .history
+                    .iter()
+                    .map(|e| entry.event_of(e, causes))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -715,11 +762,19 @@ impl Repository for InMemoryRepository {
         }) {
             return Err(StoreError::AlreadyExists(taken.id().clone()));
         }
+        // Every history is numbered before anything is added: all or nothing.
+        let mut prepared = Vec::with_capacity(batch.len());
         for (subscription, history) in batch {
             let shard = shards
                 .get_mut(&self.shard_index(subscription.id()))
                 .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
-            let history = self.stored(history).collect();
+            let history = stored(&mut shard.causes, history).ok_or_else(too_many_causes)?;
+            prepared.push((subscription, history));
+        }
+        for (subscription, history) in prepared {
+            let shard = shards
+                .get_mut(&self.shard_index(subscription.id()))
+                .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
             self.add_entry(shard, subscription, history);
         }
         Ok(())
@@ -759,7 +814,7 @@ impl Repository for InMemoryRepository {
             let event = shard
                 .entries
                 .get(&id)
-                .and_then(|entry| entry.event(sequence))
+                .and_then(|entry| entry.event(sequence, &shard.causes))
                 .ok_or_else(|| {
                     StoreError::Backend(
                         format!("the feed names {id}#{sequence}, not stored").into(),
@@ -1116,6 +1171,29 @@ mod tests {
             .build()
             .unwrap()
             .block_on(future)
+    }
+
+    #[test]
+    fn a_shard_numbers_each_distinct_cause_once_and_reads_it_back() {
+        use crate::id::UserRef;
+        use crate::role::CustomerRole;
+        let admin = |user: Option<&str>| Cause::Customer {
+            role: CustomerRole::GlobalAdministrator,
+            user: user.map(|u| UserRef::new(u).unwrap()),
+        };
+        let mut causes = Causes::default();
+        assert_eq!(causes.number(Cause::Unknown), Some(0));
+        let anna = causes.number(admin(Some("anna"))).unwrap();
+        let anonymous = causes.number(admin(None)).unwrap();
+        let billing = causes.number(Cause::BillingSystem).unwrap();
+        assert_eq!((anna, anonymous, billing), (1, 2, 3));
+        assert_eq!(causes.number(admin(Some("anna"))), Some(anna));
+        assert_eq!(causes.known.len(), 3);
+        assert_eq!(causes.get(anna), admin(Some("anna")));
+        assert_eq!(causes.get(billing), Cause::BillingSystem);
+        assert_eq!(causes.get(0), Cause::Unknown);
+        // A number the table never gave reads as unknown, not as a panic.
+        assert_eq!(causes.get(99), Cause::Unknown);
     }
 
     #[test]
