@@ -197,8 +197,45 @@ fn history(c: &mut Criterion) {
     group.finish();
 }
 
+/// How to run the paired rounds: `Some((true, filter))` to measure (`cargo bench`),
+/// `Some((false, None))` for criterion's test mode, `None` when criterion would run
+/// nothing (`--list`, `--ignored`). A world runs when the filter is part of its name,
+/// `service/threads/<world>`: a substring, not criterion's regex (the paired rounds
+/// are not a criterion benchmark, so criterion cannot filter them). An option that may
+/// take a value is assumed to, so that its value is not read as a filter.
+fn paired_mode() -> Option<(bool, Option<String>)> {
+    const FLAGS: [&str; 7] = [
+        "--bench",
+        "--exact",
+        "--noplot",
+        "--quick",
+        "--verbose",
+        "--quiet",
+        "--discard-baseline",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list" || a == "--ignored") {
+        return None;
+    }
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test") {
+        return Some((false, None));
+    }
+    let mut filter = None;
+    let mut previous: Option<&str> = None;
+    for arg in &args {
+        let value_of_option =
+            previous.is_some_and(|p| p.starts_with('-') && !p.contains('=') && !FLAGS.contains(&p));
+        if !arg.starts_with('-') && !value_of_option {
+            filter = Some(arg.clone());
+            break;
+        }
+        previous = Some(arg);
+    }
+    Some((true, filter))
+}
+
 /// Two threads against one, paired: on one world, rounds that each time one thread
-/// doing `OPS` operations and two threads doing `OPS` between them (alternating which
+/// doing 20,000 operations and two threads doing 20,000 between them (alternating which
 /// goes first), and the median of the rounds' ratios. Printed, not a criterion group.
 ///
 /// Paired because the ratio is the target: measured as two criterion benchmarks, one
@@ -207,28 +244,25 @@ fn history(c: &mut Criterion) {
 /// runs of one build). Here both sides of a round see the same tables and the same
 /// moment's machine.
 fn threads(_: &mut Criterion) {
-    const ROUNDS: usize = 21;
-    const OPS: usize = 20_000;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filtered_out = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .any(|filter| !"service/threads".contains(filter.as_str()));
-    if filtered_out || args.iter().any(|a| a == "--test" || a == "--list") {
+    // Criterion's test mode (`cargo test --benches`) gets one small round, unprinted.
+    let Some((measure, filter)) = paired_mode() else {
         return;
-    }
+    };
+    let (count, ops) = if measure { (21, 20_000) } else { (1, 200) };
     // Two customers, each with its own subscriptions: each thread acts for one of them,
     // as two customers' administrators would. The partners are shared. Then the same
     // with one customer owning both halves (one actor, one cause for both threads).
-    for (label, w) in [
-        ("two_customers", world(2_000, 2)),
-        ("one_customer", world(2_000, 1)),
-    ] {
+    for (label, customers) in [("two_customers", 2), ("one_customer", 1)] {
+        let name = format!("service/threads/{label}");
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let w = world(2_000, customers);
         // Each thread's operations continue where its last batch stopped, so that every
         // operation stays a real change.
         let mut next = [0usize; 2];
         let mut run = |threads: usize| {
-            let per_thread = OPS / threads;
+            let per_thread = ops / threads;
             let chunk = w.ids.len() / 2; // one customer's subscriptions
             let start = Instant::now();
             std::thread::scope(|scope| {
@@ -242,9 +276,9 @@ fn threads(_: &mut Criterion) {
                         .spawn(move || (base..base + per_thread).for_each(|k| w.op(admin, ids, k)));
                 }
             });
-            start.elapsed().as_secs_f64() / OPS as f64
+            start.elapsed().as_secs_f64() / ops as f64
         };
-        let mut rounds: Vec<(f64, f64)> = (0..ROUNDS)
+        let mut rounds: Vec<(f64, f64)> = (0..count)
             .map(|round| {
                 if round % 2 == 0 {
                     let one = run(1);
@@ -256,10 +290,13 @@ fn threads(_: &mut Criterion) {
             })
             .collect();
         rounds.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
-        let (one, two) = rounds[ROUNDS / 2];
-        let (low, high) = (rounds[0], rounds[ROUNDS - 1]);
+        let (one, two) = rounds[count / 2];
+        let (low, high) = (rounds[0], rounds[count - 1]);
+        if !measure {
+            continue;
+        }
         println!(
-            "service/threads/{label}: 2 threads vs 1: {:.2}x median of {ROUNDS} paired rounds \
+            "{name}: 2 threads vs 1: {:.2}x median of {count} paired rounds \
              (range {:.2}-{:.2}x); median round {:.2} vs {:.2} us per operation",
             one / two,
             low.0 / low.1,
