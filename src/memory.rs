@@ -489,11 +489,10 @@ impl InMemoryRepository {
                 .contains(created)
                 .then(|| StoreError::AlreadyExists(created.clone()))
         });
-        let events = match refusal {
-            Some(error) => Err(error),
-            None => stored(&mut shard.causes, commit.events).ok_or_else(too_many_causes),
-        };
-        let events = match events {
+        let events = match refusal.map_or_else(
+            || stored(&mut shard.causes, commit.events).ok_or_else(too_many_causes),
+            Err,
+        ) {
             Ok(events) => events,
             Err(error) => {
                 shard.entries.insert(entry);
