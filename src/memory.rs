@@ -489,20 +489,20 @@ impl InMemoryRepository {
                 .contains(created)
                 .then(|| StoreError::AlreadyExists(created.clone()))
         });
-        let events = match refusal.map_or_else(
-            || stored(&mut shard.causes, commit.events).ok_or_else(too_many_causes),
+        let stored_before = entry.history.len();
+        let refusal = refusal.map_or_else(
+            || push_stored(&mut entry.history, &mut shard.causes, commit.events),
             Err,
-        ) {
-            Ok(events) => events,
-            Err(error) => {
-                shard.entries.insert(entry);
-                return Err(error);
-            }
-        };
+        );
+        if let Err(error) = refusal {
+            shard.entries.insert(entry);
+            return Err(error);
+        }
         // Under the shard's lock: a reader that finds these in the feed waits for it.
-        lock_even_if_poisoned(&self.state.feed)
-            .append(entry.number, events.iter().map(|e| e.sequence));
-        entry.history.extend(events);
+        lock_even_if_poisoned(&self.state.feed).append(
+            entry.number,
+            entry.history[stored_before..].iter().map(|e| e.sequence),
+        );
         entry.subscription = commit.next;
         shard.entries.insert(entry);
         if let Some(created) = commit.create {
@@ -546,30 +546,28 @@ impl InMemoryRepository {
     }
 }
 
-/// `events` as this store keeps them, their causes numbered in `causes` (looked up once
-/// for a run of events with one cause: a commit's, as the service writes them); `None`
-/// when a cause cannot be numbered any more.
-fn stored(causes: &mut Causes, events: Vec<AssociationEvent>) -> Option<Vec<StoredEvent>> {
-    let mut last: Option<(Cause, u32)> = None;
-    events
-        .into_iter()
-        .map(|e| {
-            let caused_by = match &last {
-                Some((cause, number)) if *cause == e.caused_by => *number,
-                _ => {
-                    let number = causes.number(e.caused_by.clone())?;
-                    last = Some((e.caused_by, number));
-                    number
-                }
-            };
-            Some(StoredEvent {
-                sequence: e.sequence,
-                at: e.at,
-                kind: e.kind,
-                caused_by,
-            })
-        })
-        .collect()
+/// Appends `events` to `history` as this store keeps them, their causes numbered in
+/// `causes`; refused, with `history` as it was, when a cause cannot be numbered any
+/// more. In place, so that a commit allocates no list of its own for its events.
+fn push_stored(
+    history: &mut Vec<StoredEvent>,
+    causes: &mut Causes,
+    events: Vec<AssociationEvent>,
+) -> Result<(), StoreError> {
+    let before = history.len();
+    for e in events {
+        let Some(caused_by) = causes.number(e.caused_by) else {
+            history.truncate(before);
+            return Err(too_many_causes());
+        };
+        history.push(StoredEvent {
+            sequence: e.sequence,
+            at: e.at,
+            kind: e.kind,
+            caused_by,
+        });
+    }
+    Ok(())
 }
 
 /// The refusal of an event whose cause cannot be numbered: `u32::MAX` distinct causes in
@@ -772,8 +770,9 @@ impl Repository for InMemoryRepository {
             let shard = shards
                 .get_mut(&index)
                 .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
-            let history = stored(&mut shard.causes, history).ok_or_else(too_many_causes)?;
-            prepared.push((index, subscription, history));
+            let mut stored = Vec::with_capacity(history.len());
+            push_stored(&mut stored, &mut shard.causes, history)?;
+            prepared.push((index, subscription, stored));
         }
         for (index, subscription, history) in prepared {
             if let Some(shard) = shards.get_mut(&index) {

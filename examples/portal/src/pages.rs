@@ -343,6 +343,12 @@ impl<'a> Pane<'a> {
     }
 
     /// The pane answered with `status` and `message` next to the field.
+    /// The pane again, saying why the form posted to it could not be read.
+    fn unreadable(self, rejection: &FormRejection) -> Response {
+        let message = format!("the form could not be read: {}", rejection.body_text());
+        self.failed(message, StatusCode::BAD_REQUEST)
+    }
+
     fn failed(self, message: String, status: StatusCode) -> Response {
         Pane {
             error: Some(message),
@@ -834,12 +840,7 @@ where
         let pane = Pane::new(&session, &s, &actor, "");
         let typed = match form {
             Ok(Form(form)) => form.mpn_id,
-            Err(e) => {
-                return Ok(pane.failed(
-                    format!("the form could not be read: {}", e.body_text()),
-                    StatusCode::BAD_REQUEST,
-                ));
-            }
+            Err(e) => return Ok(pane.unreadable(&e)),
         };
         if cleared(&typed)
             && s.actions_for(&actor)
@@ -880,12 +881,7 @@ where
         let pane = Pane::new(&session, &s, &actor, "");
         let raw = match form {
             Ok(Form(form)) => form.check,
-            Err(e) => {
-                return Ok(pane.failed(
-                    format!("the form could not be read: {}", e.body_text()),
-                    StatusCode::BAD_REQUEST,
-                ));
-            }
+            Err(e) => return Ok(pane.unreadable(&e)),
         };
         let Ok(check) = serde_json::from_str::<PartnerCheck>(&raw) else {
             return Ok(pane.failed(
