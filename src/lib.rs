@@ -27,6 +27,8 @@ pub mod role;
 pub mod schema;
 pub mod service;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod spare;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

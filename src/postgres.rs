@@ -24,6 +24,7 @@ use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::ports::{Claim, Commit, Failure, Outbox, OutboxEntry, Repository};
 use crate::schema::{self, Backend};
+use crate::spare::{Keep, Lent, Spares};
 use crate::sql;
 use crate::subscription::Subscription;
 
@@ -35,9 +36,19 @@ use crate::subscription::Subscription;
 /// Outbox positions come from an identity column: "oldest first" is the order in which
 /// commits inserted their notifications, which can differ slightly from the order in
 /// which concurrent transactions committed.
+///
+/// Connections: each statement runs on a connection of the pool, and the repository
+/// keeps the connections its statements finished with for its next statements, by
+/// default for up to 50 ms unused and 500 ms in all
+/// ([`keep_connections`](Self::keep_connections)): sqlx's pool checks every
+/// connection that comes back to it with a round trip to the server, which would
+/// double the round trips of every operation. Whoever else waits on the pool (the
+/// host's own queries on [`pool`](Self::pool)) gets a connection within about those
+/// 500 ms even while the repository keeps every connection busy, and at once
+/// otherwise.
 #[derive(Clone, Debug)]
 pub struct PostgresRepository {
-    pool: PgPool,
+    spares: Spares<sqlx::Postgres>,
 }
 
 impl PostgresRepository {
@@ -69,7 +80,7 @@ impl PostgresRepository {
             .await
             .map_err(sql::backend)?;
         Self::refuse_newer_schema(&pool).await?;
-        Ok(PostgresRepository { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// The pool settings [`connect`](Self::connect) uses, to start a pool of your own
@@ -83,19 +94,50 @@ impl PostgresRepository {
         PgPoolOptions::new().test_before_acquire(false)
     }
 
-    /// The pool the writes go through: the one pool.
+    /// The pool the transactions begin in: the one pool.
     fn writer(&self) -> &PgPool {
-        &self.pool
+        self.spares.pool()
+    }
+
+    /// A connection for a statement, of the one pool.
+    async fn lend(&self, _: sql::Side) -> Result<Lent<'_, sqlx::Postgres>, StoreError> {
+        self.spares.lend().await
     }
 
     /// A repository over a pool the host configured itself.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresRepository { pool }
+        PostgresRepository {
+            spares: Spares::new(pool, Keep::default()),
+        }
     }
 
-    /// The pool, for the host's own queries.
+    /// Sets how long the repository keeps a connection its statements finished with,
+    /// to run its next statements on (see [`PostgresRepository`]): at most `idle`
+    /// unused, and at most `held` out of the pool in all (it then goes back at its next
+    /// return). The defaults are 50 ms and 500 ms. `Duration::ZERO` for `idle` keeps
+    /// none: every statement then gives its connection back to the pool, and sqlx's
+    /// check of it costs a round trip.
+    ///
+    /// ```no_run
+    /// # use dpor::PostgresRepository;
+    /// # use std::time::Duration;
+    /// # async fn run(pool: dpor::sqlx::PgPool) {
+    /// // A pool the host's own work shares under load: give connections back sooner.
+    /// let repo = PostgresRepository::from_pool(pool)
+    ///     .keep_connections(Duration::from_millis(10), Duration::from_millis(50));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn keep_connections(self, idle: std::time::Duration, held: std::time::Duration) -> Self {
+        PostgresRepository {
+            spares: Spares::new(self.spares.pool().clone(), Keep { idle, tenure: held }),
+        }
+    }
+
+    /// The pool, for the host's own queries (the repository keeps some of its
+    /// connections between its statements: see [`PostgresRepository`]).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.spares.pool()
     }
 }
 
@@ -131,7 +173,7 @@ impl PostgresRepository {
         let (sequences, events): (Vec<i64>, Vec<String>) = encoded.events.into_iter().unzip();
         let (jsons, firsts): (Vec<String>, Vec<bool>) = encoded.notifications.into_iter().unzip();
         let notifications = &commit.notifications;
-        let rows = sqlx::query(sql::COMMIT_AND_CLAIM_POSTGRES)
+        let query = sqlx::query(sql::COMMIT_AND_CLAIM_POSTGRES)
             .bind(encoded.partner)
             .bind(encoded.version)
             .bind(encoded.record)
@@ -160,16 +202,16 @@ impl PostgresRepository {
             )
             .bind(firsts)
             .bind(claim.map(|(now, lease)| sql::until(now, lease)))
-            .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql::database)?;
+            .bind(claim.map_or(0, |(now, _)| sql::micros(now)));
+        let rows = self.fetch_all(sql::Side::Writes, query).await?;
         let updated: i64 = match rows.first() {
             Some(row) => row.try_get("updated").map_err(sql::database)?,
             None => 0,
         };
         if updated == 0 {
-            let actual = stored_version(&self.pool, id).await?;
+            let mut lent = self.lend(sql::Side::Reads).await?;
+            let actual = stored_version(lent.connection(), id).await?;
+            lent.finish();
             return Err(sql::conflict_or_not_found(
                 id,
                 commit.expected_version,
@@ -188,12 +230,9 @@ impl PostgresRepository {
 
     /// Marks many notifications delivered in one statement.
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        sqlx::query(sql::MARK_ALL_DELIVERED_POSTGRES)
-            .bind(ids.iter().map(NotificationId::as_str).collect::<Vec<_>>())
-            .execute(&self.pool)
-            .await
-            .map_err(sql::database)?;
-        Ok(())
+        let query = sqlx::query(sql::MARK_ALL_DELIVERED_POSTGRES)
+            .bind(ids.iter().map(NotificationId::as_str).collect::<Vec<_>>());
+        self.execute(sql::Side::Writes, query).await.map(drop)
     }
 }
 

@@ -229,6 +229,14 @@ pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = "UPDATE dpor_outbox \
      SET status = 'delivered', claimed_until = NULL \
      WHERE id IN (SELECT value FROM json_each($1)) AND status = 'pending'";
 
+/// Which of a store's pools a statement runs on (SQLite's writes have a connection of
+/// their own; PostgreSQL's one pool serves both).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    Reads,
+    Writes,
+}
+
 /// A commit encoded for a SQL store, before the database is touched.
 #[derive(Debug)]
 pub(crate) struct Encoded {
@@ -461,10 +469,10 @@ pub(crate) fn conflict_or_not_found(
     }
 }
 
-/// Implements `Repository`, `Outbox` and `migrate()` for a struct with a
-/// `pool: sqlx::Pool<$db>` field (the reads' pool), given the backend's statements
-/// (`$claim`, `$insert_events`, `$insert_notifications`) and its own items:
-/// `writer()` (the writes' pool), `begin_write` (a write transaction),
+/// Implements `Repository`, `Outbox` and `migrate()` for a struct, given the
+/// backend's statements (`$claim`, `$insert_events`, `$insert_notifications`) and its
+/// own items: `lend(side)` (a connection for a statement, see `crate::spare`),
+/// `writer()` (the pool write transactions begin in), `begin_write` (a write transaction),
 /// `begin_schema_step` (a transaction holding the database's schema lock),
 /// `recorded_and_found` (the recorded and the actual schema versions),
 /// `commit_claiming` (`Repository::commit`, and with a claim
@@ -520,6 +528,52 @@ macro_rules! sql_repository {
                 }
             }
 
+            /// `query`'s rows, on a connection [lent](Self::lend) from `side`'s pool.
+            async fn fetch_all<'q>(
+                &self,
+                side: sql::Side,
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<Vec<<$db as sqlx::Database>::Row>, StoreError> {
+                let mut lent = self.lend(side).await?;
+                let rows = query
+                    .fetch_all(lent.connection())
+                    .await
+                    .map_err(sql::database)?;
+                lent.finish();
+                Ok(rows)
+            }
+
+            /// `query`'s row, if any, as [`fetch_all`](Self::fetch_all).
+            async fn fetch_optional<'q>(
+                &self,
+                side: sql::Side,
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<Option<<$db as sqlx::Database>::Row>, StoreError> {
+                let mut lent = self.lend(side).await?;
+                let row = query
+                    .fetch_optional(lent.connection())
+                    .await
+                    .map_err(sql::database)?;
+                lent.finish();
+                Ok(row)
+            }
+
+            /// Runs `query` as [`fetch_all`](Self::fetch_all) and answers how many rows
+            /// it changed.
+            async fn execute<'q>(
+                &self,
+                side: sql::Side,
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<u64, StoreError> {
+                let mut lent = self.lend(side).await?;
+                let done = query
+                    .execute(lent.connection())
+                    .await
+                    .map_err(sql::database)?;
+                lent.finish();
+                Ok(done.rows_affected())
+            }
+
             /// The outbox entries `statement` selects after position `after`.
             async fn fetch_entries(
                 &self,
@@ -527,12 +581,14 @@ macro_rules! sql_repository {
                 after: Option<u64>,
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
-                let rows = sqlx::query(statement)
-                    .bind(sql::to_i64(after.unwrap_or(0))?)
-                    .bind(sql::limit(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(
+                        sql::Side::Reads,
+                        sqlx::query(statement)
+                            .bind(sql::to_i64(after.unwrap_or(0))?)
+                            .bind(sql::limit(limit)),
+                    )
+                    .await?;
                 rows.iter().map(decode_entry).collect()
             }
 
@@ -541,11 +597,9 @@ macro_rules! sql_repository {
                 statement: &'static str,
                 key: &str,
             ) -> Result<Vec<Subscription>, StoreError> {
-                let rows = sqlx::query(statement)
-                    .bind(key)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(sql::Side::Reads, sqlx::query(statement).bind(key))
+                    .await?;
                 rows.iter().map(decode_row).collect()
             }
         }
@@ -727,22 +781,19 @@ macro_rules! sql_repository {
         #[async_trait]
         impl Repository for $name {
             async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
-                let inserted = insert_subscription(&subscription)?
-                    .execute(self.writer())
-                    .await
-                    .map_err(sql::database)?;
-                if inserted.rows_affected() == 0 {
+                let inserted = self
+                    .execute(sql::Side::Writes, insert_subscription(&subscription)?)
+                    .await?;
+                if inserted == 0 {
                     return Err(StoreError::AlreadyExists(subscription.id().clone()));
                 }
                 Ok(())
             }
 
             async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-                let row = sqlx::query(sql::GET)
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let row = self
+                    .fetch_optional(sql::Side::Reads, sqlx::query(sql::GET).bind(id.as_str()))
+                    .await?;
                 row.as_ref().map(decode_row).transpose()
             }
 
@@ -779,11 +830,12 @@ macro_rules! sql_repository {
                 &self,
                 id: &SubscriptionId,
             ) -> Result<Vec<AssociationEvent>, StoreError> {
-                let rows = sqlx::query(sql::HISTORY)
-                    .bind(id.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(
+                        sql::Side::Reads,
+                        sqlx::query(sql::HISTORY).bind(id.as_str()),
+                    )
+                    .await?;
                 rows.iter().map(|row| json_column(row, "event")).collect()
             }
 
@@ -796,13 +848,15 @@ macro_rules! sql_repository {
                 let after = after.copied().unwrap_or(crate::feed::Cursor::new(0, 0));
                 // A cursor past what a BIGINT holds is past every change.
                 let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                let rows = sqlx::query($changes)
-                    .bind(big(after.epoch()))
-                    .bind(big(after.position()))
-                    .bind(sql::limit(limit.min(crate::feed::MAX_CHANGES)))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(
+                        sql::Side::Reads,
+                        sqlx::query($changes)
+                            .bind(big(after.epoch()))
+                            .bind(big(after.position()))
+                            .bind(sql::limit(limit.min(crate::feed::MAX_CHANGES))),
+                    )
+                    .await?;
                 rows.iter()
                     .map(|row| {
                         let epoch: i64 = row.try_get(0).map_err(sql::database)?;
@@ -830,11 +884,9 @@ macro_rules! sql_repository {
                     None => sqlx::query(sql::PAGE_FIRST),
                     Some(after) => sqlx::query(sql::PAGE_AFTER).bind(after.as_str()),
                 };
-                let rows = query
-                    .bind(sql::limit(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(sql::Side::Reads, query.bind(sql::limit(limit)))
+                    .await?;
                 rows.iter().map(decode_row).collect()
             }
 
@@ -889,14 +941,16 @@ macro_rules! sql_repository {
                 };
                 let mut claimed = Vec::new();
                 for id in ids {
-                    let rows = sqlx::query($claim)
-                        .bind(until)
-                        .bind(sql::micros(now))
-                        .bind(sql::limit(limit.saturating_sub(claimed.len())))
-                        .bind(id)
-                        .fetch_all(self.writer())
-                        .await
-                        .map_err(sql::database)?;
+                    let rows = self
+                        .fetch_all(
+                            sql::Side::Writes,
+                            sqlx::query($claim)
+                                .bind(until)
+                                .bind(sql::micros(now))
+                                .bind(sql::limit(limit.saturating_sub(claimed.len())))
+                                .bind(id),
+                        )
+                        .await?;
                     for row in &rows {
                         claimed.push(decode_entry(row)?);
                     }
@@ -926,7 +980,7 @@ macro_rules! sql_repository {
                         .bind(failure.error.as_str())
                         .bind(sql::micros(failure.at)),
                 };
-                query.execute(self.writer()).await.map_err(sql::database)?;
+                self.execute(sql::Side::Writes, query).await?;
                 Ok(())
             }
 
@@ -934,11 +988,12 @@ macro_rules! sql_repository {
                 &self,
                 limit: usize,
             ) -> Result<Vec<Notification>, StoreError> {
-                let rows = sqlx::query(sql::PENDING)
-                    .bind(sql::limit(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql::database)?;
+                let rows = self
+                    .fetch_all(
+                        sql::Side::Reads,
+                        sqlx::query(sql::PENDING).bind(sql::limit(limit)),
+                    )
+                    .await?;
                 rows.iter()
                     .map(|row| json_column(row, "notification"))
                     .collect()
@@ -957,13 +1012,15 @@ macro_rules! sql_repository {
                 id: &NotificationId,
                 now: time::OffsetDateTime,
             ) -> Result<bool, StoreError> {
-                let done = sqlx::query(sql::REDRIVE)
-                    .bind(id.as_str())
-                    .bind(sql::micros(now))
-                    .execute(self.writer())
-                    .await
-                    .map_err(sql::database)?;
-                Ok(done.rows_affected() > 0)
+                let done = self
+                    .execute(
+                        sql::Side::Writes,
+                        sqlx::query(sql::REDRIVE)
+                            .bind(id.as_str())
+                            .bind(sql::micros(now)),
+                    )
+                    .await?;
+                Ok(done > 0)
             }
 
             async fn page_outbox(

@@ -32,6 +32,7 @@ use crate::event::{AssociationEvent, Notification};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::ports::{Claim, Commit, Failure, Outbox, OutboxEntry, Repository};
 use crate::schema::{self, Backend};
+use crate::spare::Lent;
 use crate::sql;
 use crate::subscription::Subscription;
 
@@ -174,6 +175,16 @@ impl SqliteRepository {
     /// The pool the writes go through.
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// A connection for a statement, of the reads' or the writes' pool; SQLite's
+    /// stores keep no spares (see `crate::spare`).
+    async fn lend(&self, side: sql::Side) -> Result<Lent<'_, sqlx::Sqlite>, StoreError> {
+        Lent::from_pool(match side {
+            sql::Side::Reads => &self.pool,
+            sql::Side::Writes => &self.writer,
+        })
+        .await
     }
 }
 
