@@ -44,8 +44,9 @@ use crate::subscription::Subscription;
 /// connection that comes back to it with a round trip to the server, which would
 /// double the round trips of every operation. Whoever else waits on the pool (the
 /// host's own queries on [`pool`](Self::pool)) gets a connection within about those
-/// 500 ms even while the repository keeps every connection busy, and at once
-/// otherwise.
+/// 500 ms while the repository keeps every connection busy, and within the 50 ms once
+/// it is quiet; the repository's own statements and transactions waiting in the pool
+/// get the next connection one of its statements finishes with.
 #[derive(Clone, Debug)]
 pub struct PostgresRepository {
     spares: Spares<sqlx::Postgres>,
@@ -94,9 +95,9 @@ impl PostgresRepository {
         PgPoolOptions::new().test_before_acquire(false)
     }
 
-    /// The pool the transactions begin in: the one pool.
-    fn writer(&self) -> &PgPool {
-        self.spares.pool()
+    /// Where the transactions begin: the one pool, waiting there as a statement does.
+    fn writer(&self) -> &Spares<sqlx::Postgres> {
+        &self.spares
     }
 
     /// A connection for a statement, of the one pool.
@@ -116,7 +117,8 @@ impl PostgresRepository {
     /// unused, and at most `held` out of the pool in all (it then goes back at its next
     /// return). The defaults are 50 ms and 500 ms. `Duration::ZERO` for `idle` keeps
     /// none: every statement then gives its connection back to the pool, and sqlx's
-    /// check of it costs a round trip.
+    /// check of it costs a round trip. Set it before cloning the repository: a clone
+    /// made earlier keeps its connections with the settings it had.
     ///
     /// ```no_run
     /// # use dpor::PostgresRepository;
@@ -143,9 +145,9 @@ impl PostgresRepository {
 
 /// A transaction for a write.
 async fn begin_write(
-    pool: &PgPool,
+    spares: &Spares<sqlx::Postgres>,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-    pool.begin().await.map_err(sql::database)
+    spares.begin().await.map_err(sql::database)
 }
 
 impl PostgresRepository {
@@ -210,8 +212,8 @@ impl PostgresRepository {
         };
         if updated == 0 {
             let mut lent = self.lend(sql::Side::Reads).await?;
-            let actual = stored_version(lent.connection(), id).await?;
-            lent.finish();
+            let result = stored_version(lent.connection(), id).await;
+            let actual = lent.settle(result)?;
             return Err(sql::conflict_or_not_found(
                 id,
                 commit.expected_version,
@@ -239,9 +241,9 @@ impl PostgresRepository {
 /// A transaction holding the schema's advisory lock (released at commit or rollback),
 /// for one schema step.
 async fn begin_schema_step(
-    pool: &PgPool,
+    spares: &Spares<sqlx::Postgres>,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-    let mut tx = pool.begin().await.map_err(sql::backend)?;
+    let mut tx = spares.begin().await.map_err(sql::backend)?;
     // An arbitrary, fixed key: "dpor" in ASCII.
     sqlx::query("SELECT pg_advisory_xact_lock(1685090162)")
         .execute(&mut *tx)

@@ -8,9 +8,9 @@
 //! wakes a backend and a task of the client for nothing.
 //!
 //! So [`PostgresRepository`](crate::PostgresRepository) keeps the connections its
-//! statements finished with, as *spares*, and runs its next statement on one of them:
-//! a statement is then one round trip, as on a connection of its own. A spare goes back
-//! to the pool (with sqlx's check) when
+//! statements finished with, as *spares*, and runs its next statement on one of them
+//! (its rustdoc says what a host sees). A spare goes back to the pool (with sqlx's
+//! check) when
 //!
 //! - it has not been used for [`Keep::idle`] (a sweep task that runs while there are
 //!   spares), so that a quiet repository holds no connection the host's own queries
@@ -19,7 +19,8 @@
 //!   whoever waits in the pool (the host's own queries, a transaction of the crate)
 //!   gets a connection within about that long even when the repository keeps them all
 //!   busy;
-//! - a statement of the repository waits in the pool for a connection;
+//! - a statement or transaction of the repository waits in the pool for a connection
+//!   (a transaction also sends a spare back first: it begins in the pool);
 //! - the pool was closed, or there is no tokio runtime to sweep on.
 //!
 //! A statement that fails or is cancelled gives its connection back to the pool as
@@ -31,7 +32,6 @@
 // SQLite lends from its pools.
 #![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,18 @@ impl Keep {
         now.saturating_duration_since(idle_since) >= self.idle
             || now.saturating_duration_since(out_since) >= self.tenure
     }
+
+    /// When a spare becomes [stale](Self::stale) (in an hour at the latest: the sweep
+    /// then looks again).
+    fn due(self, out_since: Instant, idle_since: Instant) -> Instant {
+        let hour = Duration::from_secs(3600);
+        let at = |since: Instant, after: Duration| since.checked_add(after.min(hour));
+        [at(idle_since, self.idle), at(out_since, self.tenure)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(idle_since)
+    }
 }
 
 /// The spares of one repository (shared by its clones), over its pool.
@@ -87,8 +99,6 @@ pub(crate) struct Spares<DB: Database> {
 struct Shared<DB: Database> {
     keep: Keep,
     state: Mutex<State<DB>>,
-    /// The repository's statements waiting in the pool for a connection.
-    waiting: AtomicUsize,
 }
 
 struct State<DB: Database> {
@@ -96,6 +106,8 @@ struct State<DB: Database> {
     spares: Vec<Spare<DB>>,
     /// Whether a sweep task is running.
     sweeping: bool,
+    /// The repository's statements and transactions waiting in the pool.
+    waiting: usize,
 }
 
 struct Spare<DB: Database> {
@@ -107,8 +119,27 @@ struct Spare<DB: Database> {
 }
 
 fn lock<DB: Database>(shared: &Shared<DB>) -> MutexGuard<'_, State<DB>> {
-    // The state is a list and a flag, each left whole by every critical section.
+    // Every critical section leaves the list, the flag and the count whole.
     shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Gives `spares` back to the pool. sqlx does that on a task of the runtime, so with
+/// none (a repository dropped after its runtime) each is only let go of: the pool may
+/// open another in its place.
+fn release<DB: Database>(spares: Vec<Spare<DB>>) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        drop(spares);
+    } else {
+        for spare in spares {
+            drop(spare.connection.detach());
+        }
+    }
+}
+
+impl<DB: Database> Drop for State<DB> {
+    fn drop(&mut self) {
+        release(std::mem::take(&mut self.spares));
+    }
 }
 
 impl<DB: Database> Spares<DB> {
@@ -121,8 +152,8 @@ impl<DB: Database> Spares<DB> {
                 state: Mutex::new(State {
                     spares: Vec::new(),
                     sweeping: false,
+                    waiting: 0,
                 }),
-                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -134,7 +165,21 @@ impl<DB: Database> Spares<DB> {
 
     /// A connection for a statement: the spare returned last, or one from the pool.
     pub(crate) async fn lend(&self) -> Result<Lent<'_, DB>, StoreError> {
-        let spare = lock(&self.shared).spares.pop();
+        let (spare, closed) = {
+            let mut state = lock(&self.shared);
+            // A closed pool waits for every connection: the spares go back at once.
+            let closed = if self.pool.is_closed() {
+                std::mem::take(&mut state.spares)
+            } else {
+                Vec::new()
+            };
+            let spare = state.spares.pop();
+            if spare.is_none() {
+                state.waiting += 1;
+            }
+            (spare, closed)
+        };
+        release(closed);
         if let Some(spare) = spare {
             return Ok(Lent {
                 connection: spare.connection,
@@ -142,7 +187,7 @@ impl<DB: Database> Spares<DB> {
                 spares: Some(self),
             });
         }
-        let waiting = Waiting::new(&self.shared.waiting);
+        let waiting = Waiting(&self.shared);
         let connection = self.pool.acquire().await.map_err(sql::database)?;
         drop(waiting);
         Ok(Lent {
@@ -152,28 +197,45 @@ impl<DB: Database> Spares<DB> {
         })
     }
 
+    /// A transaction from the pool. It waits there like a statement (the next
+    /// connection a statement finishes with goes back to the pool), and a spare goes
+    /// back first, so that a quiet repository's spare is not what it waits for.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+        let spare = {
+            let mut state = lock(&self.shared);
+            state.waiting += 1;
+            state.spares.pop()
+        };
+        let waiting = Waiting(&self.shared);
+        release(spare.into_iter().collect());
+        let transaction = self.pool.begin().await;
+        drop(waiting);
+        transaction
+    }
+
     /// Keeps `connection` as a spare, or gives it back to the pool (module docs).
     fn give_back(&self, connection: PoolConnection<DB>, out_since: Instant) {
-        let now = Instant::now();
-        let waiting = self.shared.waiting.load(Ordering::SeqCst);
-        if self.pool.is_closed() || !self.shared.keep.keeps(out_since, now, waiting) {
-            return; // dropped: back to the pool
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(connection.detach());
             return;
         };
-        let start_sweep = {
-            let mut state = lock(&self.shared);
-            state.spares.push(Spare {
-                connection,
-                out_since,
-                idle_since: now,
-            });
-            !std::mem::replace(&mut state.sweeping, true)
-        };
+        let now = Instant::now();
+        let mut state = lock(&self.shared);
+        if self.pool.is_closed() || !self.shared.keep.keeps(out_since, now, state.waiting) {
+            drop(state);
+            return; // `connection` dropped: back to the pool
+        }
+        state.spares.push(Spare {
+            connection,
+            out_since,
+            idle_since: now,
+        });
+        let start_sweep = !std::mem::replace(&mut state.sweeping, true);
+        drop(state);
         if start_sweep {
             runtime.spawn(sweep(Sweeping {
                 shared: Arc::clone(&self.shared),
+                pool: self.pool.clone(),
                 done: false,
             }));
         }
@@ -199,20 +261,13 @@ impl<DB: Database> std::fmt::Debug for Spares<DB> {
     }
 }
 
-/// Counts a statement waiting in the pool, until dropped (also when its caller gives
-/// up).
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a statement or transaction waiting in the pool (counted by its caller under
+/// the lock) until dropped, also when its caller gives up.
+struct Waiting<'a, DB: Database>(&'a Shared<DB>);
 
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Waiting(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
+impl<DB: Database> Drop for Waiting<'_, DB> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        lock(self.0).waiting -= 1;
     }
 }
 
@@ -220,6 +275,7 @@ impl Drop for Waiting<'_> {
 /// (its runtime shut down), the next return starts a new sweep.
 struct Sweeping<DB: Database> {
     shared: Arc<Shared<DB>>,
+    pool: Pool<DB>,
     done: bool,
 }
 
@@ -231,36 +287,45 @@ impl<DB: Database> Drop for Sweeping<DB> {
     }
 }
 
-/// Every [`Keep::idle`], gives the stale spares back to the pool; ends when none is
-/// left.
+/// Gives each spare back to the pool once stale (all of them once the pool is closed);
+/// ends when none is left.
 async fn sweep<DB: Database>(mut sweeping: Sweeping<DB>) {
     let keep = sweeping.shared.keep;
+    let mut next = keep.due(Instant::now(), Instant::now());
     loop {
-        tokio::time::sleep(keep.idle).await;
+        tokio::time::sleep_until(next.into()).await;
         let now = Instant::now();
+        let closed = sweeping.pool.is_closed();
         let stale_ones: Vec<Spare<DB>> = {
             let mut state = lock(&sweeping.shared);
-            let (stale_ones, kept) = std::mem::take(&mut state.spares)
+            let (stale_ones, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.spares)
                 .into_iter()
-                .partition(|s| keep.stale(s.out_since, s.idle_since, now));
+                .partition(|s| closed || keep.stale(s.out_since, s.idle_since, now));
             state.spares = kept;
-            if state.spares.is_empty() {
-                state.sweeping = false;
-                sweeping.done = true;
+            match state
+                .spares
+                .iter()
+                .map(|s| keep.due(s.out_since, s.idle_since))
+                .min()
+            {
+                Some(due) => next = due,
+                None => {
+                    state.sweeping = false;
+                    sweeping.done = true;
+                }
             }
             stale_ones
         };
-        // Dropped outside the lock: each goes back to the pool.
-        drop(stale_ones);
+        release(stale_ones);
         if sweeping.done {
             return;
         }
     }
 }
 
-/// A connection lent for one statement (or a few). [`finish`](Self::finish) returns it
-/// when the statement succeeded; dropped unfinished (an error, a cancelled call), it
-/// goes back to the pool.
+/// A connection lent for one statement. [`settle`](Self::settle) returns it when the
+/// statement succeeded; dropped unsettled or after an error (a cancelled call), it goes
+/// back to the pool, whose check reads whatever answer was left.
 pub(crate) struct Lent<'a, DB: Database> {
     connection: PoolConnection<DB>,
     out_since: Instant,
@@ -278,16 +343,19 @@ impl<DB: Database> Lent<'_, DB> {
         })
     }
 
-    /// The statement succeeded: the connection is free for the next one.
-    pub(crate) fn finish(self) {
-        if let Some(spares) = self.spares {
-            spares.give_back(self.connection, self.out_since);
-        }
-    }
-
     /// The connection.
     pub(crate) fn connection(&mut self) -> &mut DB::Connection {
         &mut self.connection
+    }
+
+    /// The statement's `result`; the connection is free for the next one if it
+    /// succeeded.
+    pub(crate) fn settle<T>(self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+        let value = result.map_err(sql::database)?;
+        if let Some(spares) = self.spares {
+            spares.give_back(self.connection, self.out_since);
+        }
+        Ok(value)
     }
 }
 
@@ -325,5 +393,21 @@ mod tests {
         assert!(keep.stale(out, idle, idle + keep.idle));
         // Used a moment ago, but out for its whole tenure.
         assert!(keep.stale(out, out + keep.tenure, out + keep.tenure));
+    }
+
+    #[test]
+    fn a_spare_is_due_when_it_first_becomes_stale() {
+        let keep = Keep::default();
+        let out = Instant::now();
+        assert_eq!(keep.due(out, out), out + keep.idle);
+        let late = out + keep.tenure - MS;
+        assert_eq!(keep.due(out, late), out + keep.tenure);
+        assert!(keep.stale(out, late, keep.due(out, late)));
+        // Durations past any clock: looked at again within the hour.
+        let forever = Keep {
+            idle: Duration::MAX,
+            tenure: Duration::MAX,
+        };
+        assert_eq!(forever.due(out, out), out + Duration::from_secs(3600));
     }
 }

@@ -535,12 +535,8 @@ macro_rules! sql_repository {
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             ) -> Result<Vec<<$db as sqlx::Database>::Row>, StoreError> {
                 let mut lent = self.lend(side).await?;
-                let rows = query
-                    .fetch_all(lent.connection())
-                    .await
-                    .map_err(sql::database)?;
-                lent.finish();
-                Ok(rows)
+                let result = query.fetch_all(lent.connection()).await;
+                lent.settle(result)
             }
 
             /// `query`'s row, if any, as [`fetch_all`](Self::fetch_all).
@@ -550,12 +546,8 @@ macro_rules! sql_repository {
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             ) -> Result<Option<<$db as sqlx::Database>::Row>, StoreError> {
                 let mut lent = self.lend(side).await?;
-                let row = query
-                    .fetch_optional(lent.connection())
-                    .await
-                    .map_err(sql::database)?;
-                lent.finish();
-                Ok(row)
+                let result = query.fetch_optional(lent.connection()).await;
+                lent.settle(result)
             }
 
             /// Runs `query` as [`fetch_all`](Self::fetch_all) and answers how many rows
@@ -566,12 +558,8 @@ macro_rules! sql_repository {
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             ) -> Result<u64, StoreError> {
                 let mut lent = self.lend(side).await?;
-                let done = query
-                    .execute(lent.connection())
-                    .await
-                    .map_err(sql::database)?;
-                lent.finish();
-                Ok(done.rows_affected())
+                let result = query.execute(lent.connection()).await;
+                lent.settle(result).map(|done| done.rows_affected())
             }
 
             /// The outbox entries `statement` selects after position `after`.
@@ -667,7 +655,9 @@ macro_rules! sql_repository {
                 .await
                 .map_err(sql::database)?;
             if updated.rows_affected() == 0 {
-                let actual = stored_version(&mut *connection, id).await?;
+                let actual = stored_version(&mut *connection, id)
+                    .await
+                    .map_err(sql::database)?;
                 return Err(sql::conflict_or_not_found(
                     id,
                     commit.expected_version,
@@ -734,12 +724,11 @@ macro_rules! sql_repository {
         async fn stored_version<'e>(
             executor: impl sqlx::Executor<'e, Database = $db>,
             id: &SubscriptionId,
-        ) -> Result<Option<i64>, StoreError> {
+        ) -> Result<Option<i64>, sqlx::Error> {
             sqlx::query_scalar(sql::VERSION)
                 .bind(id.as_str())
                 .fetch_optional(executor)
                 .await
-                .map_err(sql::database)
         }
 
         /// The bound `INSERT` of a new subscription row (which does nothing when the id
