@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("service", 5),
     ("memory", 5),
     ("sql", 5),
+    ("spare", 5),
     ("sqlite", 5),
     ("postgres", 5),
     ("testkit", 5),
