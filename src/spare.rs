@@ -126,9 +126,9 @@ fn lock<DB: Database>(shared: &Shared<DB>) -> MutexGuard<'_, State<DB>> {
 /// Gives `spares` back to the pool. sqlx does that on a task of the runtime, so with
 /// none (a repository dropped after its runtime) each is only let go of: the pool may
 /// open another in its place.
-fn release<DB: Database>(spares: Vec<Spare<DB>>) {
+fn release<DB: Database>(spares: impl IntoIterator<Item = Spare<DB>>) {
     if tokio::runtime::Handle::try_current().is_ok() {
-        drop(spares);
+        spares.into_iter().for_each(drop);
     } else {
         for spare in spares {
             drop(spare.connection.detach());
@@ -207,7 +207,7 @@ impl<DB: Database> Spares<DB> {
             state.spares.pop()
         };
         let waiting = Waiting(&self.shared);
-        release(spare.into_iter().collect());
+        release(spare);
         let transaction = self.pool.begin().await;
         drop(waiting);
         transaction
@@ -291,7 +291,8 @@ impl<DB: Database> Drop for Sweeping<DB> {
 /// ends when none is left.
 async fn sweep<DB: Database>(mut sweeping: Sweeping<DB>) {
     let keep = sweeping.shared.keep;
-    let mut next = keep.due(Instant::now(), Instant::now());
+    let start = Instant::now();
+    let mut next = keep.due(start, start);
     loop {
         tokio::time::sleep_until(next.into()).await;
         let now = Instant::now();

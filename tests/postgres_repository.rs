@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use dpor::*;
-use postgres::{empty_schema, fresh, pool_in, unmigrated, url};
+use postgres::{empty_schema, fresh, options_in, pool_in, unmigrated, url};
 
 use dpor::sqlx;
 
@@ -579,7 +579,7 @@ async fn a_check_and_submit_takes_at_most_four_round_trips() {
     let repo = PostgresRepository::from_pool(pool)
         .keep_connections(Duration::from_secs(60), Duration::from_secs(60));
     repo.migrate().await.unwrap();
-    let service = service_over(&repo);
+    let service = listed_service(repo.clone());
     for s in ["sub-warm", "sub-1"] {
         insert_sub(&repo, s).await;
     }
@@ -608,32 +608,15 @@ async fn a_check_and_submit_takes_at_most_four_round_trips() {
     assert!(trips <= 4, "{trips} round trips");
 }
 
-/// A service over `repo` that knows Fabrikam and Northwind, recording its emails.
-fn service_over(
-    repo: &PostgresRepository,
-) -> PorService<PostgresRepository, InMemoryDirectory, RecordingNotifier> {
-    PorService::new(
-        repo.clone(),
-        InMemoryDirectory::new()
-            .with_partner(fabrikam())
-            .with_partner(northwind()),
-        RecordingNotifier::new(),
-    )
-}
-
 /// A migrated repository in a new schema on a pool of `connections`, with the crate's
 /// pool settings, whose waiters give up after 20 s.
 async fn on_a_small_pool(connections: u32) -> PostgresRepository {
-    use std::str::FromStr;
     let url = url();
     let schema = empty_schema(&url).await;
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
     let pool = PostgresRepository::pool_options()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(20))
-        .connect_with(options)
+        .connect_with(options_in(&url, &schema))
         .await
         .unwrap();
     let repo = PostgresRepository::from_pool(pool);
@@ -650,7 +633,7 @@ async fn on_a_small_pool(connections: u32) -> PostgresRepository {
 async fn the_hosts_queries_get_a_connection_the_repository_keeps() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let repo = on_a_small_pool(1).await;
-    let service = Arc::new(service_over(&repo));
+    let service = Arc::new(listed_service(repo.clone()));
     insert_sub(&repo, "sub-1").await;
     check_and_submit(&service, &admin(), &sub_id("sub-1"), "565380")
         .await
@@ -708,7 +691,7 @@ async fn a_call_given_up_halfway_leaves_the_next_one_a_sound_connection() {
     use std::future::Future;
     use std::task::Poll;
     let repo = on_a_small_pool(1).await;
-    let service = service_over(&repo);
+    let service = listed_service(repo.clone());
     insert_sub(&repo, "sub-1").await;
     check_and_submit(&service, &admin(), &sub_id("sub-1"), "565380")
         .await
@@ -757,7 +740,7 @@ async fn statements_waiting_in_a_small_pool_are_not_passed_over() {
     let repo = on_a_small_pool(2)
         .await
         .keep_connections(Duration::from_secs(60), Duration::from_secs(60));
-    let service = Arc::new(service_over(&repo));
+    let service = Arc::new(listed_service(repo.clone()));
     for s in 0..4 {
         insert_sub(&repo, &format!("sub-{s}")).await;
     }

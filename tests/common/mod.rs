@@ -281,23 +281,21 @@ pub async fn commit_events<R: Repository>(
     repo.commit(commit).await.unwrap();
 }
 
+/// A service over `repo` with Fabrikam and Northwind listed, recording its emails.
+pub fn listed_service<R: Store>(repo: R) -> PorService<R, InMemoryDirectory, RecordingNotifier> {
+    let directory = InMemoryDirectory::new()
+        .with_partner(fabrikam())
+        .with_partner(northwind());
+    PorService::new(repo, directory, RecordingNotifier::new())
+}
+
 /// Two service instances over `first` and `second` (two pools or two handles on one
 /// database, or clones of one in-memory store), with Fabrikam and Northwind listed.
 pub fn two_instances<R: Store>(
     first: R,
     second: R,
 ) -> [std::sync::Arc<PorService<R, InMemoryDirectory, RecordingNotifier>>; 2] {
-    let directory = InMemoryDirectory::new()
-        .with_partner(fabrikam())
-        .with_partner(northwind());
-    [
-        std::sync::Arc::new(PorService::new(
-            first,
-            directory.clone(),
-            RecordingNotifier::new(),
-        )),
-        std::sync::Arc::new(PorService::new(second, directory, RecordingNotifier::new())),
-    ]
+    [first, second].map(|repo| std::sync::Arc::new(listed_service(repo)))
 }
 
 /// The change feed under concurrency: a reader tails it through the first instance

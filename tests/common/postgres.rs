@@ -58,14 +58,18 @@ pub async fn empty_schema(url: &str) -> String {
     schema
 }
 
+/// Connections to `url` that work in `schema`.
+pub fn options_in(url: &str, schema: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)])
+}
+
 /// A pool whose connections work in `schema`.
 pub async fn pool_in(url: &str, schema: &str) -> dpor::sqlx::PgPool {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
     PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(options)
+        .connect_with(options_in(url, schema))
         .await
         .unwrap()
 }
