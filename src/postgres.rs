@@ -305,3 +305,125 @@ sql::sql_repository!(
     sql::INSERT_NOTIFICATIONS_POSTGRES,
     sql::CHANGES_POSTGRES
 );
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// The outbox's statements, planned custom and generic over an outbox in the state
+    /// that misled the planner: 20,000 notifications delivered since the last vacuum
+    /// (their entries still in the partial indexes of pending ones), and statistics
+    /// that say nothing is pending. Each must find its rows by its key: by `id`
+    /// (`sql::by_id_while!`), a pair's pending notifications by the pair
+    /// (`sql::pending_of_pair!`), and only what is due through `dpor_outbox_due`
+    /// (schema step 4).
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+    async fn the_outbox_statements_find_their_rows_by_their_keys_whatever_the_statistics() {
+        let url = std::env::var("DPOR_TEST_POSTGRES_URL")
+            .expect("DPOR_TEST_POSTGRES_URL: `source .ci/postgres.sh` starts a server");
+        let schema = format!("dpor_plans_{}", std::process::id());
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        let mut admin = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+        sqlx::raw_sql(&reset).execute(&mut admin).await.unwrap();
+        let options = options.options([("search_path", schema.as_str())]);
+        let repo = PostgresRepository::connect_with(options.clone())
+            .await
+            .unwrap();
+        repo.migrate().await.unwrap();
+        let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO dpor_outbox (id, notification, subscription, recipient) \
+             SELECT 'n-' || g, '{}', 'sub-' || (g % 100), (g % 7)::TEXT \
+             FROM generate_series(1, 20000) AS g; \
+             UPDATE dpor_outbox SET status = 'delivered'; \
+             UPDATE dpor_outbox SET status = 'dead' WHERE position % 1000 = 0; \
+             ANALYZE dpor_outbox",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+        let id = "dpor_outbox_id_key";
+        let pair = "Index Cond: ((subscription =";
+        let due = "dpor_outbox_due";
+        // The commit's claim leaves the type of `$13` open: the client names it.
+        let commit = (
+            "(TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT[], TEXT[], TEXT[], TEXT[], TEXT[], \
+             BIGINT[], BOOL[], BIGINT, BIGINT)",
+            "'1', 2, '{}', 'sub-1', 1, ARRAY[1, 2], ARRAY['{}', '{}'], ARRAY['x-1', 'x-2'], \
+             ARRAY['{}', '{}'], ARRAY['1', '2'], ARRAY[0, 0], ARRAY[true, true], 100, 0",
+        );
+        let statements = [
+            (
+                "mark delivered",
+                sql::MARK_ALL_DELIVERED_POSTGRES,
+                ("", "ARRAY['n-1']"),
+                vec![id],
+            ),
+            (
+                "retry",
+                sql::RECORD_RETRY,
+                ("", "'n-1', 1, 'refused', 0, 0"),
+                vec![id],
+            ),
+            (
+                "dead letter",
+                sql::RECORD_DEAD,
+                ("", "'n-1', 1, 'refused', 0"),
+                vec![id],
+            ),
+            ("redrive", sql::REDRIVE, ("", "'n-1000', 0"), vec![id]),
+            (
+                "claim one",
+                sql::CLAIM_POSTGRES[1],
+                ("", "0, 0, 10, 'n-1'"),
+                vec![id, pair],
+            ),
+            (
+                "claim due",
+                sql::CLAIM_POSTGRES[0],
+                ("", "0, 0, 10"),
+                vec![due, pair],
+            ),
+            ("pending", sql::PENDING, ("", "10"), vec![due]),
+            ("commit", sql::COMMIT_AND_CLAIM_POSTGRES, commit, vec![pair]),
+        ];
+        let mut wrong = Vec::new();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            for (what, statement, (types, arguments), uses) in &statements {
+                let prepare =
+                    format!("SET plan_cache_mode = {mode}; PREPARE step {types} AS {statement}");
+                sqlx::raw_sql(&prepare)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                let explain = format!("EXPLAIN EXECUTE step({arguments})");
+                let plan: Vec<String> = sqlx::query_scalar(&explain)
+                    .persistent(false)
+                    .fetch_all(&mut connection)
+                    .await
+                    .unwrap();
+                let plan = plan.join("\n");
+                sqlx::raw_sql("DEALLOCATE step")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                let due_scans = usize::from(uses.contains(&due));
+                if !uses.iter().all(|u| plan.contains(u))
+                    || plan.matches(due).count() != due_scans
+                    || plan.contains("Anti Join")
+                    || plan.contains("dpor_outbox_dead")
+                {
+                    wrong.push(format!("{what} ({mode}):\n{plan}"));
+                }
+            }
+        }
+        let drop = format!("DROP SCHEMA {schema} CASCADE");
+        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+}

@@ -22,7 +22,7 @@
 //!     // e.g. write V{version}__{name}.sql for Flyway
 //!     assert!(step.sql.contains("dpor_schema"));
 //! }
-//! assert_eq!(schema::latest(Backend::Sqlite), 3);
+//! assert_eq!(schema::latest(Backend::Sqlite), 4);
 //! ```
 
 use crate::error::SchemaError;
@@ -66,6 +66,11 @@ const SQLITE: &[Step] = &[
         name: "feed",
         sql: include_str!("schema/sqlite/0003_feed.sql"),
     },
+    Step {
+        version: 4,
+        name: "outbox_indexes",
+        sql: include_str!("schema/sqlite/0004_outbox_indexes.sql"),
+    },
 ];
 
 const POSTGRES: &[Step] = &[
@@ -83,6 +88,11 @@ const POSTGRES: &[Step] = &[
         version: 3,
         name: "feed",
         sql: include_str!("schema/postgres/0003_feed.sql"),
+    },
+    Step {
+        version: 4,
+        name: "outbox_indexes",
+        sql: include_str!("schema/postgres/0004_outbox_indexes.sql"),
     },
 ];
 

@@ -200,27 +200,34 @@ async fn a_row_that_no_longer_decodes_is_a_typed_error() {
 
 // ---- the schema: versions, upgrades, refusals ----
 
-/// A database at schema step 2 takes step 3 ("feed"): nothing lost, every event in the
-/// feed, each subscription's in order.
+/// A database at schema step 2 takes step 3 ("feed") and those after it: nothing lost,
+/// every event in the feed, each subscription's in order.
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_schema_2_database_upgrades_to_the_feed_with_nothing_lost() {
-    let url = url();
-    let schema = empty_schema(&url).await;
-    let pool = pool_in(&url, &schema).await;
-    let script = std::fs::read_to_string("tests/fixtures/schema-2/postgres.sql").unwrap();
-    sqlx::raw_sql(&script).execute(&pool).await.unwrap();
-    let repo = PostgresRepository::from_pool(pool);
+    let repo = fixture(&url(), "schema-2").await;
     let migration = repo.migrate().await.unwrap();
-    assert_eq!((migration.from, migration.to), (2, 3));
+    assert_eq!((migration.from, migration.to), (2, 4));
     the_schema_2_data_is_intact_and_in_the_feed(repo, false).await;
 }
 
-/// The 0.1.0 fixture script, loaded into a new schema.
-async fn fixture_0_1_0(url: &str) -> PostgresRepository {
+/// A database at schema step 3 takes step 4 ("outbox_indexes"): nothing lost, and the
+/// outbox delivers on the new indexes.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+async fn a_schema_3_database_upgrades_to_the_outbox_indexes_with_nothing_lost() {
+    let repo = fixture(&url(), "schema-3").await;
+    let migration = repo.migrate().await.unwrap();
+    assert_eq!((migration.from, migration.to), (3, 4));
+    the_schema_3_outbox_is_intact_and_delivers(repo).await;
+}
+
+/// The script of fixture `name` (`tests/fixtures/<name>/postgres.sql`), loaded into a
+/// new schema.
+async fn fixture(url: &str, name: &str) -> PostgresRepository {
     let schema = empty_schema(url).await;
     let pool = pool_in(url, &schema).await;
-    let script = std::fs::read_to_string("tests/fixtures/v0.1.0/postgres.sql").unwrap();
+    let script = std::fs::read_to_string(format!("tests/fixtures/{name}/postgres.sql")).unwrap();
     sqlx::raw_sql(&script).execute(&pool).await.unwrap();
     PostgresRepository::from_pool(pool)
 }
@@ -229,7 +236,7 @@ async fn fixture_0_1_0(url: &str) -> PostgresRepository {
 #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_0_1_0_database_upgrades_with_nothing_lost() {
     let url = url();
-    let repo = fixture_0_1_0(&url).await;
+    let repo = fixture(&url, "v0.1.0").await;
     let migration = repo.migrate().await.unwrap();
     let latest = dpor::schema::latest(dpor::schema::Backend::Postgres);
     assert_eq!((migration.from, migration.to), (1, latest));

@@ -256,28 +256,38 @@ async fn a_feed_reader_sees_every_event_once_while_eight_writers_race() {
 
 // ---- the schema: versions, upgrades, refusals ----
 
-/// A database at schema step 2 takes step 3 ("feed"): nothing lost, every event in the
-/// feed in the order it was written.
+/// A database at schema step 2 takes step 3 ("feed") and those after it: nothing lost,
+/// every event in the feed in the order it was written.
 #[tokio::test]
 async fn a_schema_2_database_upgrades_to_the_feed_with_nothing_lost() {
-    let db = TempDb::new();
-    std::fs::copy("tests/fixtures/schema-2/dpor.sqlite3", &db.0).unwrap();
+    let db = fixture("schema-2");
     let repo = SqliteRepository::connect(&db.url()).await.unwrap();
     let migration = repo.migrate().await.unwrap();
-    assert_eq!((migration.from, migration.to), (2, 3));
+    assert_eq!((migration.from, migration.to), (2, 4));
     the_schema_2_data_is_intact_and_in_the_feed(repo, true).await;
 }
 
-/// A copy of the 0.1.0 fixture in a temporary file.
-fn fixture_0_1_0() -> TempDb {
+/// A database at schema step 3 takes step 4 ("outbox_indexes"): nothing lost, and the
+/// outbox delivers.
+#[tokio::test]
+async fn a_schema_3_database_upgrades_to_the_outbox_indexes_with_nothing_lost() {
+    let db = fixture("schema-3");
+    let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    let migration = repo.migrate().await.unwrap();
+    assert_eq!((migration.from, migration.to), (3, 4));
+    the_schema_3_outbox_is_intact_and_delivers(repo).await;
+}
+
+/// A copy of fixture `name` (`tests/fixtures/<name>/dpor.sqlite3`) in a temporary file.
+fn fixture(name: &str) -> TempDb {
     let db = TempDb::new();
-    std::fs::copy("tests/fixtures/v0.1.0/dpor.sqlite3", &db.0).unwrap();
+    std::fs::copy(format!("tests/fixtures/{name}/dpor.sqlite3"), &db.0).unwrap();
     db
 }
 
 #[tokio::test]
 async fn a_0_1_0_database_upgrades_with_nothing_lost() {
-    let db = fixture_0_1_0();
+    let db = fixture("v0.1.0");
     let repo = SqliteRepository::connect(&db.url()).await.unwrap();
     let migration = repo.migrate().await.unwrap();
     let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
