@@ -322,19 +322,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
     async fn the_outbox_statements_find_their_rows_by_their_keys_whatever_the_statistics() {
-        let url = std::env::var("DPOR_TEST_POSTGRES_URL")
-            .expect("DPOR_TEST_POSTGRES_URL: `source .ci/postgres.sh` starts a server");
-        let schema = format!("dpor_plans_{}", std::process::id());
-        let options = PgConnectOptions::from_str(&url).unwrap();
-        let mut admin = sqlx::PgConnection::connect_with(&options).await.unwrap();
-        let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-        sqlx::raw_sql(&reset).execute(&mut admin).await.unwrap();
-        let options = options.options([("search_path", schema.as_str())]);
-        let repo = PostgresRepository::connect_with(options.clone())
-            .await
-            .unwrap();
-        repo.migrate().await.unwrap();
-        let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        let (mut connection, schema) = migrated_schema("plans").await;
         sqlx::raw_sql(
             "INSERT INTO dpor_outbox (id, notification, subscription, recipient) \
              SELECT 'n-' || g, '{}', 'sub-' || (g % 100), (g % 7)::TEXT \
@@ -350,13 +338,7 @@ mod tests {
         let id = "dpor_outbox_id_key";
         let pair = "Index Cond: ((subscription =";
         let due = "dpor_outbox_due";
-        // The commit's claim leaves the type of `$13` open: the client names it.
-        let commit = (
-            "(TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT[], TEXT[], TEXT[], TEXT[], TEXT[], \
-             BIGINT[], BOOL[], BIGINT, BIGINT)",
-            "'1', 2, '{}', 'sub-1', 1, ARRAY[1, 2], ARRAY['{}', '{}'], ARRAY['x-1', 'x-2'], \
-             ARRAY['{}', '{}'], ARRAY['1', '2'], ARRAY[0, 0], ARRAY[true, true], 100, 0",
-        );
+        let commit = (COMMIT_TYPES, COMMIT_ARGUMENTS);
         let statements = [
             (
                 "mark delivered",
@@ -422,8 +404,81 @@ mod tests {
                 }
             }
         }
-        let drop = format!("DROP SCHEMA {schema} CASCADE");
-        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
+        drop_schema(connection, &schema).await;
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    /// The commit statement is planned for its first calls only, then PostgreSQL keeps
+    /// a generic plan (see `sql::COMMIT_AND_CLAIM_POSTGRES`), as for the other
+    /// statements.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+    async fn the_commit_is_not_planned_on_every_call() {
+        let (mut connection, schema) = migrated_schema("commit_plan").await;
+        let prepare = format!(
+            "BEGIN; PREPARE step {COMMIT_TYPES} AS {}",
+            sql::COMMIT_AND_CLAIM_POSTGRES
+        );
+        sqlx::raw_sql(&prepare)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            let execute = format!("EXECUTE step({COMMIT_ARGUMENTS})");
+            sqlx::raw_sql(&execute)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE name = 'step'",
+        )
+        .persistent(false)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        sqlx::raw_sql("ROLLBACK; DEALLOCATE step")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        drop_schema(connection, &schema).await;
+        assert_eq!((generic, custom), (3, 5));
+    }
+
+    /// The commit statement's parameter types (its claim's `CASE` leaves `$13` open, so
+    /// the client names them) and arguments for `EXECUTE`: a replacement's two events
+    /// and two emails of subscription `sub-1`.
+    const COMMIT_TYPES: &str = "(TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT[], TEXT[], TEXT[], \
+                                TEXT[], TEXT[], BIGINT[], BOOL[], BIGINT, BIGINT)";
+    const COMMIT_ARGUMENTS: &str = "'1', 2, '{}', 'sub-1', 1, ARRAY[1, 2], ARRAY['{}', '{}'], \
+         ARRAY['x-1', 'x-2'], ARRAY['{}', '{}'], ARRAY['1', '2'], ARRAY[0, 0], \
+         ARRAY[true, true], 100, 0";
+
+    /// A connection to a new schema `dpor_<name>_<pid>` of the test server, migrated.
+    async fn migrated_schema(name: &str) -> (sqlx::PgConnection, String) {
+        let url = std::env::var("DPOR_TEST_POSTGRES_URL")
+            .expect("DPOR_TEST_POSTGRES_URL: `source .ci/postgres.sh` starts a server");
+        let schema = format!("dpor_{name}_{}", std::process::id());
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+        sqlx::raw_sql(&reset)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let options = options.options([("search_path", schema.as_str())]);
+        let repo = PostgresRepository::connect_with(options.clone())
+            .await
+            .unwrap();
+        repo.migrate().await.unwrap();
+        repo.pool().close().await;
+        let connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        (connection, schema)
+    }
+
+    async fn drop_schema(mut connection: sqlx::PgConnection, schema: &str) {
+        let drop = format!("DROP SCHEMA {schema} CASCADE");
+        sqlx::raw_sql(&drop).execute(&mut connection).await.unwrap();
     }
 }
