@@ -40,10 +40,29 @@ pub(crate) const CHANGES_POSTGRES: &str = "SELECT tx, position, event FROM dpor_
      WHERE (tx, position) > ($1, $2) \
      AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
      ORDER BY tx, position LIMIT $3";
-/// The pending notifications in order, from `dpor_outbox_due` (whose predicate names
-/// `next_attempt_at`: schema step 4).
-pub(crate) const PENDING: &str = "SELECT notification FROM dpor_outbox \
-     WHERE status = 'pending' AND next_attempt_at IS NOT NULL ORDER BY position LIMIT $1";
+/// The terms that select the pending notifications through one of the outbox's partial
+/// indexes, on table alias `$t`: `due!` through `dpor_outbox_due` (in position
+/// order), `of_pair!` through `dpor_outbox_by_pair`. Each repeats its index's own
+/// term (`position > 0`, `recipient > ''`: true of every row), so that a statement
+/// meets the predicate of its index and not the other's (schema step 4 says why).
+macro_rules! due {
+    ($t:literal) => {
+        concat!($t, "status = 'pending' AND ", $t, "position > 0")
+    };
+}
+/// See `due!`.
+macro_rules! of_pair {
+    ($t:literal) => {
+        concat!($t, "status = 'pending' AND ", $t, "recipient > ''")
+    };
+}
+
+/// The pending notifications in order.
+pub(crate) const PENDING: &str = concat!(
+    "SELECT notification FROM dpor_outbox WHERE ",
+    due!(""),
+    " ORDER BY position LIMIT $1"
+);
 pub(crate) const PAGE_FIRST: &str =
     "SELECT id, version, record FROM dpor_subscriptions ORDER BY id LIMIT $1";
 pub(crate) const PAGE_AFTER: &str =
@@ -69,13 +88,10 @@ pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notif
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
 /// The status test of a statement that finds its notifications by `id`: "still
-/// pending" (or "still dead") written as the statuses the row must not have, so that no
-/// partial index's predicate follows from it and the planner finds the rows by the
-/// unique index on `id`. Written `status = 'pending'` (until issue 15's fifth round),
-/// PostgreSQL answered it from `dpor_outbox_due` once its statistics said few rows were
-/// pending, and read every entry that index kept for a notification delivered since the
-/// last vacuum (schema step 4 says more): marking two emails delivered took 3 ms after
-/// 20,000 deliveries. The status column's `CHECK` allows exactly these three statuses.
+/// pending" (or "still dead") written as the statuses the row must not have, so that it
+/// implies no partial index's predicate and the rows are found by the unique index on
+/// `id` (schema step 4 says why). The status column's `CHECK` allows exactly these
+/// three statuses.
 macro_rules! by_id_while {
     ("pending") => {
         "status NOT IN ('delivered', 'dead')"
@@ -102,15 +118,16 @@ pub(crate) const REDRIVE: &str = concat!(
 );
 
 /// Whether a notification of the pair (`$subscription`, `$recipient`) is pending (with
-/// `$more`, SQL text on `e`): a lookup in `dpor_outbox_by_pair`, the only index whose
-/// predicate it meets (schema step 4). `LIMIT 1 OFFSET 0` keeps it a subquery run per
-/// row with the pair as its key: flattened into an anti-join, the pair is no key and
+/// `$more`, SQL text on `e`): a lookup in `dpor_outbox_by_pair` (`of_pair!`).
+/// `LIMIT 1 OFFSET 0` keeps it a subquery run per row with the pair as its key:
+/// flattened into an anti-join (until issue 15's fifth round), the pair was no key and
 /// PostgreSQL scanned the whole index for every row. (`OFFSET` stops the flattening;
 /// SQLite wants a `LIMIT` before it.)
 macro_rules! pending_of_pair {
     ($subscription:expr, $recipient:expr, $more:expr) => {
         concat!(
-            "EXISTS (SELECT 1 FROM dpor_outbox e WHERE e.status = 'pending'",
+            "EXISTS (SELECT 1 FROM dpor_outbox e WHERE ",
+            of_pair!("e."),
             " AND e.subscription = ",
             $subscription,
             " AND e.recipient = ",
@@ -126,7 +143,7 @@ macro_rules! pending_of_pair {
 /// and the first pending one of their (subscription, partner) pair.
 macro_rules! claimable {
     (due) => {
-        claimable!("o.status = 'pending'")
+        claimable!(due!("o."))
     };
     (only) => {
         claimable!(concat!("o.id = $4 AND o.", by_id_while!("pending")))
@@ -148,10 +165,9 @@ macro_rules! claimable {
     };
 }
 
-/// The claim of [`Outbox::claim`](crate::ports::Outbox::claim) on SQLite: marks the
-/// oldest claimable notifications (`due` or `only` the one with id `$4`) claimed until
-/// `$1` and returns them (`$3` is the limit). SQLite has one writer at a time: the
-/// statement is the whole claim.
+/// A claim on SQLite: marks the oldest claimable notifications (`due`, or `only` the
+/// one with id `$4`) claimed until `$1` and returns them (`$3` is the limit). SQLite has
+/// one writer at a time: the statement is the whole claim.
 #[cfg(feature = "sqlite")]
 macro_rules! claim_sqlite {
     ($which:tt) => {
@@ -163,10 +179,13 @@ macro_rules! claim_sqlite {
         )
     };
 }
+/// [`Outbox::claim`](crate::ports::Outbox::claim) on SQLite:
+/// [`Claim::Due`](crate::ports::Claim::Due) and
+/// [`Claim::Only`](crate::ports::Claim::Only) (one id per statement).
 #[cfg(feature = "sqlite")]
 pub(crate) const CLAIM_SQLITE: [&str; 2] = [claim_sqlite!(due), claim_sqlite!(only)];
 
-/// The same on PostgreSQL: the candidates are locked with `FOR UPDATE SKIP LOCKED`, so
+/// A claim on PostgreSQL, as `claim_sqlite!`'s: the candidates are locked with `FOR UPDATE SKIP LOCKED`, so
 /// that two dispatchers never claim one row, in a materialized CTE (a `LIMIT` subquery
 /// inside `IN (...)` may be run more than once and claim more than the limit).
 #[cfg(feature = "postgres")]
@@ -183,8 +202,7 @@ macro_rules! claim_postgres {
         )
     };
 }
-/// [`Claim::Due`](crate::ports::Claim::Due) and
-/// [`Claim::Only`](crate::ports::Claim::Only) (one id per statement).
+/// The same on PostgreSQL.
 #[cfg(feature = "postgres")]
 pub(crate) const CLAIM_POSTGRES: [&str; 2] = [claim_postgres!(due), claim_postgres!(only)];
 

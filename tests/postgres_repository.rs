@@ -219,6 +219,15 @@ async fn a_schema_3_database_upgrades_to_the_outbox_indexes_with_nothing_lost() 
     let repo = fixture(&url(), "schema-3").await;
     let migration = repo.migrate().await.unwrap();
     assert_eq!((migration.from, migration.to), (3, 4));
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+         AND indexname IN ('dpor_outbox_by_pair', 'dpor_outbox_due') ORDER BY indexname",
+    )
+    .fetch_all(repo.pool())
+    .await
+    .unwrap();
+    assert!(indexes[0].contains("(recipient > ''::text)"), "{indexes:?}");
+    assert!(indexes[1].contains("(\"position\" > 0)"), "{indexes:?}");
     the_schema_3_outbox_is_intact_and_delivers(repo).await;
 }
 

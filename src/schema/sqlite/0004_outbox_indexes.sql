@@ -4,8 +4,6 @@
 -- statements meet, because its planner chose between them by statistics that say
 -- nothing is pending. SQLite's planner ranks an index by the terms of the statement
 -- it can use (a pair's lookup uses two, the claim of what is due none), so it finds
--- each statement's index with the predicates of step 2; and recent SQLite drops
--- `IS NOT NULL` on a `NOT NULL` column from a statement before it matches partial
--- indexes, so PostgreSQL's predicates would hide `dpor_outbox_due` from the list of
--- pending notifications here.
+-- each statement's index with the predicates of step 2, and the statements' extra
+-- terms (`position > 0`, `recipient > ''`) leave those predicates met.
 INSERT INTO dpor_schema (version, name) VALUES (4, 'outbox_indexes');
