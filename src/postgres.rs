@@ -333,7 +333,7 @@ mod tests {
         .await
         .unwrap();
 
-        let id = "dpor_outbox_id_key";
+        let id = "Index Cond: (id = ";
         let pair = "Index Cond: ((subscription =";
         let due = "dpor_outbox_due";
         let commit = (COMMIT_TYPES, COMMIT_ARGUMENTS);

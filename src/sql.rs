@@ -185,9 +185,10 @@ macro_rules! claim_sqlite {
 #[cfg(feature = "sqlite")]
 pub(crate) const CLAIM_SQLITE: [&str; 2] = [claim_sqlite!(due), claim_sqlite!(only)];
 
-/// A claim on PostgreSQL, as `claim_sqlite!`'s: the candidates are locked with `FOR UPDATE SKIP LOCKED`, so
-/// that two dispatchers never claim one row, in a materialized CTE (a `LIMIT` subquery
-/// inside `IN (...)` may be run more than once and claim more than the limit).
+/// A claim on PostgreSQL, as `claim_sqlite!`'s: the candidates are locked with `FOR
+/// UPDATE SKIP LOCKED`, so that two dispatchers never claim one row, in a materialized
+/// CTE (a `LIMIT` subquery inside `IN (...)` may be run more than once and claim more
+/// than the limit).
 #[cfg(feature = "postgres")]
 macro_rules! claim_postgres {
     ($which:tt) => {
@@ -577,8 +578,7 @@ pub(crate) fn conflict_or_not_found(
 
 /// Implements `Repository`, `Outbox` and `migrate()` for a struct, given the
 /// backend's statements (`$claim`: due and for one id; `$insert_events`,
-/// `$insert_notifications`) and its
-/// own items: `lend(side)` (a connection for a statement, see `crate::spare`),
+/// `$insert_notifications`) and its own items: `lend(side)` (a connection for a statement, see `crate::spare`),
 /// `writer()` (the pool write transactions begin in), `begin_write` (a write transaction),
 /// `begin_schema_step` (a transaction holding the database's schema lock),
 /// `recorded_and_found` (the recorded and the actual schema versions),
