@@ -387,13 +387,7 @@ mod tests {
                     .execute(&mut connection)
                     .await
                     .unwrap();
-                let explain = format!("EXPLAIN EXECUTE step({arguments})");
-                let plan: Vec<String> = sqlx::query_scalar(&explain)
-                    .persistent(false)
-                    .fetch_all(&mut connection)
-                    .await
-                    .unwrap();
-                let plan = plan.join("\n");
+                let plan = explain_step(&mut connection, arguments).await;
                 sqlx::raw_sql("DEALLOCATE step")
                     .execute(&mut connection)
                     .await
@@ -444,13 +438,7 @@ mod tests {
         .fetch_one(&mut connection)
         .await
         .unwrap();
-        let explain = format!("EXPLAIN EXECUTE step({COMMIT_ARGUMENTS})");
-        let plan: Vec<String> = sqlx::query_scalar(&explain)
-            .persistent(false)
-            .fetch_all(&mut connection)
-            .await
-            .unwrap();
-        let plan = plan.join("\n");
+        let plan = explain_step(&mut connection, COMMIT_ARGUMENTS).await;
         sqlx::raw_sql("ROLLBACK; DEALLOCATE step")
             .execute(&mut connection)
             .await
@@ -491,6 +479,17 @@ mod tests {
         repo.pool().close().await;
         let connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
         (connection, schema)
+    }
+
+    /// The plan of the prepared statement `step` with `arguments`, as text.
+    async fn explain_step(connection: &mut sqlx::PgConnection, arguments: &str) -> String {
+        let explain = format!("EXPLAIN EXECUTE step({arguments})");
+        let plan: Vec<String> = sqlx::query_scalar(&explain)
+            .persistent(false)
+            .fetch_all(connection)
+            .await
+            .unwrap();
+        plan.join("\n")
     }
 
     async fn drop_schema(mut connection: sqlx::PgConnection, schema: &str) {

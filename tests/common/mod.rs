@@ -283,10 +283,18 @@ pub async fn commit_events<R: Repository>(
 
 /// A service over `repo` with Fabrikam and Northwind listed, recording its emails.
 pub fn listed_service<R: Store>(repo: R) -> PorService<R, InMemoryDirectory, RecordingNotifier> {
+    listed_service_with(repo, RecordingNotifier::new())
+}
+
+/// [`listed_service`] recording its emails in `notifier` (a clone the test keeps).
+pub fn listed_service_with<R: Store>(
+    repo: R,
+    notifier: RecordingNotifier,
+) -> PorService<R, InMemoryDirectory, RecordingNotifier> {
     let directory = InMemoryDirectory::new()
         .with_partner(fabrikam())
         .with_partner(northwind());
-    PorService::new(repo, directory, RecordingNotifier::new())
+    PorService::new(repo, directory, notifier)
 }
 
 /// Two service instances over `first` and `second` (two pools or two handles on one
@@ -474,26 +482,7 @@ pub const SCHEMA_2_WRITE_ORDER: [(&str, u64); 7] = [
 /// they were written when `written_order`; and a new change comes after them.
 pub async fn the_schema_2_data_is_intact_and_in_the_feed<R: Store>(repo: R, written_order: bool) {
     let expected: serde_json::Value = serde_json::from_str(FIXTURE_SCHEMA_2).unwrap();
-    let subscriptions = repo.list_by_customer(&contoso()).await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&subscriptions).unwrap(),
-        expected["subscriptions"]
-    );
-    let mut stored = Vec::new();
-    for subscription in &subscriptions {
-        let history = repo.history(subscription.id()).await.unwrap();
-        assert_eq!(
-            serde_json::to_value(&history).unwrap(),
-            expected["histories"][subscription.id().as_str()]
-        );
-        stored.extend(
-            history
-                .iter()
-                .map(|e| (e.subscription.to_string(), e.sequence)),
-        );
-    }
-    let pending = repo.pending_notifications(100).await.unwrap();
-    assert_eq!(serde_json::to_value(&pending).unwrap(), expected["pending"]);
+    let (subscriptions, mut stored) = contoso_as_written(&repo, &expected).await;
 
     let feed: Vec<(String, u64)> = repo
         .changes(None, 100)
@@ -551,6 +540,36 @@ pub async fn the_schema_2_data_is_intact_and_in_the_feed<R: Store>(repo: R, writ
     assert_eq!(tail, [("sub-103".to_owned(), 2), ("sub-103".to_owned(), 3)]);
 }
 
+/// Checks that contoso's subscriptions, each one's history and the pending
+/// notifications are as a fixture's `expected.json` holds them; answers the
+/// subscriptions and each stored event's (subscription, sequence).
+async fn contoso_as_written<R: Store>(
+    repo: &R,
+    expected: &serde_json::Value,
+) -> (Vec<Subscription>, Vec<(String, u64)>) {
+    let subscriptions = repo.list_by_customer(&contoso()).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&subscriptions).unwrap(),
+        expected["subscriptions"]
+    );
+    let mut stored = Vec::new();
+    for subscription in &subscriptions {
+        let history = repo.history(subscription.id()).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&history).unwrap(),
+            expected["histories"][subscription.id().as_str()]
+        );
+        stored.extend(
+            history
+                .iter()
+                .map(|e| (e.subscription.to_string(), e.sequence)),
+        );
+    }
+    let pending = repo.pending_notifications(100).await.unwrap();
+    assert_eq!(serde_json::to_value(&pending).unwrap(), expected["pending"]);
+    (subscriptions, stored)
+}
+
 /// What the schema-3 fixtures (`tests/fixtures/schema-3/`) hold, as that code read it
 /// back (and the emails it delivered).
 pub const FIXTURE_SCHEMA_3: &str = include_str!("../fixtures/schema-3/expected.json");
@@ -562,20 +581,7 @@ pub const FIXTURE_SCHEMA_3: &str = include_str!("../fixtures/schema-3/expected.j
 /// delivers its emails at once.
 pub async fn the_schema_3_outbox_is_intact_and_delivers<R: Store>(repo: R) {
     let expected: serde_json::Value = serde_json::from_str(FIXTURE_SCHEMA_3).unwrap();
-    let subscriptions = repo.list_by_customer(&contoso()).await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&subscriptions).unwrap(),
-        expected["subscriptions"]
-    );
-    for subscription in &subscriptions {
-        let history = repo.history(subscription.id()).await.unwrap();
-        assert_eq!(
-            serde_json::to_value(&history).unwrap(),
-            expected["histories"][subscription.id().as_str()]
-        );
-    }
-    let pending = repo.pending_notifications(100).await.unwrap();
-    assert_eq!(serde_json::to_value(&pending).unwrap(), expected["pending"]);
+    contoso_as_written(&repo, &expected).await;
     let dead: Vec<serde_json::Value> = repo
         .dead_letters(None, 100)
         .await
@@ -609,10 +615,7 @@ pub async fn the_schema_3_outbox_is_intact_and_delivers<R: Store>(repo: R) {
     assert_eq!(claimed, ["sub-301#2", "sub-301#3"]);
 
     let notifier = RecordingNotifier::new();
-    let directory = InMemoryDirectory::new()
-        .with_partner(fabrikam())
-        .with_partner(northwind());
-    let service = PorService::new(repo, directory, notifier.clone());
+    let service = listed_service_with(repo, notifier.clone());
     let sent = || -> Vec<String> { notifier.sent().iter().map(|n| n.id.to_string()).collect() };
     while service.dispatch_pending(100).await.unwrap().delivered > 0 {}
     assert_eq!(sent(), ["sub-301#2", "sub-301#3", "sub-301#4"]);
