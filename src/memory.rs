@@ -52,6 +52,18 @@ struct Entry {
     number: u64,
 }
 
+/// The event sequence that notification `id` names on `subscription`: `Some(n)` when
+/// `id` is exactly `NotificationId::for_event(subscription, n)`.
+fn sequence_on(subscription: &SubscriptionId, id: &NotificationId) -> Option<u64> {
+    let (home, digits) = id.as_str().rsplit_once('#')?;
+    let canonical =
+        digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
+    if home != subscription.as_str() || !canonical {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The change feed in memory: each event as (its subscription's number, its sequence),
 /// in commit order (a change's position is its index + 1), and the subscription each
 /// number names. 16 bytes an event and 24 a subscription, in chunks that never double
@@ -124,13 +136,36 @@ impl Entry {
         }
     }
 
-    /// The event numbered `sequence` (a history is ordered by sequence).
+    /// The event numbered `sequence`.
     fn event(&self, sequence: u64, causes: &Causes) -> Option<AssociationEvent> {
-        let index = self.history.partition_point(|e| e.sequence < sequence);
+        let index = self.event_index(sequence)?;
+        Some(self.event_of(&self.history[index], causes))
+    }
+
+    /// Where event `sequence` is in the history (ordered by sequence). The newest are
+    /// looked at first: a commit's notifications name the events it just appended.
+    fn event_index(&self, sequence: u64) -> Option<usize> {
+        if self.history.last().is_none_or(|e| e.sequence < sequence) {
+            return None;
+        }
+        let newest = self.history.len().saturating_sub(4);
+        let index = match self.history[newest..]
+            .iter()
+            .position(|e| e.sequence == sequence)
+        {
+            Some(i) => newest + i,
+            None => self.history.partition_point(|e| e.sequence < sequence),
+        };
         self.history
             .get(index)
             .filter(|e| e.sequence == sequence)
-            .map(|e| self.event_of(e, causes))
+            .map(|_| index)
+    }
+
+    /// Whether the outbox holds the notification of its event `sequence`.
+    fn notified(&self, sequence: u64) -> bool {
+        self.event_index(sequence)
+            .is_some_and(|index| self.history[index].notified)
     }
 }
 
@@ -154,6 +189,13 @@ impl Borrow<SubscriptionId> for Box<Entry> {
     }
 }
 
+/// A subscription id hashes and compares as its text.
+impl Borrow<str> for Box<Entry> {
+    fn borrow(&self) -> &str {
+        self.subscription.id().as_str()
+    }
+}
+
 /// An event without the subscription and customer ids, which its entry already holds.
 #[derive(Debug)]
 struct StoredEvent {
@@ -162,6 +204,12 @@ struct StoredEvent {
     kind: AssociationEventKind,
     /// Its cause's number in its shard's [`Causes`].
     caused_by: u32,
+    /// Whether the outbox holds its notification, named after it
+    /// (`"{subscription}#{sequence}"`, [`NotificationId::for_event`]), in any status:
+    /// what makes the id taken for good. Every notification the service writes is
+    /// one of these; others are in [`Shard::others`]. In room the struct's alignment
+    /// left unused: it costs no memory.
+    notified: bool,
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
@@ -177,12 +225,64 @@ struct Shard {
     /// largest single cost of a change in the host workload (issue 15's third profile).
     pending: BTreeMap<u64, Box<Item>>,
     /// Delivered notifications and dead letters, kept (as a database keeps its marked
-    /// rows) so that an id is never written twice and the whole outbox can be copied.
+    /// rows) so that the whole outbox can be copied.
     settled: BTreeMap<u64, Box<Item>>,
-    /// The position of every notification, pending or settled.
-    positions: HashMap<NotificationId, u64>,
+    /// The position of every notification a later call may change: the pending ones
+    /// and the dead letters (which a redrive makes pending again). A delivered one
+    /// leaves it: nothing changes it any more.
+    ///
+    /// Until issue 15's sixth round this table held every notification ever written,
+    /// for the ids' uniqueness too: each commit inserted into (and rehashed) a table that
+    /// only grew, at a random place. That was a sixth of a change in the host workload
+    /// at 1,000 subscriptions. Uniqueness is now [`StoredEvent::notified`]'s and
+    /// [`Shard::others`]'.
+    live: HashMap<NotificationId, u64>,
+    /// The ids of this shard's notifications, any status, that do not name an event of
+    /// the subscription they are stored with (imports, and a host's own commits, may
+    /// name them as they like). Empty for the service's own.
+    others: HashSet<NotificationId>,
     /// Who caused this shard's stored events.
     causes: Causes,
+}
+
+impl Shard {
+    /// Whether this shard holds notification `id`, any status, `entry` (taken out of
+    /// it to be changed) included.
+    fn holds(&self, entry: Option<&Entry>, id: &NotificationId) -> bool {
+        let notified = |entry: &Entry| {
+            sequence_on(entry.subscription.id(), id).map(|sequence| entry.notified(sequence))
+        };
+        // Mostly named after `entry` itself: the shard need not be searched.
+        let notified = entry.and_then(notified).or_else(|| {
+            let (home, _) = id.as_str().rsplit_once('#')?;
+            notified(self.entries.get(home)?)
+        });
+        notified == Some(true) || self.others.contains(id)
+    }
+
+    /// Records notification `id` at `position`, stored with `entry` (taken out of this
+    /// shard; `None` when its subscription is not in it), pending unless `delivered`.
+    fn record(
+        &mut self,
+        entry: Option<&mut Entry>,
+        id: &NotificationId,
+        position: u64,
+        delivered: bool,
+    ) {
+        let event = entry.and_then(|entry| {
+            let index = entry.event_index(sequence_on(entry.subscription.id(), id)?)?;
+            Some(&mut entry.history[index])
+        });
+        match event {
+            Some(event) => event.notified = true,
+            None => {
+                self.others.insert(id.clone());
+            }
+        }
+        if !delivered {
+            self.live.insert(id.clone(), position);
+        }
+    }
 }
 
 /// Who caused a shard's stored events, each distinct cause once (shared by the list and
@@ -387,17 +487,16 @@ impl InMemoryRepository {
     ) {
         let mut change = Some(change);
         self.in_home_shard(id, |shard| {
-            if !shard.positions.contains_key(id) {
-                return None;
-            }
-            settle(shard, id, status, change.take()?).then_some(())
+            let &position = shard.live.get(id)?;
+            settle(shard, id, position, status, change.take()?);
+            Some(())
         });
     }
 
     /// Runs `f` on pending notification `id`, wherever it is.
     fn with_pending(&self, id: &NotificationId, mut f: impl FnMut(&mut Item)) {
         self.in_home_shard(id, |shard| {
-            let position = *shard.positions.get(id)?;
+            let position = *shard.live.get(id)?;
             shard.pending.get_mut(&position).map(|item| f(item))
         });
     }
@@ -470,7 +569,7 @@ impl InMemoryRepository {
             let repeated_notification = commit
                 .notifications
                 .iter()
-                .find(|n| shard.positions.contains_key(&n.id));
+                .find(|n| shard.holds(Some(&entry), &n.id));
             match (repeated_event, repeated_notification) {
                 (true, _) => Some(format!("events up to {last} are stored already")),
                 (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
@@ -504,20 +603,20 @@ impl InMemoryRepository {
             entry.history[stored_before..].iter().map(|e| e.sequence),
         );
         entry.subscription = commit.next;
-        shard.entries.insert(entry);
-        if let Some(created) = commit.create {
-            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
-            self.add_entry(home, created, Vec::new());
-        }
         // Under this shard's lock, the positions this commit takes are the shard's
         // newest: its own notifications are those from the first of them on.
         let mut first_written = u64::MAX;
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             first_written = first_written.min(position);
-            shard.positions.insert(notification.id.clone(), position);
+            shard.record(Some(&mut entry), &notification.id, position, false);
             let item = Item::new(OutboxEntry::new(position, notification));
             shard.pending.insert(position, item);
+        }
+        shard.entries.insert(entry);
+        if let Some(created) = commit.create {
+            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
+            self.add_entry(home, created, Vec::new());
         }
         let Some((now, lease)) = claim else {
             return Ok(Vec::new());
@@ -565,6 +664,7 @@ fn push_stored(
             at: e.at,
             kind: e.kind,
             caused_by,
+            notified: false,
         });
     }
     Ok(())
@@ -584,24 +684,24 @@ fn home_of(id: &NotificationId) -> Option<&str> {
         .map(|(subscription, _)| subscription)
 }
 
-/// Settles pending notification `id` of `shard` as `status`, after `change`; whether
-/// the shard has the id.
+/// Settles notification `id`, at `position` of `shard`, as `status` after `change`
+/// (nothing when it is not pending).
 fn settle(
     shard: &mut Shard,
     id: &NotificationId,
+    position: u64,
     status: DeliveryStatus,
     change: impl FnOnce(&mut OutboxEntry),
-) -> bool {
-    let Some(&position) = shard.positions.get(id) else {
-        return false;
-    };
+) {
     if let Some(mut item) = shard.pending.remove(&position) {
         change(&mut item.entry);
         item.entry.status = status;
         item.claimed_until = None;
         shard.settled.insert(position, item);
+        if status == DeliveryStatus::Delivered {
+            shard.live.remove(id);
+        }
     }
-    true
 }
 
 /// The positions of `shard`'s claimable notifications that `wanted` takes (by position
@@ -940,7 +1040,7 @@ impl Outbox for InMemoryRepository {
 
     async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
         let redrive_in = |shard: &mut Shard| {
-            let &position = shard.positions.get(id)?;
+            let &position = shard.live.get(id)?;
             let dead = shard
                 .settled
                 .get(&position)
@@ -980,7 +1080,7 @@ impl Outbox for InMemoryRepository {
             let id = &entry.notification.id;
             let stored = shards
                 .get(&home(entry))
-                .is_some_and(|shard| shard.positions.contains_key(id));
+                .is_some_and(|shard| shard.holds(None, id));
             if !ids.insert(id) || stored {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
@@ -994,9 +1094,15 @@ impl Outbox for InMemoryRepository {
                 .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             entry.position = position;
-            shard
-                .positions
-                .insert(entry.notification.id.clone(), position);
+            let delivered = entry.status == DeliveryStatus::Delivered;
+            let mut stored_with = shard.entries.take(&entry.notification.subscription);
+            shard.record(
+                stored_with.as_deref_mut(),
+                &entry.notification.id,
+                position,
+                delivered,
+            );
+            shard.entries.extend(stored_with);
             let map = if entry.status == DeliveryStatus::Pending {
                 &mut shard.pending
             } else {
@@ -1198,34 +1304,26 @@ mod tests {
         assert_eq!(causes.get(99), Cause::Unknown);
     }
 
+    /// A store holding one new subscription, and the subscription.
+    async fn one_subscription() -> (InMemoryRepository, Subscription) {
+        let repo = InMemoryRepository::new();
+        let sub = Subscription::new(
+            SubscriptionId::new("s").unwrap(),
+            CustomerId::new("c").unwrap(),
+            CloudService::Azure,
+            "n",
+        );
+        repo.insert(sub.clone()).await.unwrap();
+        (repo, sub)
+    }
+
     #[test]
     fn a_stale_commit_is_a_conflict_and_changes_nothing() {
         block_on(async {
-            let repo = InMemoryRepository::new();
-            let sub = Subscription::new(
-                SubscriptionId::new("s").unwrap(),
-                CustomerId::new("c").unwrap(),
-                CloudService::Azure,
-                "n",
-            );
-            repo.insert(sub.clone()).await.unwrap();
-            let partner = Partner::new(MpnId::parse("565380").unwrap(), "P")
-                .enrolled_in(Program::OnlineServicesSell);
-            let Ok(Transition::Changed { next, events }) = sub.associate(
-                &partner,
-                Program::OnlineServicesSell,
-                datetime!(2026-01-01 0:00 UTC),
-            ) else {
-                panic!("expected a change")
-            };
-            let commit = Commit {
-                expected_version: 0,
-                next,
-                events,
-                notifications: Vec::new(),
-                create: None,
-            };
+            let (repo, sub) = one_subscription().await;
+            let mut commit = change(&sub, "565380", &[]);
             repo.commit(commit.clone()).await.unwrap();
+            commit.notifications.clear(); // refused for its version, not for its ids
             let again = repo.commit(commit).await.unwrap_err();
             assert!(matches!(
                 again,
@@ -1236,10 +1334,111 @@ mod tests {
                 }
             ));
             assert_eq!(repo.history(sub.id()).await.unwrap().len(), 1);
-            assert_eq!(
-                repo.list_by_partner(&partner.mpn_id()).await.unwrap().len(),
-                1
+            let partner = MpnId::parse("565380").unwrap();
+            assert_eq!(repo.list_by_partner(&partner).await.unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_notification_names_an_event_only_in_the_form_the_service_writes() {
+        let sub = SubscriptionId::new("sub#1").unwrap();
+        let named = |id: &str| sequence_on(&sub, &NotificationId::new(id).unwrap());
+        assert_eq!(named("sub#1#7"), Some(7));
+        assert_eq!(named("sub#1#0"), Some(0));
+        assert_eq!(
+            named(NotificationId::for_event(&sub, u64::MAX).as_str()),
+            Some(u64::MAX)
+        );
+        // Anything for_event would not write is another id, kept by the shard.
+        for other in [
+            "sub#1#07",
+            "sub#1#+7",
+            "sub#1#",
+            "sub#1#7x",
+            "sub#7",
+            "sub#1#18446744073709551616",
+        ] {
+            assert_eq!(named(other), None, "{other}");
+        }
+    }
+
+    /// A replacement of `sub`'s partner by `partner`, its notifications as the service
+    /// names them, then `extra` ids of the host's own.
+    fn change(sub: &Subscription, partner: &str, extra: &[&str]) -> Commit {
+        let partner = Partner::new(MpnId::parse(partner).unwrap(), "P")
+            .enrolled_in(Program::OnlineServicesSell);
+        let at = datetime!(2026-01-01 0:00 UTC);
+        let Ok(Transition::Changed { next, events }) =
+            sub.associate(&partner, Program::OnlineServicesSell, at)
+        else {
+            panic!("expected a change")
+        };
+        let mut notifications: Vec<Notification> = events
+            .iter()
+            .filter_map(|e| Notification::for_event(e, &CloudService::Azure, None))
+            .collect();
+        for id in extra {
+            let mut own = notifications[0].clone();
+            own.id = NotificationId::new(*id).unwrap();
+            notifications.push(own);
+        }
+        Commit {
+            expected_version: sub.version(),
+            next,
+            events,
+            notifications,
+            create: None,
+        }
+    }
+
+    #[test]
+    fn a_notification_id_is_taken_for_good_in_any_status_under_any_name() {
+        block_on(async {
+            let (repo, sub) = one_subscription().await;
+            // Before the subscription's own commits: an import naming its event 3.
+            let mut imported =
+                OutboxEntry::new(0, change(&sub, "565380", &[]).notifications[0].clone());
+            imported.notification.id = NotificationId::new("s#3").unwrap();
+            imported.status = DeliveryStatus::Delivered;
+            repo.import_outbox(vec![imported]).await.unwrap();
+
+            // Event 1's notification, one naming an event never stored, one of the host's.
+            let first = change(&sub, "565380", &["s#99", "own-1"]);
+            let written: Vec<NotificationId> =
+                first.notifications.iter().map(|n| n.id.clone()).collect();
+            repo.commit(first.clone()).await.unwrap();
+            repo.mark_delivered(&written).await.unwrap();
+            let live = repo.shard(sub.id()).live.len();
+            assert_eq!(live, 0, "delivered: nothing left to change");
+
+            // Delivered, each id stays taken: the commit that reuses one writes nothing.
+            let sub = first.next;
+            for reused in ["s#99", "own-1"] {
+                let mut reusing = change(&sub, "3664167", &[reused]);
+                reusing.notifications.drain(..2); // s#2 and s#3, the replacement's
+                let refused = repo.commit(reusing).await;
+                assert!(
+                    matches!(&refused, Err(StoreError::InvalidCommit { reason, .. }) if reason.contains(reused)),
+                    "{reused}: {refused:?}"
+                );
+            }
+            // Event 3's notification was imported before the event was written.
+            let replace = change(&sub, "3664167", &[]);
+            assert_eq!(replace.notifications[1].id.as_str(), "s#3");
+            assert!(matches!(
+                repo.commit(replace).await,
+                Err(StoreError::InvalidCommit { .. })
+            ));
+            let again = OutboxEntry::new(0, first.notifications[0].clone());
+            assert!(
+                repo.import_outbox(vec![again]).await.is_err(),
+                "s#1 imported again"
             );
+            assert_eq!(repo.get(sub.id()).await.unwrap(), Some(sub.clone()));
+            assert_eq!(repo.page_outbox(None, 10).await.unwrap().len(), 4);
+            // Marking a delivered one again changes nothing.
+            repo.mark_delivered(&written).await.unwrap();
+            assert!(repo.pending_notifications(10).await.unwrap().is_empty());
         });
     }
 }
