@@ -204,11 +204,8 @@ struct StoredEvent {
     kind: AssociationEventKind,
     /// Its cause's number in its shard's [`Causes`].
     caused_by: u32,
-    /// Whether the outbox holds its notification, named after it
-    /// (`"{subscription}#{sequence}"`, [`NotificationId::for_event`]), in any status:
-    /// what makes the id taken for good. Every notification the service writes is
-    /// one of these; others are in [`Shard::others`]. In room the struct's alignment
-    /// left unused: it costs no memory.
+    /// Whether the shard holds the notification named after it (see [`Shard::holds`]).
+    /// In room the struct's alignment left unused: it costs no memory.
     notified: bool,
 }
 
@@ -227,41 +224,42 @@ struct Shard {
     /// Delivered notifications and dead letters, kept (as a database keeps its marked
     /// rows) so that the whole outbox can be copied.
     settled: BTreeMap<u64, Box<Item>>,
-    /// The position of every notification a later call may change: the pending ones
-    /// and the dead letters (which a redrive makes pending again). A delivered one
-    /// leaves it: nothing changes it any more.
-    ///
-    /// Until issue 15's sixth round this table held every notification ever written,
-    /// for the ids' uniqueness too: each commit inserted into (and rehashed) a table that
-    /// only grew, at a random place. That was a sixth of a change in the host workload
-    /// at 1,000 subscriptions. Uniqueness is now [`StoredEvent::notified`]'s and
-    /// [`Shard::others`]'.
+    /// The position of each notification a later call may change: the pending ones and
+    /// the dead letters (a redrive makes them pending again). A delivered one leaves
+    /// it. Not every notification ever written: a commit's insert into a table that only
+    /// grows, at a random place, was a sixth of a change in the host workload (issue
+    /// 15's sixth round).
     live: HashMap<NotificationId, u64>,
-    /// The ids of this shard's notifications, any status, that do not name an event of
-    /// the subscription they are stored with (imports, and a host's own commits, may
-    /// name them as they like). Empty for the service's own.
+    /// The ids this shard holds that no [`StoredEvent::notified`] stands for (see
+    /// [`Shard::holds`]).
     others: HashSet<NotificationId>,
     /// Who caused this shard's stored events.
     causes: Causes,
 }
 
 impl Shard {
-    /// Whether this shard holds notification `id`, any status, `entry` (taken out of
-    /// it to be changed) included.
+    /// Whether this shard holds notification `id`, in any status, `entry` (taken out
+    /// of it to be changed) included: what makes an id taken for good.
+    ///
+    /// An id named after an event of the subscription it is stored with (see
+    /// [`sequence_on`]; every id the service writes, once its event is stored) is held
+    /// by that event's [`StoredEvent::notified`]; any other (imports and a host's own
+    /// commits may name them as they like, or name an event not stored yet) by
+    /// [`Shard::others`].
     fn holds(&self, entry: Option<&Entry>, id: &NotificationId) -> bool {
         let notified = |entry: &Entry| {
             sequence_on(entry.subscription.id(), id).map(|sequence| entry.notified(sequence))
         };
         // Mostly named after `entry` itself: the shard need not be searched.
-        let notified = entry.and_then(notified).or_else(|| {
-            let (home, _) = id.as_str().rsplit_once('#')?;
-            notified(self.entries.get(home)?)
-        });
+        let notified = entry
+            .and_then(notified)
+            .or_else(|| notified(self.entries.get(home_of(id)?)?));
         notified == Some(true) || self.others.contains(id)
     }
 
     /// Records notification `id` at `position`, stored with `entry` (taken out of this
-    /// shard; `None` when its subscription is not in it), pending unless `delivered`.
+    /// shard; `None` when its subscription is not in it), [`live`](Shard::live) unless
+    /// `delivered`.
     fn record(
         &mut self,
         entry: Option<&mut Entry>,
@@ -458,24 +456,26 @@ impl InMemoryRepository {
         }
     }
 
-    /// Runs `f` on the shard that holds notification `id` (its subscription's, else any
-    /// that has it); `None` when no shard has it.
+    /// Runs `f` on the first shard that holds notification `id` (its subscription's,
+    /// then each in turn) and the notification's position there; `None` when no shard
+    /// holds it, or the first that does holds it delivered (nothing changes it any
+    /// more).
     fn in_home_shard<T>(
         &self,
         id: &NotificationId,
-        mut f: impl FnMut(&mut Shard) -> Option<T>,
+        f: impl FnOnce(&mut Shard, u64) -> T,
     ) -> Option<T> {
-        if let Some(home) = home_of(id)
-            && let Some(found) = f(&mut lock_even_if_poisoned(
-                &self.state.shards[self.shard_index_of(home)],
-            ))
-        {
-            return Some(found);
+        let home = home_of(id).map(|home| self.shard_index_of(home));
+        for index in home.into_iter().chain(0..SHARDS) {
+            let mut shard = lock_even_if_poisoned(&self.state.shards[index]);
+            if let Some(&position) = shard.live.get(id) {
+                return Some(f(&mut shard, position));
+            }
+            if shard.holds(None, id) {
+                return None;
+            }
         }
-        self.state
-            .shards
-            .iter()
-            .find_map(|shard| f(&mut lock_even_if_poisoned(shard)))
+        None
     }
 
     /// Settles pending notification `id` as `status` after `change`, wherever it is.
@@ -485,19 +485,17 @@ impl InMemoryRepository {
         status: DeliveryStatus,
         change: impl FnOnce(&mut OutboxEntry),
     ) {
-        let mut change = Some(change);
-        self.in_home_shard(id, |shard| {
-            let &position = shard.live.get(id)?;
-            settle(shard, id, position, status, change.take()?);
-            Some(())
+        self.in_home_shard(id, |shard, position| {
+            settle(shard, id, position, status, change);
         });
     }
 
     /// Runs `f` on pending notification `id`, wherever it is.
-    fn with_pending(&self, id: &NotificationId, mut f: impl FnMut(&mut Item)) {
-        self.in_home_shard(id, |shard| {
-            let position = *shard.live.get(id)?;
-            shard.pending.get_mut(&position).map(|item| f(item))
+    fn with_pending(&self, id: &NotificationId, f: impl FnOnce(&mut Item)) {
+        self.in_home_shard(id, |shard, position| {
+            if let Some(item) = shard.pending.get_mut(&position) {
+                f(item);
+            }
         });
     }
 
@@ -1039,8 +1037,7 @@ impl Outbox for InMemoryRepository {
     }
 
     async fn redrive(&self, id: &NotificationId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let redrive_in = |shard: &mut Shard| {
-            let &position = shard.live.get(id)?;
+        let redrive_in = |shard: &mut Shard, position| {
             let dead = shard
                 .settled
                 .get(&position)
@@ -1051,7 +1048,7 @@ impl Outbox for InMemoryRepository {
                 item.entry.next_attempt_at = now;
                 shard.pending.insert(position, item);
             }
-            Some(dead)
+            dead
         };
         Ok(self.in_home_shard(id, redrive_in).unwrap_or(false))
     }
@@ -1321,9 +1318,8 @@ mod tests {
     fn a_stale_commit_is_a_conflict_and_changes_nothing() {
         block_on(async {
             let (repo, sub) = one_subscription().await;
-            let mut commit = change(&sub, "565380", &[]);
+            let commit = change(&sub, "565380", &[]);
             repo.commit(commit.clone()).await.unwrap();
-            commit.notifications.clear(); // refused for its version, not for its ids
             let again = repo.commit(commit).await.unwrap_err();
             assert!(matches!(
                 again,
@@ -1391,6 +1387,15 @@ mod tests {
         }
     }
 
+    /// Asserts that `commit` is refused for naming notification `id`, stored already.
+    async fn refused_for(repo: &InMemoryRepository, commit: Commit, id: &str) {
+        let refused = repo.commit(commit).await;
+        assert!(
+            matches!(&refused, Err(StoreError::InvalidCommit { reason, .. }) if reason.contains(id)),
+            "{id}: {refused:?}"
+        );
+    }
+
     #[test]
     fn a_notification_id_is_taken_for_good_in_any_status_under_any_name() {
         block_on(async {
@@ -1411,24 +1416,29 @@ mod tests {
             let live = repo.shard(sub.id()).live.len();
             assert_eq!(live, 0, "delivered: nothing left to change");
 
-            // Delivered, each id stays taken: the commit that reuses one writes nothing.
+            // Delivered, each id stays taken: the commit that reuses one writes nothing,
+            // whether it commits on the same subscription or on one beside it.
             let sub = first.next;
-            for reused in ["s#99", "own-1"] {
-                let mut reusing = change(&sub, "3664167", &[reused]);
-                reusing.notifications.drain(..2); // s#2 and s#3, the replacement's
-                let refused = repo.commit(reusing).await;
-                assert!(
-                    matches!(&refused, Err(StoreError::InvalidCommit { reason, .. }) if reason.contains(reused)),
-                    "{reused}: {refused:?}"
-                );
+            let neighbour = (0..)
+                .map(|i| SubscriptionId::new(format!("t{i}")).unwrap())
+                .find(|t| repo.shard_index(t) == repo.shard_index(sub.id()))
+                .map(|t| {
+                    Subscription::new(t, CustomerId::new("c").unwrap(), CloudService::Azure, "n")
+                })
+                .unwrap();
+            repo.insert(neighbour.clone()).await.unwrap();
+            for on in [&sub, &neighbour] {
+                for reused in ["s#1", "s#99", "own-1"] {
+                    let mut reusing = change(on, "3664167", &[reused]);
+                    let own = reusing.notifications.len() - 1;
+                    reusing.notifications.drain(..own); // the replacement's own
+                    refused_for(&repo, reusing, reused).await;
+                }
             }
             // Event 3's notification was imported before the event was written.
             let replace = change(&sub, "3664167", &[]);
             assert_eq!(replace.notifications[1].id.as_str(), "s#3");
-            assert!(matches!(
-                repo.commit(replace).await,
-                Err(StoreError::InvalidCommit { .. })
-            ));
+            refused_for(&repo, replace, "s#3").await;
             let again = OutboxEntry::new(0, first.notifications[0].clone());
             assert!(
                 repo.import_outbox(vec![again]).await.is_err(),
