@@ -503,6 +503,19 @@ impl NotificationId {
     pub fn for_event(subscription: &SubscriptionId, sequence: u64) -> NotificationId {
         NotificationId(smol_str::format_smolstr!("{subscription}#{sequence}"))
     }
+
+    /// The subscription and the event sequence this id names, when it is exactly what
+    /// [`for_event`](Self::for_event) writes for them (digits with no sign and no
+    /// leading zero, after the last `#`).
+    pub(crate) fn event(&self) -> Option<(&str, u64)> {
+        let (subscription, digits) = self.0.rsplit_once('#')?;
+        let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if !canonical {
+            return None;
+        }
+        Some((subscription, digits.parse().ok()?))
+    }
 }
 
 #[cfg(test)]

@@ -53,15 +53,11 @@ struct Entry {
 }
 
 /// The event sequence that notification `id` names on `subscription`: `Some(n)` when
-/// `id` is exactly `NotificationId::for_event(subscription, n)`.
+/// `id` is exactly `NotificationId::for_event(subscription, n)`
+/// ([`NotificationId::event`]).
 fn sequence_on(subscription: &SubscriptionId, id: &NotificationId) -> Option<u64> {
-    let (home, digits) = id.as_str().rsplit_once('#')?;
-    let canonical =
-        digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
-    if home != subscription.as_str() || !canonical {
-        return None;
-    }
-    digits.parse().ok()
+    let (home, sequence) = id.event()?;
+    (home == subscription.as_str()).then_some(sequence)
 }
 
 /// The change feed in memory: each event as (its subscription's number, its sequence),

@@ -321,7 +321,8 @@ mod tests {
     #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
     async fn the_outbox_statements_find_their_rows_by_their_keys_whatever_the_statistics() {
         let (mut connection, schema) = migrated_schema("plans").await;
-        sqlx::raw_sql(
+        run(
+            &mut connection,
             "INSERT INTO dpor_outbox (id, notification, subscription, recipient) \
              SELECT 'n-' || g, '{}', 'sub-' || (g % 100), (g % 7)::TEXT \
              FROM generate_series(1, 20000) AS g; \
@@ -329,9 +330,7 @@ mod tests {
              UPDATE dpor_outbox SET status = 'dead' WHERE position % 1000 = 0; \
              ANALYZE dpor_outbox",
         )
-        .execute(&mut connection)
-        .await
-        .unwrap();
+        .await;
 
         let id = "Index Cond: (id = ";
         let pair = "Index Cond: ((subscription =";
@@ -383,15 +382,9 @@ mod tests {
             for (what, statement, (types, arguments), uses) in &statements {
                 let prepare =
                     format!("SET plan_cache_mode = {mode}; PREPARE step {types} AS {statement}");
-                sqlx::raw_sql(&prepare)
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
+                run(&mut connection, &prepare).await;
                 let plan = explain_step(&mut connection, arguments).await;
-                sqlx::raw_sql("DEALLOCATE step")
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
+                run(&mut connection, "DEALLOCATE step").await;
                 let due_scans = usize::from(uses.contains(&due));
                 if !uses.iter().all(|u| plan.contains(u))
                     || plan.matches(due).count() != due_scans
@@ -419,16 +412,10 @@ mod tests {
             "BEGIN; PREPARE step {COMMIT_TYPES} AS {}",
             sql::COMMIT_AND_CLAIM_POSTGRES
         );
-        sqlx::raw_sql(&prepare)
-            .execute(&mut connection)
-            .await
-            .unwrap();
+        run(&mut connection, &prepare).await;
         for _ in 0..8 {
             let execute = format!("EXECUTE step({COMMIT_ARGUMENTS})");
-            sqlx::raw_sql(&execute)
-                .execute(&mut connection)
-                .await
-                .unwrap();
+            run(&mut connection, &execute).await;
         }
         let (generic, custom): (i64, i64) = sqlx::query_as(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
@@ -439,10 +426,7 @@ mod tests {
         .await
         .unwrap();
         let plan = explain_step(&mut connection, COMMIT_ARGUMENTS).await;
-        sqlx::raw_sql("ROLLBACK; DEALLOCATE step")
-            .execute(&mut connection)
-            .await
-            .unwrap();
+        run(&mut connection, "ROLLBACK; DEALLOCATE step").await;
         drop_schema(connection, &schema).await;
         assert_eq!((generic, custom), (3, 5));
         for key in ["Index Cond: (id = $4)", "Index Cond: ((subscription ="] {
@@ -467,10 +451,7 @@ mod tests {
         let options = PgConnectOptions::from_str(&url).unwrap();
         let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
         let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-        sqlx::raw_sql(&reset)
-            .execute(&mut connection)
-            .await
-            .unwrap();
+        run(&mut connection, &reset).await;
         let options = options.options([("search_path", schema.as_str())]);
         let repo = PostgresRepository::connect_with(options.clone())
             .await
@@ -492,8 +473,13 @@ mod tests {
         plan.join("\n")
     }
 
+    /// Runs `statements` on `connection`.
+    async fn run(connection: &mut sqlx::PgConnection, statements: &str) {
+        sqlx::raw_sql(statements).execute(connection).await.unwrap();
+    }
+
     async fn drop_schema(mut connection: sqlx::PgConnection, schema: &str) {
         let drop = format!("DROP SCHEMA {schema} CASCADE");
-        sqlx::raw_sql(&drop).execute(&mut connection).await.unwrap();
+        run(&mut connection, &drop).await;
     }
 }

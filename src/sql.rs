@@ -578,11 +578,11 @@ pub(crate) fn conflict_or_not_found(
 
 /// Implements `Repository`, `Outbox` and `migrate()` for a struct, given the
 /// backend's statements (`$claim`: due and for one id; `$insert_events`,
-/// `$insert_notifications`) and its own items: `lend(side)` (a connection for a statement, see `crate::spare`),
-/// `writer()` (the pool write transactions begin in), `begin_write` (a write transaction),
-/// `begin_schema_step` (a transaction holding the database's schema lock),
-/// `recorded_and_found` (the recorded and the actual schema versions),
-/// `commit_claiming` (`Repository::commit`, and with a claim
+/// `$insert_notifications`) and its own items: `lend(side)` (a connection for a
+/// statement, see `crate::spare`), `writer()` (the pool write transactions begin in),
+/// `begin_write` (a write transaction), `begin_schema_step` (a transaction holding the
+/// database's schema lock), `recorded_and_found` (the recorded and the actual schema
+/// versions), `commit_claiming` (`Repository::commit`, and with a claim
 /// `Repository::commit_and_claim`) and `mark_all_delivered`.
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {

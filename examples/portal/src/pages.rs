@@ -342,13 +342,13 @@ impl<'a> Pane<'a> {
         }
     }
 
-    /// The pane answered with `status` and `message` next to the field.
     /// The pane again, saying why the form posted to it could not be read.
     fn unreadable(self, rejection: &FormRejection) -> Response {
         let message = format!("the form could not be read: {}", rejection.body_text());
         self.failed(message, StatusCode::BAD_REQUEST)
     }
 
+    /// The pane answered with `status` and `message` next to the field.
     fn failed(self, message: String, status: StatusCode) -> Response {
         Pane {
             error: Some(message),
