@@ -205,7 +205,9 @@ impl PostgresRepository {
             .bind(firsts)
             .bind(claim.map(|(now, lease)| sql::until(now, lease)))
             .bind(claim.map_or(0, |(now, _)| sql::micros(now)));
-        let rows = self.fetch_all(sql::Side::Writes, query).await?;
+        let mut lent = self.lend(sql::Side::Writes).await?;
+        let result = query.fetch_all(lent.connection()).await;
+        let rows = lent.settle_as(result, |e| sql::refused(id, e))?;
         let updated: i64 = match rows.first() {
             Some(row) => row.try_get("updated").map_err(sql::database)?,
             None => 0,

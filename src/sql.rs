@@ -499,6 +499,23 @@ pub(crate) fn database(error: sqlx::Error) -> StoreError {
     backend(error)
 }
 
+/// A database error in a commit on `subscription`: a unique key's refusal (an event
+/// or a notification stored already, which the commit is to blame for) is
+/// [`StoreError::InvalidCommit`], as the in-memory store answers it; any other is
+/// [`database`]'s.
+pub(crate) fn refused(subscription: &SubscriptionId, error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::InvalidCommit {
+            subscription: subscription.clone(),
+            reason: format!(
+                "an event or notification it writes is stored already ({})",
+                db.message()
+            ),
+        },
+        _ => database(error),
+    }
+}
+
 /// The statements of a schema step: its text without `--` comments, split at `;`. The
 /// steps are the crate's own files, which hold no `;` or `--` inside a literal.
 pub(crate) fn statements(step: &'static str) -> Vec<String> {
@@ -786,7 +803,7 @@ macro_rules! sql_repository {
                     .bind(events)
                     .execute(&mut *connection)
                     .await
-                    .map_err(sql::database)?;
+                    .map_err(|e| sql::refused(id, e))?;
             }
             let mut written = Vec::with_capacity(commit.notifications.len());
             if !commit.notifications.is_empty() {
@@ -797,7 +814,7 @@ macro_rules! sql_repository {
                     .bind(notifications)
                     .fetch_all(&mut *connection)
                     .await
-                    .map_err(sql::database)?;
+                    .map_err(|e| sql::refused(id, e))?;
                 for row in &rows {
                     written.extend(written_row(row, 0)?);
                 }
