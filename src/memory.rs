@@ -11,7 +11,7 @@
 //! changed before a point where it could panic.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -206,8 +206,9 @@ struct StoredEvent {
 }
 
 /// One independently locked part of the store: its subscriptions, and the outbox of
-/// the notifications their commits wrote, so that a commit takes one lock only (two for a
-/// migration, whose new subscription may live in another shard).
+/// the notifications their commits wrote, so that a commit of the service's takes one
+/// lock only. A migration's new subscription, and a notification a host named after a
+/// subscription in another shard, may take one more each.
 #[derive(Debug, Default)]
 struct Shard {
     entries: HashSet<Box<Entry>>,
@@ -226,22 +227,26 @@ struct Shard {
     /// grows, at a random place, was a sixth of a change in the host workload (issue
     /// 15's sixth round).
     live: HashMap<NotificationId, u64>,
-    /// The ids this shard holds that no [`StoredEvent::notified`] stands for (see
-    /// [`Shard::holds`]).
-    others: HashSet<NotificationId>,
+    /// The notifications whose home is this shard (see [`InMemoryRepository::home`])
+    /// and that no [`StoredEvent::notified`] stands for, each with the index of the
+    /// shard that stores it (see [`Shard::holds`]).
+    others: HashMap<NotificationId, usize>,
     /// Who caused this shard's stored events.
     causes: Causes,
 }
 
 impl Shard {
-    /// Whether this shard holds notification `id`, in any status, `entry` (taken out
-    /// of it to be changed) included: what makes an id taken for good.
+    /// Whether the store holds notification `id`, in any status: what makes an id
+    /// taken for good. Asked of the id's home shard ([`InMemoryRepository::home`]),
+    /// which answers for it wherever it is stored: so that a notification id is unique
+    /// in the store, as a database's key makes it, not only in its shard.
     ///
     /// An id named after an event of the subscription it is stored with (see
     /// [`sequence_on`]; every id the service writes, once its event is stored) is held
     /// by that event's [`StoredEvent::notified`]; any other (imports and a host's own
     /// commits may name them as they like, or name an event not stored yet) by
-    /// [`Shard::others`].
+    /// [`Shard::others`]. `entry` is a subscription the caller holds already (taken out
+    /// of this shard to be changed), so that the shard need not be searched for it.
     fn holds(&self, entry: Option<&Entry>, id: &NotificationId) -> bool {
         let notified = |entry: &Entry| {
             sequence_on(entry.subscription.id(), id).map(|sequence| entry.notified(sequence))
@@ -250,19 +255,14 @@ impl Shard {
         let notified = entry
             .and_then(notified)
             .or_else(|| notified(self.entries.get(home_of(id)?)?));
-        notified == Some(true) || self.others.contains(id)
+        notified == Some(true) || self.others.contains_key(id)
     }
 
-    /// Records notification `id` at `position`, stored with `entry` (taken out of this
-    /// shard; `None` when its subscription is not in it), [`live`](Shard::live) unless
-    /// `delivered`.
-    fn record(
-        &mut self,
-        entry: Option<&mut Entry>,
-        id: &NotificationId,
-        position: u64,
-        delivered: bool,
-    ) {
+    /// Registers notification `id` with this shard, its home, as stored with `entry`
+    /// (taken out of shard `stored_in` to be changed; `None` when it is not at hand):
+    /// what [`Shard::holds`] answers from.
+    fn register(&mut self, entry: Option<&mut Entry>, id: &NotificationId, stored_in: usize) {
+        // An id named after `entry` has its home in `entry`'s shard: this one.
         let event = entry.and_then(|entry| {
             let index = entry.event_index(sequence_on(entry.subscription.id(), id)?)?;
             Some(&mut entry.history[index])
@@ -270,11 +270,8 @@ impl Shard {
         match event {
             Some(event) => event.notified = true,
             None => {
-                self.others.insert(id.clone());
+                self.others.insert(id.clone(), stored_in);
             }
-        }
-        if !delivered {
-            self.live.insert(id.clone(), position);
         }
     }
 }
@@ -339,6 +336,64 @@ impl Item {
     }
 }
 
+/// Shards locked for one call, each with its index, in index order (see
+/// [`InMemoryRepository::lock`]). Every shard asked for is held, until the call takes
+/// it out ([`Held::take`]) or drops them all.
+enum Held<'a> {
+    /// One shard, the common case (a commit of the service's own): no allocation.
+    One(usize, Option<MutexGuard<'a, Shard>>),
+    /// Any number, in index order.
+    Many(Vec<(usize, Option<MutexGuard<'a, Shard>>)>),
+}
+
+impl<'a> Held<'a> {
+    fn slot(&mut self, index: usize) -> Option<&mut Option<MutexGuard<'a, Shard>>> {
+        match self {
+            Held::One(i, guard) => (*i == index).then_some(guard),
+            Held::Many(held) => {
+                let slot = held.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+                held.get_mut(slot).map(|(_, guard)| guard)
+            }
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&Shard> {
+        match self {
+            Held::One(i, guard) => guard.as_deref().filter(|_| *i == index),
+            Held::Many(held) => {
+                let slot = held.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+                held.get(slot)?.1.as_deref()
+            }
+        }
+    }
+
+    fn get_mut(&mut self, index: usize) -> Option<&mut Shard> {
+        self.slot(index)?.as_deref_mut()
+    }
+
+    /// Takes shard `index` out, still locked.
+    fn take(&mut self, index: usize) -> Option<MutexGuard<'a, Shard>> {
+        self.slot(index)?.take()
+    }
+
+    /// The shards held, each with its index.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> {
+        let (one, many) = match self {
+            Held::One(i, guard) => (Some((*i, guard)), None),
+            Held::Many(held) => (None, Some(held.iter_mut().map(|(i, guard)| (*i, guard)))),
+        };
+        one.into_iter()
+            .chain(many.into_iter().flatten())
+            .filter_map(|(index, guard)| Some((index, guard.as_deref_mut()?)))
+    }
+}
+
+/// The refusal of a call that found a shard it needs not locked: a mistake of this
+/// module, answered before anything changed.
+fn not_locked() -> StoreError {
+    StoreError::Backend("a shard of the in-memory store was not locked".into())
+}
+
 /// The hash of every table in this module: foldhash, seeded per process.
 ///
 /// Hashing ids was about a fifth of an in-memory check + submit with std's SipHash
@@ -368,8 +423,13 @@ struct State {
 /// histories and the outbox of its subscriptions.
 ///
 /// `commit` is a true compare-and-swap under the subscription's shard lock (and the new
-/// subscription's, for a migration): the stored
-/// subscription, its history and its outbox entries change together or not at all.
+/// subscription's, for a migration): the stored subscription, its history and its
+/// outbox entries change together or not at all. A notification id is unique in the
+/// store, as a database's key makes it: its home shard, the shard of the subscription
+/// it is named after (`"{subscription}#{sequence}"`), answers for it wherever it is
+/// stored, so a commit naming an email after another subscription also locks that
+/// subscription's shard (all in index order: two calls never wait on each other in a
+/// circle).
 ///
 /// Costs: `get`, `insert` and `commit` are O(1); `list_by_customer` is O(k log k) in
 /// the customer's subscriptions; `list_by_partner` scans every subscription (O(n)):
@@ -430,48 +490,84 @@ impl InMemoryRepository {
         self.state.hasher.hash_one(id) as usize % SHARDS
     }
 
-    /// The shard of `id` and, when `other` lives in another shard, that one too, locked
-    /// in index order so that two commits never wait on each other in a circle.
-    fn shards_of(
+    /// The shard that answers for notification `id` ([`Shard::holds`]): its home
+    /// subscription's, named by the text before its last `#` (the whole id without
+    /// one). The service stores each notification there, with its subscription; an
+    /// import or a host's own commit may store one elsewhere, and its home shard then
+    /// knows where ([`Shard::others`]).
+    fn home(&self, id: &NotificationId) -> usize {
+        self.shard_index_of(home_of(id).unwrap_or(id.as_str()))
+    }
+
+    /// The home shard of notification `id` stored with `subscription`, which lives in
+    /// shard `stored_in`: that one, with no hash to compute, when `id` is named after
+    /// it (every id the service writes).
+    fn home_near(
         &self,
-        id: &SubscriptionId,
-        other: Option<&SubscriptionId>,
-    ) -> (MutexGuard<'_, Shard>, Option<MutexGuard<'_, Shard>>) {
-        let index = self.shard_index(id);
-        let lock = |i: usize| lock_even_if_poisoned(&self.state.shards[i]);
-        match other.map(|other| self.shard_index(other)) {
-            Some(o) if o < index => {
-                let other = lock(o);
-                (lock(index), Some(other))
-            }
-            Some(o) if o > index => {
-                let own = lock(index);
-                (own, Some(lock(o)))
-            }
-            _ => (lock(index), None),
+        id: &NotificationId,
+        subscription: &SubscriptionId,
+        stored_in: usize,
+    ) -> usize {
+        if home_of(id) == Some(subscription.as_str()) {
+            stored_in
+        } else {
+            self.home(id)
         }
     }
 
-    /// Runs `f` on the first shard that holds notification `id` (its subscription's,
-    /// then each in turn) and the notification's position there; `None` when no shard
-    /// holds it, or the first that does holds it delivered (nothing changes it any
-    /// more).
-    fn in_home_shard<T>(
+    /// The shards at `indices` (in any order, repeats allowed), locked in index order
+    /// so that two callers never wait on each other in a circle.
+    fn lock(&self, indices: impl IntoIterator<Item = usize>) -> Held<'_> {
+        let lock = |index: usize| lock_even_if_poisoned(&self.state.shards[index]);
+        let mut indices = indices.into_iter();
+        let Some(first) = indices.next() else {
+            return Held::Many(Vec::new());
+        };
+        let mut others = indices.filter(|&i| i != first).peekable();
+        if others.peek().is_none() {
+            return Held::One(first, Some(lock(first)));
+        }
+        let mut held: Vec<(usize, Option<MutexGuard<'_, Shard>>)> = [first]
+            .into_iter()
+            .chain(others)
+            .map(|i| (i, None))
+            .collect();
+        held.sort_unstable_by_key(|(i, _)| *i);
+        held.dedup_by_key(|(i, _)| *i);
+        for (index, guard) in &mut held {
+            *guard = Some(lock(*index));
+        }
+        Held::Many(held)
+    }
+
+    /// Runs `f` on the shard that stores notification `id` and the notification's
+    /// position there, if a later call may still change it (pending, or a dead letter);
+    /// `None` otherwise: not stored, or delivered.
+    fn in_storing_shard<T>(
         &self,
         id: &NotificationId,
         f: impl FnOnce(&mut Shard, u64) -> T,
     ) -> Option<T> {
-        let home = home_of(id).map(|home| self.shard_index_of(home));
-        for index in home.into_iter().chain(0..SHARDS) {
-            let mut shard = lock_even_if_poisoned(&self.state.shards[index]);
-            if let Some(&position) = shard.live.get(id) {
-                return Some(f(&mut shard, position));
-            }
-            if shard.holds(None, id) {
-                return None;
-            }
+        let home = self.home(id);
+        let mut shard = lock_even_if_poisoned(&self.state.shards[home]);
+        if let Some(&position) = shard.live.get(id) {
+            return Some(f(&mut shard, position));
         }
-        None
+        // Stored elsewhere: where it is stays so for good, so the home shard's lock
+        // need not be held while that one is taken (which could wait in a circle).
+        let stored_in = shard.others.get(id).copied().filter(|&i| i != home)?;
+        drop(shard);
+        let mut shard = lock_even_if_poisoned(&self.state.shards[stored_in]);
+        let position = *shard.live.get(id)?;
+        Some(f(&mut shard, position))
+    }
+
+    /// The shard that stores notification `id`, or would store it were it stored with
+    /// a subscription named like it.
+    fn stored_in(&self, id: &NotificationId) -> usize {
+        let home = self.home(id);
+        let shard = lock_even_if_poisoned(&self.state.shards[home]);
+        shard.others.get(id).copied().unwrap_or(home)
     }
 
     /// Settles pending notification `id` as `status` after `change`, wherever it is.
@@ -481,14 +577,14 @@ impl InMemoryRepository {
         status: DeliveryStatus,
         change: impl FnOnce(&mut OutboxEntry),
     ) {
-        self.in_home_shard(id, |shard, position| {
+        self.in_storing_shard(id, |shard, position| {
             settle(shard, id, position, status, change);
         });
     }
 
     /// Runs `f` on pending notification `id`, wherever it is.
     fn with_pending(&self, id: &NotificationId, f: impl FnOnce(&mut Item)) {
-        self.in_home_shard(id, |shard, position| {
+        self.in_storing_shard(id, |shard, position| {
             if let Some(item) = shard.pending.get_mut(&position) {
                 f(item);
             }
@@ -519,21 +615,9 @@ impl InMemoryRepository {
             .collect()
     }
 
-    /// The shards at `indices`, locked in index order (so that two callers never wait
-    /// on each other in a circle).
-    fn lock_shards(
-        &self,
-        indices: impl IntoIterator<Item = usize>,
-    ) -> BTreeMap<usize, MutexGuard<'_, Shard>> {
-        let indices: BTreeSet<usize> = indices.into_iter().collect();
-        indices
-            .into_iter()
-            .map(|i| (i, lock_even_if_poisoned(&self.state.shards[i])))
-            .collect()
-    }
-
-    /// Applies `commit` under its shard lock (and its new subscription's) and, with
-    /// `claim`, claims those of its notifications that are claimable then.
+    /// Applies `commit` under its shard lock (and its new subscription's, and the home
+    /// shard of each notification named after another subscription) and, with `claim`,
+    /// claims those of its notifications that are claimable then.
     fn apply(
         &self,
         commit: Commit,
@@ -541,9 +625,20 @@ impl InMemoryRepository {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         commit.check()?;
         let id = commit.next.id().clone();
+        let own = self.shard_index(&id);
         let created = commit.create.as_ref().map(Subscription::id);
-        let (mut guard, mut other_guard) = self.shards_of(&id, created);
+        let new_home = created.map(|c| self.shard_index(c)).filter(|&i| i != own);
+        let home = |n: &Notification| self.home_near(&n.id, &id, own);
+        let foreign = commit.notifications.iter().map(home).filter(|&i| i != own);
+        let mut held = self.lock([own].into_iter().chain(new_home).chain(foreign));
+        let Some(mut guard) = held.take(own) else {
+            return Err(not_locked());
+        };
         let shard = &mut *guard;
+        // Any other shard the commit needs is held: `lock` above. Were one not, the
+        // commit would be refused below, before it changed anything.
+        let taken_in =
+            |index: usize, taken: &dyn Fn(&Shard) -> bool| held.get(index).is_none_or(taken);
         // A set has no `get_mut`: take the entry out and put it back (same id, same
         // slot hash), moving the box, not the entry.
         let Some(mut entry) = shard.entries.take(&id) else {
@@ -560,10 +655,10 @@ impl InMemoryRepository {
             // What a database's keys would refuse: an event or notification twice.
             let last = entry.subscription.last_event_sequence();
             let repeated_event = commit.events.first().is_some_and(|e| e.sequence <= last);
-            let repeated_notification = commit
-                .notifications
-                .iter()
-                .find(|n| shard.holds(Some(&entry), &n.id));
+            let repeated_notification = commit.notifications.iter().find(|n| match home(n) {
+                home if home == own => shard.holds(Some(&entry), &n.id),
+                home => taken_in(home, &|shard| shard.holds(None, &n.id)),
+            });
             match (repeated_event, repeated_notification) {
                 (true, _) => Some(format!("events up to {last} are stored already")),
                 (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
@@ -577,10 +672,11 @@ impl InMemoryRepository {
         // A subscription to create must be new, in its own shard or in this one.
         let refusal = refusal.or_else(|| {
             let created = created?;
-            let home = other_guard.as_deref().unwrap_or(&*shard);
-            home.entries
-                .contains(created)
-                .then(|| StoreError::AlreadyExists(created.clone()))
+            let taken = match new_home {
+                Some(index) => taken_in(index, &|shard| shard.entries.contains(created)),
+                None => shard.entries.contains(created),
+            };
+            taken.then(|| StoreError::AlreadyExists(created.clone()))
         });
         let stored_before = entry.history.len();
         let refusal = refusal.map_or_else(
@@ -603,15 +699,30 @@ impl InMemoryRepository {
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             first_written = first_written.min(position);
-            shard.record(Some(&mut entry), &notification.id, position, false);
+            let id = &notification.id;
+            match home(&notification) {
+                home if home == own => shard.register(Some(&mut entry), id, own),
+                home => {
+                    if let Some(home) = held.get_mut(home) {
+                        home.register(None, id, own);
+                    }
+                }
+            }
+            shard.live.insert(notification.id.clone(), position);
             let item = Item::new(OutboxEntry::new(position, notification));
             shard.pending.insert(position, item);
         }
         shard.entries.insert(entry);
         if let Some(created) = commit.create {
-            let home = other_guard.as_deref_mut().unwrap_or(&mut *shard);
-            self.add_entry(home, created, Vec::new());
+            let home = match new_home {
+                Some(index) => held.get_mut(index),
+                None => Some(&mut *shard),
+            };
+            if let Some(home) = home {
+                self.add_entry(home, created, Vec::new());
+            }
         }
+        drop(held);
         let Some((now, lease)) = claim else {
             return Ok(Vec::new());
         };
@@ -670,8 +781,9 @@ fn too_many_causes() -> StoreError {
     StoreError::Backend("a shard of the in-memory store holds 4,294,967,295 distinct causes".into())
 }
 
-/// The shard a notification id lives in: the service names a notification
-/// "{subscription}#{sequence}" and keeps it in its subscription's shard.
+/// The subscription a notification id is named after, the text before its last `#`:
+/// the service names a notification "{subscription}#{sequence}" (see
+/// [`InMemoryRepository::home`]).
 fn home_of(id: &NotificationId) -> Option<&str> {
     id.as_str()
         .rsplit_once('#')
@@ -848,10 +960,10 @@ impl Repository for InMemoryRepository {
                 return Err(StoreError::AlreadyExists(subscription.id().clone()));
             }
         }
-        let mut shards = self.lock_shards(batch.iter().map(|(s, _)| self.shard_index(s.id())));
+        let mut shards = self.lock(batch.iter().map(|(s, _)| self.shard_index(s.id())));
         if let Some((taken, _)) = batch.iter().find(|(s, _)| {
             shards
-                .get(&self.shard_index(s.id()))
+                .get(self.shard_index(s.id()))
                 .is_some_and(|shard| shard.entries.contains(s.id()))
         }) {
             return Err(StoreError::AlreadyExists(taken.id().clone()));
@@ -861,15 +973,13 @@ impl Repository for InMemoryRepository {
         let mut prepared = Vec::with_capacity(batch.len());
         for (subscription, history) in batch {
             let index = self.shard_index(subscription.id());
-            let shard = shards
-                .get_mut(&index)
-                .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
+            let shard = shards.get_mut(index).ok_or_else(not_locked)?;
             let mut stored = Vec::with_capacity(history.len());
             push_stored(&mut stored, &mut shard.causes, history)?;
             prepared.push((index, subscription, stored));
         }
         for (index, subscription, history) in prepared {
-            if let Some(shard) = shards.get_mut(&index) {
+            if let Some(shard) = shards.get_mut(index) {
                 self.add_entry(shard, subscription, history);
             }
         }
@@ -926,8 +1036,8 @@ impl Repository for InMemoryRepository {
 }
 
 /// Claims lock the shards they look at: every shard for [`Claim::Due`] (a dispatcher's
-/// batch), only the notifications' own shards for [`Claim::Only`] (the delivery right
-/// after a commit).
+/// batch), only the shards that store the notifications for [`Claim::Only`] (the
+/// delivery right after a commit).
 #[async_trait]
 impl Outbox for InMemoryRepository {
     async fn claim(
@@ -937,13 +1047,9 @@ impl Outbox for InMemoryRepository {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let homes = match which {
-            Claim::Only(ids) => ids.iter().map(home_of).collect::<Option<Vec<_>>>(),
-            Claim::Due => None,
-        };
-        let indices: Vec<usize> = match homes {
-            Some(homes) => homes.into_iter().map(|h| self.shard_index_of(h)).collect(),
-            None => (0..SHARDS).collect(),
+        let indices: Vec<usize> = match which {
+            Claim::Only(ids) => ids.iter().map(|id| self.stored_in(id)).collect(),
+            Claim::Due => (0..SHARDS).collect(),
         };
         let wanted = |_, id: &NotificationId| which.asks_for(id);
         // The delivery right after a commit: its notifications share one shard.
@@ -955,20 +1061,20 @@ impl Outbox for InMemoryRepository {
             claimable.truncate(limit);
             return Ok(claim_in(&mut shard, &claimable, now.saturating_add(lease)));
         }
-        let mut shards = self.lock_shards(indices);
+        let mut shards = self.lock(indices);
         let mut claimable: Vec<(u64, usize)> = Vec::new();
-        for (index, shard) in &shards {
+        for (index, shard) in shards.iter_mut() {
             claimable.extend(
                 claimable_in(shard, now, &wanted)
                     .into_iter()
-                    .map(|position| (position, *index)),
+                    .map(|position| (position, index)),
             );
         }
         claimable.sort_unstable();
         claimable.truncate(limit);
         let mut claimed = Vec::with_capacity(claimable.len());
         for (position, index) in claimable {
-            if let Some(shard) = shards.get_mut(&index) {
+            if let Some(shard) = shards.get_mut(index) {
                 claimed.extend(claim_in(shard, &[position], now.saturating_add(lease)));
             }
         }
@@ -1046,7 +1152,7 @@ impl Outbox for InMemoryRepository {
             }
             dead
         };
-        Ok(self.in_home_shard(id, redrive_in).unwrap_or(false))
+        Ok(self.in_storing_shard(id, redrive_in).unwrap_or(false))
     }
 
     async fn page_outbox(
@@ -1066,14 +1172,23 @@ impl Outbox for InMemoryRepository {
     }
 
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        // Each notification is stored with its subscription, and registered in its
+        // id's home shard (the same one, unless it is named after another).
+        let stored_in = |e: &OutboxEntry| self.shard_index(&e.notification.subscription);
+        let home = |e: &OutboxEntry| {
+            let n = &e.notification;
+            self.home_near(&n.id, &n.subscription, stored_in(e))
+        };
+        let mut shards = self.lock(entries.iter().flat_map(|e| [stored_in(e), home(e)]));
         let mut ids = HashSet::default();
-        let home = |e: &OutboxEntry| self.shard_index(&e.notification.subscription);
-        let mut shards = self.lock_shards(entries.iter().map(home));
         for entry in &entries {
             let id = &entry.notification.id;
+            if shards.get(stored_in(entry)).is_none() {
+                return Err(not_locked());
+            }
             let stored = shards
-                .get(&home(entry))
-                .is_some_and(|shard| shard.holds(None, id));
+                .get(home(entry))
+                .is_none_or(|shard| shard.holds(None, id));
             if !ids.insert(id) || stored {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
@@ -1082,25 +1197,31 @@ impl Outbox for InMemoryRepository {
             }
         }
         for mut entry in entries {
-            let shard = shards
-                .get_mut(&home(&entry))
-                .ok_or_else(|| StoreError::Backend("a shard was not locked".into()))?;
+            let (stored_in, home) = (stored_in(&entry), home(&entry));
+            let id = &entry.notification.id;
+            if home != stored_in
+                && let Some(home) = shards.get_mut(home)
+            {
+                home.register(None, id, stored_in);
+            }
+            // Held: checked above.
+            let Some(shard) = shards.get_mut(stored_in) else {
+                continue;
+            };
+            if home == stored_in {
+                let mut stored_with = shard.entries.take(&entry.notification.subscription);
+                shard.register(stored_with.as_deref_mut(), id, stored_in);
+                shard.entries.extend(stored_with);
+            }
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
             entry.position = position;
-            let delivered = entry.status == DeliveryStatus::Delivered;
-            let mut stored_with = shard.entries.take(&entry.notification.subscription);
-            shard.record(
-                stored_with.as_deref_mut(),
-                &entry.notification.id,
-                position,
-                delivered,
-            );
-            shard.entries.extend(stored_with);
-            let map = if entry.status == DeliveryStatus::Pending {
-                &mut shard.pending
-            } else {
-                &mut shard.settled
+            let map = match entry.status {
+                DeliveryStatus::Pending => &mut shard.pending,
+                _ => &mut shard.settled,
             };
+            if entry.status != DeliveryStatus::Delivered {
+                shard.live.insert(id.clone(), position);
+            }
             map.insert(position, Item::new(entry));
         }
         Ok(())
@@ -1445,6 +1566,82 @@ mod tests {
             // Marking a delivered one again changes nothing.
             repo.mark_delivered(&written).await.unwrap();
             assert!(repo.pending_notifications(10).await.unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_notification_stored_away_from_its_home_shard_is_still_the_stores_one_id() {
+        block_on(async {
+            let (repo, sub) = one_subscription().await;
+            let away = (0..)
+                .map(|i| SubscriptionId::new(format!("t{i}")).unwrap())
+                .find(|t| repo.shard_index(t) != repo.shard_index(sub.id()))
+                .map(|t| {
+                    Subscription::new(t, CustomerId::new("c").unwrap(), CloudService::Azure, "n")
+                })
+                .unwrap();
+            repo.insert(away.clone()).await.unwrap();
+            // `away` names its emails after `s`'s event 1, not written yet, and with no
+            // `#` at all: neither is stored in its home shard.
+            let mut commit = change(&away, "565380", &["s#1", "plain"]);
+            commit.notifications.drain(..1);
+            repo.commit(commit).await.unwrap();
+            let ids = |names: &[&str]| -> Vec<NotificationId> {
+                names
+                    .iter()
+                    .map(|n| NotificationId::new(*n).unwrap())
+                    .collect()
+            };
+            let pending = async || -> Vec<NotificationId> {
+                let pending = repo.pending_notifications(10).await.unwrap();
+                pending.into_iter().map(|n| n.id).collect()
+            };
+            let at = datetime!(2026-01-01 0:00 UTC);
+            let lease = Duration::minutes(1);
+            // One partner: the second waits for the first.
+            let only = ids(&["s#1", "plain"]);
+            let claimed = repo.claim(Claim::Only(&only), at, lease, 10).await.unwrap();
+            let claimed: Vec<_> = claimed.into_iter().map(|e| e.notification.id).collect();
+            assert_eq!(claimed, ids(&["s#1"]));
+
+            // Taken in the store, not only in `away`'s shard.
+            refused_for(&repo, change(&sub, "565380", &[]), "s#1").await;
+            let mut plain = change(&sub, "565380", &["plain"]);
+            plain.notifications.drain(..1);
+            refused_for(&repo, plain, "plain").await;
+            let mut again =
+                OutboxEntry::new(0, change(&sub, "565380", &[]).notifications[0].clone());
+            again.notification.id = NotificationId::new("plain").unwrap();
+            assert!(repo.import_outbox(vec![again]).await.is_err());
+
+            // Found where it is stored, for every call that changes it.
+            let failure = |next| Failure {
+                id: NotificationId::new("s#1").unwrap(),
+                attempts: 1,
+                at,
+                error: "mailbox full".into(),
+                next,
+            };
+            repo.record_failure(&failure(AfterFailure::RetryAt(at + lease)))
+                .await
+                .unwrap();
+            let outbox = repo.page_outbox(None, 10).await.unwrap();
+            assert_eq!(
+                (outbox[0].attempts, outbox[0].next_attempt_at),
+                (1, at + lease)
+            );
+            repo.record_failure(&failure(AfterFailure::DeadLetter))
+                .await
+                .unwrap();
+            let dead = repo.dead_letters(None, 10).await.unwrap();
+            assert_eq!(dead.len(), 1);
+            assert_eq!(pending().await, ids(&["plain"]));
+            assert!(repo.redrive(&only[0], at).await.unwrap());
+            assert_eq!(pending().await, only);
+            repo.mark_delivered(&only).await.unwrap();
+            assert_eq!(pending().await, ids(&[]));
+            assert!(!repo.redrive(&only[0], at).await.unwrap());
+            assert_eq!(repo.page_outbox(None, 10).await.unwrap().len(), 2);
         });
     }
 }

@@ -234,8 +234,9 @@ pub trait Repository: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::InvalidCommit`] when [`Commit::check`] fails or an event or
-    /// notification would be written twice, [`StoreError::Conflict`] (with the stored
-    /// version) when the version differs, [`StoreError::NotFound`] when the
+    /// notification would be written twice (a notification id is unique in the
+    /// repository, whichever subscription holds it), [`StoreError::Conflict`] (with
+    /// the stored version) when the version differs, [`StoreError::NotFound`] when the
     /// subscription is not stored, [`StoreError::Backend`] when the backend fails. On
     /// every error nothing changes.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;

@@ -21,7 +21,8 @@
 //! order), history by sequence, the outbox oldest first; `list_by_partner` follows
 //! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids;
 //! a commit that does not hang together, or that would write an event or a pending
-//! notification twice, is refused and changes nothing.
+//! notification twice, is refused and changes nothing; a notification id is unique in
+//! the repository, not only among one subscription's.
 
 use std::fmt;
 use std::future::Future;
@@ -87,6 +88,7 @@ where
     the_outbox_keeps_order_due_times_claims_and_dead_letters(&make().await).await?;
     a_commit_claims_what_a_claim_would(&make().await).await?;
     the_change_feed_has_every_event_once_in_commit_order(&make().await).await?;
+    a_notification_id_is_unique_across_subscriptions(&make().await).await?;
     Ok(())
 }
 
@@ -479,17 +481,104 @@ async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), Conform
         repeat.check().is_ok(),
         "fixture: the repeat should hang together"
     );
-    let result = repo.commit(repeat).await;
-    ensure!(
-        CHECK,
-        result.is_err(),
-        "a commit writing event 1 twice was accepted"
-    );
+    let what = "a commit writing event 1 twice";
+    refused_unchanged(CHECK, repo, sub.id(), repo.commit(repeat), what).await?;
     let after = observe(CHECK, repo, sub.id()).await?;
     ensure!(
         CHECK,
         after == before,
         "a refused commit changed something: {before:?} became {after:?}"
+    );
+    Ok(())
+}
+
+/// A notification id is unique in the repository (DESIGN: "unique within a
+/// repository"), whatever subscription it is stored with: a commit or an import naming
+/// one stored with another subscription is refused and changes nothing, and one named
+/// after another subscription is marked where it is stored.
+async fn a_notification_id_is_unique_across_subscriptions<R: Store>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a_notification_id_is_unique_across_subscriptions";
+    let named = |name: &str| {
+        NotificationId::new(name).map_err(|e| ConformanceFailure {
+            check: "fixture",
+            message: e.to_string(),
+        })
+    };
+    let (one, two) = (subscription("s-1", "c-1")?, subscription("s-2", "c-1")?);
+    ok(CHECK, repo.insert(one.clone()).await)?;
+    ok(CHECK, repo.insert(two.clone()).await)?;
+    let first = designate(&one, &partner("565380")?)?;
+    let one_next = first.next.clone();
+    ok(CHECK, repo.commit(first).await)?;
+
+    // s-2's commit names its notification as s-1's event 1 is named: stored already.
+    let mut taken = designate(&two, &partner("565380")?)?;
+    taken.notifications[0].id = named("s-1#1")?;
+    let what = "a commit on s-2 naming s-1#1, stored with s-1,";
+    refused_unchanged(CHECK, repo, two.id(), repo.commit(taken), what).await?;
+
+    // Named after an event s-1 has not written yet: s-2 may take the name first, and
+    // s-1's commit of that event is refused.
+    let mut ahead = designate(&two, &partner("565380")?)?;
+    ahead.notifications[0].id = named("s-1#3")?;
+    let mut copy = OutboxEntry::new(0, ahead.notifications[0].clone());
+    ok(CHECK, repo.commit(ahead).await)?;
+    let replace = designate(&one_next, &partner("3664167")?)?;
+    ensure!(
+        CHECK,
+        replace
+            .notifications
+            .iter()
+            .any(|n| n.id.as_str() == "s-1#3"),
+        "fixture: the replacement should write s-1#3: {replace:?}"
+    );
+    let what = "s-1's commit of s-1#3, stored with s-2,";
+    refused_unchanged(CHECK, repo, one.id(), repo.commit(replace), what).await?;
+
+    // Marked where it is stored.
+    ok(CHECK, repo.mark_delivered(&[named("s-1#3")?]).await)?;
+    let pending = ok(CHECK, repo.pending_notifications(10).await)?;
+    let pending: Vec<&str> = pending.iter().map(|n| n.id.as_str()).collect();
+    ensure!(
+        CHECK,
+        pending == ["s-1#1"],
+        "after marking s-1#3 (stored with s-2) delivered, pending is {pending:?}"
+    );
+
+    // Imported under s-2, an id stored with s-1 is refused too.
+    copy.notification.id = named("s-1#1")?;
+    let import = repo.import_outbox(vec![copy]);
+    let what = "importing s-1#1 under s-2, s-1 holding it,";
+    refused_unchanged(CHECK, repo, two.id(), import, what).await
+}
+
+/// Runs `attempt`, `what` a store should refuse as [`StoreError::InvalidCommit`] with
+/// nothing changed: subscription `on`, its history, and the whole outbox.
+async fn refused_unchanged<R: Store>(
+    check: &'static str,
+    repo: &R,
+    on: &SubscriptionId,
+    attempt: impl Future<Output = Result<(), StoreError>>,
+    what: &str,
+) -> Result<(), ConformanceFailure> {
+    let everything = async || {
+        let outbox = ok(check, repo.page_outbox(None, usize::MAX).await)?;
+        Ok::<_, ConformanceFailure>((observe(check, repo, on).await?, outbox))
+    };
+    let before = everything().await?;
+    let result = attempt.await;
+    ensure!(
+        check,
+        matches!(result, Err(StoreError::InvalidCommit { .. })),
+        "{what} gave {result:?}, expected InvalidCommit"
+    );
+    let after = everything().await?;
+    ensure!(
+        check,
+        after == before,
+        "{what} refused, changed something: {before:?} became {after:?}"
     );
     Ok(())
 }

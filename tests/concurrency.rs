@@ -170,3 +170,115 @@ async fn a_feed_reader_sees_every_event_once_while_eight_writers_race() {
     let instances = two_instances(repo.clone(), repo);
     assert!(race_against_a_feed_reader(&instances, 12, 200).await > 0);
 }
+
+/// A host's own commits race while each names its emails after any subscription's
+/// events (its own or another's, written or not yet), and others mark, dead-letter and
+/// redrive them: a notification id is stored once in the store, every accepted
+/// commit's emails are there and no refused one's, and no call waits for good (the
+/// in-memory store then locks the shards of other subscriptions too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_commits_naming_each_others_emails_keep_every_id_once() {
+    const SUBS: u64 = 16;
+    let repo = InMemoryRepository::new();
+    for s in 0..SUBS {
+        insert_sub(&repo, sub_name(s).as_str()).await;
+    }
+    let name = |rng: &mut Rng| {
+        let id = format!("{}#{}", sub_name(rng.below(SUBS)), 1 + rng.below(8));
+        NotificationId::new(id).unwrap()
+    };
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (t + 1));
+            let (mut written, mut commits) = (Vec::new(), 0);
+            for _ in 0..500 {
+                let id = sub_name(rng.below(SUBS));
+                let current = repo.get(&id).await.unwrap().unwrap();
+                let p = partner(rng.below(PARTNERS));
+                let Ok(Transition::Changed { next, events }) =
+                    current.associate(&p, Program::OnlineServicesSell, T0)
+                else {
+                    continue;
+                };
+                let mut notifications: Vec<Notification> = events
+                    .iter()
+                    .filter_map(|e| Notification::for_event(e, next.service(), None))
+                    .collect();
+                for n in &mut notifications {
+                    if rng.below(2) == 0 {
+                        n.id = name(&mut rng);
+                    }
+                }
+                let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
+                let commit = Commit {
+                    expected_version: current.version(),
+                    next,
+                    events,
+                    notifications,
+                    create: None,
+                };
+                match repo.commit(commit).await {
+                    Ok(()) => {
+                        written.extend(ids);
+                        commits += 1;
+                    }
+                    Err(StoreError::Conflict { .. } | StoreError::InvalidCommit { .. }) => {}
+                    Err(other) => panic!("unexpected error: {other}"),
+                }
+                let some = [name(&mut rng)];
+                match rng.below(4) {
+                    0 => repo.mark_delivered(&some).await.unwrap(),
+                    1 => {
+                        let failure = Failure {
+                            id: some[0].clone(),
+                            attempts: 1,
+                            at: T0,
+                            error: "mailbox full".into(),
+                            next: AfterFailure::DeadLetter,
+                        };
+                        repo.record_failure(&failure).await.unwrap();
+                    }
+                    2 => drop(repo.redrive(&some[0], T0).await.unwrap()),
+                    _ => drop(
+                        repo.claim(Claim::Only(&some), T0, time::Duration::MINUTE, 1)
+                            .await
+                            .unwrap(),
+                    ),
+                }
+            }
+            (written, commits)
+        }));
+    }
+    let everything = async {
+        let (mut written, mut commits) = (Vec::new(), 0);
+        for task in tasks {
+            let (ids, n) = task.await.unwrap();
+            written.extend(ids);
+            commits += n;
+        }
+        (written, commits)
+    };
+    let (mut written, commits) =
+        tokio::time::timeout(std::time::Duration::from_secs(300), everything)
+            .await
+            .expect("the racing calls should end: a wait in a circle?");
+    assert!(commits > 200, "the race should commit plenty: {commits}");
+
+    let outbox = repo.page_outbox(None, usize::MAX).await.unwrap();
+    let mut stored: Vec<NotificationId> = outbox.into_iter().map(|e| e.notification.id).collect();
+    stored.sort();
+    written.sort();
+    let distinct: BTreeSet<&NotificationId> = stored.iter().collect();
+    assert_eq!(distinct.len(), stored.len(), "an id stored twice");
+    assert_eq!(stored, written, "the outbox holds each accepted email");
+    let mut versions = 0;
+    for s in 0..SUBS {
+        versions += repo.get(&sub_name(s)).await.unwrap().unwrap().version();
+    }
+    assert_eq!(
+        versions, commits,
+        "every accepted commit is one version step"
+    );
+}
