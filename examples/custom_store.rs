@@ -155,17 +155,38 @@ impl Repository for MyDatabase {
             return Err(StoreError::AlreadyExists(created.id().clone()));
         }
         // UPDATE subscriptions SET ... WHERE id = ? AND version = ?
-        let row = t
+        let not_found = || StoreError::NotFound(id.clone());
+        let actual = t
             .subscriptions
-            .get_mut(id.as_str())
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        if row.version != commit.expected_version {
+            .get(id.as_str())
+            .ok_or_else(not_found)?
+            .version;
+        if actual != commit.expected_version {
             return Err(StoreError::Conflict {
                 subscription: id.clone(),
                 expected: commit.expected_version,
-                actual: row.version,
+                actual,
             });
         }
+        // What the tables' keys refuse, PRIMARY KEY (subscription, sequence) and
+        // UNIQUE (id) over the whole outbox: an event or a notification written twice.
+        let invalid = |reason: String| StoreError::InvalidCommit {
+            subscription: id.clone(),
+            reason,
+        };
+        if let Some(((_, sequence), _)) = events.iter().find(|(key, _)| t.events.contains_key(key))
+        {
+            return Err(invalid(format!("event {sequence} is stored already")));
+        }
+        let stored = |n: &Notification| {
+            t.outbox
+                .values()
+                .any(|row| row.entry.notification.id == n.id)
+        };
+        if let Some(n) = outbox.iter().find(|n| stored(n)) {
+            return Err(invalid(format!("notification {} is stored already", n.id)));
+        }
+        let row = t.subscriptions.get_mut(id.as_str()).ok_or_else(not_found)?;
         row.version = commit.next.version();
         row.partner = commit
             .next
@@ -513,4 +534,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         service.dispatch_pending(10).await?
     );
     Ok(())
+}
+
+/// The store above passes the suite every store must (`dpor::testkit`), run by
+/// `cargo test --all-features`.
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn my_database_conforms() {
+        let conforms = dpor::testkit::check_repository(|| async { MyDatabase::default() }).await;
+        if let Err(failure) = conforms {
+            panic!("{failure}");
+        }
+    }
 }

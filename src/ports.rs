@@ -7,9 +7,9 @@
 //! state its contract. `examples/custom_store.rs` is the worked example: a complete
 //! `Repository` over a plain `Mutex<BTreeMap>` "table" with a version column, and a
 //! logging `Notifier`. The [`memory`](crate::memory) implementations keep the same
-//! contracts but are tuned for speed (sharded, one lock per commit, two for a
-//! migration), so they are no
-//! model to read first. `dpor::testkit` (feature `testkit`) checks any implementation.
+//! contracts but are tuned for speed (sharded, one lock per commit of the service's),
+//! so they are no model to read first. `dpor::testkit` (feature `testkit`) checks any
+//! implementation; the example's store passes it.
 //!
 //! # Implementing `Repository`
 //!
