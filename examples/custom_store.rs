@@ -31,6 +31,15 @@ struct Tables {
     outbox: BTreeMap<u64, OutboxRow>, // by position
 }
 
+impl Tables {
+    /// Whether the outbox holds notification `id` (a real table: `UNIQUE (id)`).
+    fn holds_notification(&self, id: &NotificationId) -> bool {
+        self.outbox
+            .values()
+            .any(|row| &row.entry.notification.id == id)
+    }
+}
+
 /// One row of the `outbox` table: a notification with its delivery state, and the
 /// claim of the dispatcher sending it (a real table has a column for each).
 struct OutboxRow {
@@ -178,12 +187,7 @@ impl Repository for MyDatabase {
         {
             return Err(invalid(format!("event {sequence} is stored already")));
         }
-        let stored = |n: &Notification| {
-            t.outbox
-                .values()
-                .any(|row| row.entry.notification.id == n.id)
-        };
-        if let Some(n) = outbox.iter().find(|n| stored(n)) {
+        if let Some(n) = outbox.iter().find(|n| t.holds_notification(&n.id)) {
             return Err(invalid(format!("notification {} is stored already", n.id)));
         }
         let row = t.subscriptions.get_mut(id.as_str()).ok_or_else(not_found)?;
@@ -422,11 +426,7 @@ impl Outbox for MyDatabase {
         let mut ids = std::collections::HashSet::new();
         for entry in &entries {
             let id = &entry.notification.id;
-            if !ids.insert(id)
-                || t.outbox
-                    .values()
-                    .any(|row| &row.entry.notification.id == id)
-            {
+            if !ids.insert(id) || t.holds_notification(id) {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
                     reason: format!("notification {id} is stored already"),

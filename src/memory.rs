@@ -200,8 +200,9 @@ struct StoredEvent {
     kind: AssociationEventKind,
     /// Its cause's number in its shard's [`Causes`].
     caused_by: u32,
-    /// Whether the shard holds the notification named after it (see [`Shard::holds`]).
-    /// In room the struct's alignment left unused: it costs no memory.
+    /// Whether the notification named after it is stored, with its subscription (see
+    /// [`Shard::holds`]). In room the struct's alignment left unused: it costs no
+    /// memory.
     notified: bool,
 }
 
@@ -341,30 +342,39 @@ impl Item {
 /// it out ([`Held::take`]) or drops them all.
 enum Held<'a> {
     /// One shard, the common case (a commit of the service's own): no allocation.
-    One(usize, Option<MutexGuard<'a, Shard>>),
+    One([Slot<'a>; 1]),
     /// Any number, in index order.
-    Many(Vec<(usize, Option<MutexGuard<'a, Shard>>)>),
+    Many(Vec<Slot<'a>>),
 }
 
+/// A shard's index and, unless taken out, its lock.
+type Slot<'a> = (usize, Option<MutexGuard<'a, Shard>>);
+
 impl<'a> Held<'a> {
-    fn slot(&mut self, index: usize) -> Option<&mut Option<MutexGuard<'a, Shard>>> {
+    fn slots(&self) -> &[Slot<'a>] {
         match self {
-            Held::One(i, guard) => (*i == index).then_some(guard),
-            Held::Many(held) => {
-                let slot = held.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-                held.get_mut(slot).map(|(_, guard)| guard)
-            }
+            Held::One(one) => one,
+            Held::Many(many) => many,
         }
     }
 
-    fn get(&self, index: usize) -> Option<&Shard> {
+    fn slots_mut(&mut self) -> &mut [Slot<'a>] {
         match self {
-            Held::One(i, guard) => guard.as_deref().filter(|_| *i == index),
-            Held::Many(held) => {
-                let slot = held.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-                held.get(slot)?.1.as_deref()
-            }
+            Held::One(one) => one,
+            Held::Many(many) => many,
         }
+    }
+
+    fn slot(&mut self, index: usize) -> Option<&mut Option<MutexGuard<'a, Shard>>> {
+        let slots = self.slots_mut();
+        let at = slots.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        slots.get_mut(at).map(|(_, guard)| guard)
+    }
+
+    fn get(&self, index: usize) -> Option<&Shard> {
+        let slots = self.slots();
+        let at = slots.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        slots.get(at)?.1.as_deref()
     }
 
     fn get_mut(&mut self, index: usize) -> Option<&mut Shard> {
@@ -376,15 +386,16 @@ impl<'a> Held<'a> {
         self.slot(index)?.take()
     }
 
+    /// Whether every shard of `indices` is held (not taken out).
+    fn holds_all(&self, mut indices: impl Iterator<Item = usize>) -> bool {
+        indices.all(|index| self.get(index).is_some())
+    }
+
     /// The shards held, each with its index.
     fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> {
-        let (one, many) = match self {
-            Held::One(i, guard) => (Some((*i, guard)), None),
-            Held::Many(held) => (None, Some(held.iter_mut().map(|(i, guard)| (*i, guard)))),
-        };
-        one.into_iter()
-            .chain(many.into_iter().flatten())
-            .filter_map(|(index, guard)| Some((index, guard.as_deref_mut()?)))
+        self.slots_mut()
+            .iter_mut()
+            .filter_map(|(index, guard)| Some((*index, guard.as_deref_mut()?)))
     }
 }
 
@@ -426,10 +437,11 @@ struct State {
 /// subscription's, for a migration): the stored subscription, its history and its
 /// outbox entries change together or not at all. A notification id is unique in the
 /// store, as a database's key makes it: its home shard, the shard of the subscription
-/// it is named after (`"{subscription}#{sequence}"`), answers for it wherever it is
-/// stored, so a commit naming an email after another subscription also locks that
-/// subscription's shard (all in index order: two calls never wait on each other in a
-/// circle).
+/// it is named after (the text before its last `#`, as in the service's
+/// `"{subscription}#{sequence}"`; the whole id without one), answers for it wherever
+/// it is stored. So a commit that names an email after another subscription, or
+/// without a `#`, also locks that home shard when it is another one (all in index
+/// order: two calls never wait on each other in a circle).
 ///
 /// Costs: `get`, `insert` and `commit` are O(1); `list_by_customer` is O(k log k) in
 /// the customer's subscriptions; `list_by_partner` scans every subscription (O(n)):
@@ -525,7 +537,7 @@ impl InMemoryRepository {
         };
         let mut others = indices.filter(|&i| i != first).peekable();
         if others.peek().is_none() {
-            return Held::One(first, Some(lock(first)));
+            return Held::One([(first, Some(lock(first)))]);
         }
         let mut held: Vec<(usize, Option<MutexGuard<'_, Shard>>)> = [first]
             .into_iter()
@@ -635,10 +647,14 @@ impl InMemoryRepository {
             return Err(not_locked());
         };
         let shard = &mut *guard;
-        // Any other shard the commit needs is held: `lock` above. Were one not, the
-        // commit would be refused below, before it changed anything.
+        // Every other shard the commit needs is held (`lock` above): checked once, before
+        // anything changes, so that no lookup below can miss.
+        let foreign = commit.notifications.iter().map(home).filter(|&i| i != own);
+        if !held.holds_all(new_home.into_iter().chain(foreign)) {
+            return Err(not_locked());
+        }
         let taken_in =
-            |index: usize, taken: &dyn Fn(&Shard) -> bool| held.get(index).is_none_or(taken);
+            |index: usize, taken: &dyn Fn(&Shard) -> bool| held.get(index).is_some_and(taken);
         // A set has no `get_mut`: take the entry out and put it back (same id, same
         // slot hash), moving the box, not the entry.
         let Some(mut entry) = shard.entries.take(&id) else {
@@ -1037,7 +1053,8 @@ impl Repository for InMemoryRepository {
 
 /// Claims lock the shards they look at: every shard for [`Claim::Due`] (a dispatcher's
 /// batch), only the shards that store the notifications for [`Claim::Only`] (the
-/// delivery right after a commit).
+/// delivery right after a commit; found first in each id's home shard, one lock at a
+/// time).
 #[async_trait]
 impl Outbox for InMemoryRepository {
     async fn claim(
@@ -1174,21 +1191,23 @@ impl Outbox for InMemoryRepository {
     async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         // Each notification is stored with its subscription, and registered in its
         // id's home shard (the same one, unless it is named after another).
-        let stored_in = |e: &OutboxEntry| self.shard_index(&e.notification.subscription);
-        let home = |e: &OutboxEntry| {
-            let n = &e.notification;
-            self.home_near(&n.id, &n.subscription, stored_in(e))
-        };
-        let mut shards = self.lock(entries.iter().flat_map(|e| [stored_in(e), home(e)]));
+        let places: Vec<(usize, usize)> = entries
+            .iter()
+            .map(|e| {
+                let n = &e.notification;
+                let stored_in = self.shard_index(&n.subscription);
+                (stored_in, self.home_near(&n.id, &n.subscription, stored_in))
+            })
+            .collect();
+        let mut shards = self.lock(places.iter().flat_map(|&(s, h)| [s, h]));
+        // Checked once, before anything changes, so that no lookup below can miss.
+        if !shards.holds_all(places.iter().flat_map(|&(s, h)| [s, h])) {
+            return Err(not_locked());
+        }
         let mut ids = HashSet::default();
-        for entry in &entries {
+        for (entry, &(_, home)) in entries.iter().zip(&places) {
             let id = &entry.notification.id;
-            if shards.get(stored_in(entry)).is_none() {
-                return Err(not_locked());
-            }
-            let stored = shards
-                .get(home(entry))
-                .is_none_or(|shard| shard.holds(None, id));
+            let stored = shards.get(home).is_some_and(|shard| shard.holds(None, id));
             if !ids.insert(id) || stored {
                 return Err(StoreError::InvalidCommit {
                     subscription: entry.notification.subscription.clone(),
@@ -1196,15 +1215,13 @@ impl Outbox for InMemoryRepository {
                 });
             }
         }
-        for mut entry in entries {
-            let (stored_in, home) = (stored_in(&entry), home(&entry));
+        for (mut entry, (stored_in, home)) in entries.into_iter().zip(places) {
             let id = &entry.notification.id;
             if home != stored_in
                 && let Some(home) = shards.get_mut(home)
             {
                 home.register(None, id, stored_in);
             }
-            // Held: checked above.
             let Some(shard) = shards.get_mut(stored_in) else {
                 continue;
             };
@@ -1575,7 +1592,10 @@ mod tests {
             let (repo, sub) = one_subscription().await;
             let away = (0..)
                 .map(|i| SubscriptionId::new(format!("t{i}")).unwrap())
-                .find(|t| repo.shard_index(t) != repo.shard_index(sub.id()))
+                .find(|t| {
+                    let homes = [sub.id().as_str(), "plain"].map(|h| repo.shard_index_of(h));
+                    !homes.contains(&repo.shard_index(t))
+                })
                 .map(|t| {
                     Subscription::new(t, CustomerId::new("c").unwrap(), CloudService::Azure, "n")
                 })

@@ -118,6 +118,13 @@ fn id(s: &str) -> Result<SubscriptionId, ConformanceFailure> {
     })
 }
 
+fn notification_id(s: &str) -> Result<NotificationId, ConformanceFailure> {
+    NotificationId::new(s).map_err(|e| ConformanceFailure {
+        check: "fixture",
+        message: e.to_string(),
+    })
+}
+
 fn customer(s: &str) -> Result<CustomerId, ConformanceFailure> {
     CustomerId::new(s).map_err(|e| ConformanceFailure {
         check: "fixture",
@@ -407,10 +414,7 @@ async fn outbox_is_oldest_first_and_marking_is_idempotent<R: Store>(
     let two = pending(ok(CHECK, repo.pending_notifications(2).await)?);
     ensure!(CHECK, two == expected[..2], "pending(2) gave {two:?}");
 
-    let unknown = NotificationId::new("nobody#1").map_err(|e| ConformanceFailure {
-        check: CHECK,
-        message: e.to_string(),
-    })?;
+    let unknown = notification_id("nobody#1")?;
     ok(
         CHECK,
         repo.mark_delivered(&[expected[0].clone(), unknown.clone()])
@@ -487,7 +491,7 @@ async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), Conform
     ensure!(
         CHECK,
         after == before,
-        "a refused commit changed something: {before:?} became {after:?}"
+        "a commit skipping a version, refused, changed something: {before:?} became {after:?}"
     );
     Ok(())
 }
@@ -500,12 +504,6 @@ async fn a_notification_id_is_unique_across_subscriptions<R: Store>(
     repo: &R,
 ) -> Result<(), ConformanceFailure> {
     const CHECK: &str = "a_notification_id_is_unique_across_subscriptions";
-    let named = |name: &str| {
-        NotificationId::new(name).map_err(|e| ConformanceFailure {
-            check: "fixture",
-            message: e.to_string(),
-        })
-    };
     let (one, two) = (subscription("s-1", "c-1")?, subscription("s-2", "c-1")?);
     ok(CHECK, repo.insert(one.clone()).await)?;
     ok(CHECK, repo.insert(two.clone()).await)?;
@@ -515,14 +513,14 @@ async fn a_notification_id_is_unique_across_subscriptions<R: Store>(
 
     // s-2's commit names its notification as s-1's event 1 is named: stored already.
     let mut taken = designate(&two, &partner("565380")?)?;
-    taken.notifications[0].id = named("s-1#1")?;
+    taken.notifications[0].id = notification_id("s-1#1")?;
     let what = "a commit on s-2 naming s-1#1, stored with s-1,";
     refused_unchanged(CHECK, repo, two.id(), repo.commit(taken), what).await?;
 
     // Named after an event s-1 has not written yet: s-2 may take the name first, and
     // s-1's commit of that event is refused.
     let mut ahead = designate(&two, &partner("565380")?)?;
-    ahead.notifications[0].id = named("s-1#3")?;
+    ahead.notifications[0].id = notification_id("s-1#3")?;
     let mut copy = OutboxEntry::new(0, ahead.notifications[0].clone());
     ok(CHECK, repo.commit(ahead).await)?;
     let replace = designate(&one_next, &partner("3664167")?)?;
@@ -538,7 +536,10 @@ async fn a_notification_id_is_unique_across_subscriptions<R: Store>(
     refused_unchanged(CHECK, repo, one.id(), repo.commit(replace), what).await?;
 
     // Marked where it is stored.
-    ok(CHECK, repo.mark_delivered(&[named("s-1#3")?]).await)?;
+    ok(
+        CHECK,
+        repo.mark_delivered(&[notification_id("s-1#3")?]).await,
+    )?;
     let pending = ok(CHECK, repo.pending_notifications(10).await)?;
     let pending: Vec<&str> = pending.iter().map(|n| n.id.as_str()).collect();
     ensure!(
@@ -548,7 +549,7 @@ async fn a_notification_id_is_unique_across_subscriptions<R: Store>(
     );
 
     // Imported under s-2, an id stored with s-1 is refused too.
-    copy.notification.id = named("s-1#1")?;
+    copy.notification.id = notification_id("s-1#1")?;
     let import = repo.import_outbox(vec![copy]);
     let what = "importing s-1#1 under s-2, s-1 holding it,";
     refused_unchanged(CHECK, repo, two.id(), import, what).await
