@@ -72,7 +72,7 @@ impl MyDatabase {
         keep: impl Fn(&OutboxEntry) -> bool,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let t = self.tables()?;
-        let from = after.map_or(0, |a| a + 1);
+        let from = after.map_or(0, |a| a.saturating_add(1));
         Ok(t.outbox
             .range(from..)
             .map(|(_, row)| &row.entry)
@@ -158,11 +158,6 @@ impl Repository for MyDatabase {
         let outbox = commit.notifications.clone();
         // A migration also creates a subscription, in the same transaction.
         let create = commit.create.as_ref().map(Self::encode).transpose()?;
-        if let Some(created) = &commit.create
-            && t.subscriptions.contains_key(created.id().as_str())
-        {
-            return Err(StoreError::AlreadyExists(created.id().clone()));
-        }
         // UPDATE subscriptions SET ... WHERE id = ? AND version = ?
         let not_found = || StoreError::NotFound(id.clone());
         let actual = t
@@ -177,18 +172,28 @@ impl Repository for MyDatabase {
                 actual,
             });
         }
-        // What the tables' keys refuse, PRIMARY KEY (subscription, sequence) and
-        // UNIQUE (id) over the whole outbox: an event or a notification written twice.
+        // The events must follow the last one stored (`Commit::check` has made sure they
+        // run up to `next`'s last sequence): no repeat, no gap. Over SQL, one more
+        // condition in the UPDATE: `(SELECT MAX(sequence) FROM events WHERE ...) = ?`.
         let invalid = |reason: String| StoreError::InvalidCommit {
             subscription: id.clone(),
             reason,
         };
-        if let Some(((_, sequence), _)) = events.iter().find(|(key, _)| t.events.contains_key(key))
-        {
-            return Err(invalid(format!("event {sequence} is stored already")));
+        let key = |sequence| (id.to_string(), sequence);
+        let last = t.events.range(key(0)..=key(u64::MAX)).next_back();
+        let last = last.map_or(0, |((_, sequence), _)| *sequence);
+        if commit.next.last_event_sequence() - commit.events.len() as u64 != last {
+            return Err(invalid(format!("its events do not follow event {last}")));
         }
+        // UNIQUE (id) over the whole outbox: a notification written twice.
         if let Some(n) = outbox.iter().find(|n| t.holds_notification(&n.id)) {
             return Err(invalid(format!("notification {} is stored already", n.id)));
+        }
+        // INSERT INTO subscriptions ..., refused by its key when the id is taken.
+        if let Some(created) = &commit.create
+            && t.subscriptions.contains_key(created.id().as_str())
+        {
+            return Err(StoreError::AlreadyExists(created.id().clone()));
         }
         let row = t.subscriptions.get_mut(id.as_str()).ok_or_else(not_found)?;
         row.version = commit.next.version();

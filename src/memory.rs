@@ -668,15 +668,20 @@ impl InMemoryRepository {
                 actual,
             })
         } else {
-            // What a database's keys would refuse: an event or notification twice.
-            let last = entry.subscription.last_event_sequence();
-            let repeated_event = commit.events.first().is_some_and(|e| e.sequence <= last);
+            // What a database's keys would refuse, an event or notification twice, and
+            // what the SQL stores' swap does (`follows_stored!`): events that do not
+            // follow the last one stored (`Commit::check`: they run up to `next`'s last
+            // sequence), a gap, or a counter set back.
+            let last = entry.history.last().map_or(0, |e| e.sequence);
+            let follows = commit.next.last_event_sequence() - commit.events.len() as u64;
             let repeated_notification = commit.notifications.iter().find(|n| match home(n) {
                 home if home == own => shard.holds(Some(&entry), &n.id),
                 home => taken_in(home, &|shard| shard.holds(None, &n.id)),
             });
-            match (repeated_event, repeated_notification) {
-                (true, _) => Some(format!("events up to {last} are stored already")),
+            match (follows != last, repeated_notification) {
+                (true, _) => Some(format!(
+                    "its events follow event {follows}, and the last event stored is {last}"
+                )),
                 (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
                 _ => None,
             }

@@ -233,9 +233,12 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::InvalidCommit`] when [`Commit::check`] fails or an event or
-    /// notification would be written twice (a notification id is unique in the
-    /// repository, whichever subscription holds it), [`StoreError::Conflict`] (with
+    /// [`StoreError::InvalidCommit`] when [`Commit::check`] fails, when the commit's
+    /// events do not follow the last event stored for the subscription (a repeat, a
+    /// gap, or a `next` whose last event sequence was set back: a `next` not made from
+    /// the stored subscription), or when a notification would be written twice (a
+    /// notification id is unique in the repository, whichever subscription holds it),
+    /// [`StoreError::Conflict`] (with
     /// the stored version) when the version differs, [`StoreError::NotFound`] when the
     /// subscription is not stored, [`StoreError::Backend`] when the backend fails. On
     /// every error nothing changes.

@@ -204,7 +204,8 @@ impl PostgresRepository {
             )
             .bind(firsts)
             .bind(claim.map(|(now, lease)| sql::until(now, lease)))
-            .bind(claim.map_or(0, |(now, _)| sql::micros(now)));
+            .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
+            .bind(encoded.follows);
         let mut lent = self.lend(sql::Side::Writes).await?;
         let result = query.fetch_all(lent.connection()).await;
         let rows = lent.settle_as(result, |e| sql::refused(id, e))?;
@@ -440,10 +441,10 @@ mod tests {
     /// the client names them) and arguments for `EXECUTE`: a replacement's two events
     /// and two emails of subscription `sub-1`.
     const COMMIT_TYPES: &str = "(TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT[], TEXT[], TEXT[], \
-                                TEXT[], TEXT[], BIGINT[], BOOL[], BIGINT, BIGINT)";
+                                TEXT[], TEXT[], BIGINT[], BOOL[], BIGINT, BIGINT, BIGINT)";
     const COMMIT_ARGUMENTS: &str = "'1', 2, '{}', 'sub-1', 1, ARRAY[1, 2], ARRAY['{}', '{}'], \
          ARRAY['x-1', 'x-2'], ARRAY['{}', '{}'], ARRAY['1', '2'], ARRAY[0, 0], \
-         ARRAY[true, true], 100, 0";
+         ARRAY[true, true], 100, 0, 0";
 
     /// A connection to a new schema `dpor_<name>_<pid>` of the test server, migrated.
     async fn migrated_schema(name: &str) -> (sqlx::PgConnection, String) {

@@ -20,8 +20,29 @@ pub(crate) const BY_CUSTOMER: &str =
     "SELECT id, version, record FROM dpor_subscriptions WHERE customer = $1 ORDER BY id";
 pub(crate) const BY_PARTNER: &str =
     "SELECT id, version, record FROM dpor_subscriptions WHERE partner = $1 ORDER BY id";
-pub(crate) const UPDATE: &str = "UPDATE dpor_subscriptions \
-     SET partner = $1, version = $2, record = $3 WHERE id = $4 AND version = $5";
+/// The condition that a commit's events follow the last event stored for subscription
+/// `$subscription`, which must be `$follows` (0 for none): what keeps a history gap-free
+/// when a commit's `next` was not made from the stored subscription (a repeat is refused
+/// by the events' key anyway, a gap or a counter set back only by this). One look at
+/// the end of the subscription's events in their primary key.
+macro_rules! follows_stored {
+    ($subscription:literal, $follows:literal) => {
+        concat!(
+            "(SELECT COALESCE(MAX(sequence), 0) FROM dpor_events WHERE subscription = ",
+            $subscription,
+            ") = ",
+            $follows
+        )
+    };
+}
+
+/// The compare-and-swap: `$5` the version expected, `$6` the last event sequence stored
+/// before the commit's events ([`Encoded::follows`]).
+pub(crate) const UPDATE: &str = concat!(
+    "UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 ",
+    "WHERE id = $4 AND version = $5 AND ",
+    follows_stored!("$4", "$6")
+);
 pub(crate) const VERSION: &str = "SELECT version FROM dpor_subscriptions WHERE id = $1";
 pub(crate) const INSERT_EVENT: &str =
     "INSERT INTO dpor_events (subscription, sequence, event) VALUES ($1, $2, $3)";
@@ -233,7 +254,7 @@ macro_rules! fresh_claim {
 
 /// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) (and
 /// `commit`) on PostgreSQL in one statement, so one round trip: the compare-and-swap
-/// (`$1`-`$5`), the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON,
+/// (`$1`-`$5`, and `$15` as [`UPDATE`]'s `$6`), the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON,
 /// recipient, time, first of its recipient) in data-modifying CTEs that write only when
 /// the swap did, each notification claimed until `$13` ([`fresh_claim!`]; none when
 /// NULL), now `$14`. Answers one row with how many rows the swap updated, then one per
@@ -249,7 +270,9 @@ macro_rules! fresh_claim {
 #[cfg(feature = "postgres")]
 pub(crate) const COMMIT_AND_CLAIM_POSTGRES: &str = concat!(
     "WITH updated AS (UPDATE dpor_subscriptions SET partner = $1, version = $2, record = $3 ",
-    "WHERE id = $4 AND version = $5 RETURNING id), ",
+    "WHERE id = $4 AND version = $5 AND ",
+    follows_stored!("$4", "$15::BIGINT"),
+    " RETURNING id), ",
     "events AS (INSERT INTO dpor_events (subscription, sequence, event) ",
     "SELECT updated.id, e.sequence, e.event ",
     "FROM updated, UNNEST((SELECT $6::BIGINT[]), (SELECT $7::TEXT[])) ",
@@ -351,6 +374,8 @@ pub(crate) struct Encoded {
     pub partner: Option<String>,
     pub version: i64,
     pub expected: i64,
+    /// The last event sequence the commit's events follow: what the store must hold.
+    pub follows: i64,
     pub record: String,
     /// Each event's sequence and JSON.
     pub events: Vec<(i64, String)>,
@@ -383,6 +408,8 @@ pub(crate) fn encode(commit: &Commit) -> Result<Encoded, StoreError> {
             .map(|p| p.mpn_id().to_string()),
         version: to_i64(commit.next.version())?,
         expected: to_i64(commit.expected_version)?,
+        // `Commit::check`: the events run up to `next`'s last sequence.
+        follows: to_i64(commit.next.last_event_sequence() - commit.events.len() as u64)?,
         record: to_json(&commit.next)?,
         events,
         notifications,
@@ -577,18 +604,24 @@ pub(crate) fn decode_subscription(
     Ok(subscription)
 }
 
-/// The conflict or not-found answer to a compare-and-swap that updated no row.
+/// The answer to a compare-and-swap that updated no row: not found, a conflict, or,
+/// with the version expected stored, a commit whose events do not follow the stored
+/// history ([`follows_stored!`]).
 pub(crate) fn conflict_or_not_found(
     subscription: &SubscriptionId,
     expected: u64,
     actual: Option<i64>,
 ) -> StoreError {
-    match actual {
+    match actual.map(|actual| u64::try_from(actual).unwrap_or_default()) {
         None => StoreError::NotFound(subscription.clone()),
+        Some(actual) if actual == expected => StoreError::InvalidCommit {
+            subscription: subscription.clone(),
+            reason: "its events do not follow the last event stored".to_owned(),
+        },
         Some(actual) => StoreError::Conflict {
             subscription: subscription.clone(),
             expected,
-            actual: u64::try_from(actual).unwrap_or_default(),
+            actual,
         },
     }
 }
@@ -693,12 +726,14 @@ macro_rules! sql_repository {
                 after: Option<u64>,
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
+                // Positions are BIGINTs: none comes after one past what a BIGINT holds.
+                let Ok(after) = i64::try_from(after.unwrap_or(0)) else {
+                    return Ok(Vec::new());
+                };
                 let rows = self
                     .fetch_all(
                         sql::Side::Reads,
-                        sqlx::query(statement)
-                            .bind(sql::to_i64(after.unwrap_or(0))?)
-                            .bind(sql::limit(limit)),
+                        sqlx::query(statement).bind(after).bind(sql::limit(limit)),
                     )
                     .await?;
                 rows.iter().map(decode_entry).collect()
@@ -775,6 +810,7 @@ macro_rules! sql_repository {
                 .bind(encoded.record)
                 .bind(id.as_str())
                 .bind(encoded.expected)
+                .bind(encoded.follows)
                 .execute(&mut *connection)
                 .await
                 .map_err(sql::database)?;

@@ -20,9 +20,11 @@
 //! state, the events and the notifications together; lists are ordered by id (byte
 //! order), history by sequence, the outbox oldest first; `list_by_partner` follows
 //! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids;
-//! a commit that does not hang together, or that would write an event or a pending
-//! notification twice, is refused and changes nothing; a notification id is unique in
-//! the repository, not only among one subscription's.
+//! a commit that does not hang together, whose events do not follow the last one
+//! stored (a repeat, a gap, a counter set back), or that would write a notification
+//! twice, is refused as `InvalidCommit` and changes nothing; a notification id is
+//! unique in the repository, not only among one subscription's; a page after the
+//! greatest position is empty.
 
 use std::fmt;
 use std::future::Future;
@@ -462,31 +464,58 @@ async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), Conform
         "a commit skipping a version gave {result:?}"
     );
 
-    // Hangs together, passes the version check, but writes event 1 and its
-    // notification again (a forged `next` whose last event sequence did not move).
-    let mut forged = serde_json::to_value(&one).map_err(|e| ConformanceFailure {
-        check: CHECK,
-        message: e.to_string(),
-    })?;
-    forged["version"] = 2.into();
-    let next: Subscription = serde_json::from_value(forged).map_err(|e| ConformanceFailure {
-        check: CHECK,
-        message: e.to_string(),
-    })?;
-    let repeat = Commit {
-        expected_version: 1,
-        next,
-        events: first.events,
-        notifications: first.notifications,
-        create: None,
+    // Each hangs together and passes the version check, but its events do not follow
+    // the one event stored (a `next` not made from the stored subscription): event 1
+    // and its notification again; the counter moved with no event (a gap); an event
+    // after a gap; the counter set back.
+    let on = |last: u64, events: Vec<AssociationEvent>, notifications| {
+        let mut next = serde_json::to_value(&one).map_err(|e| ConformanceFailure {
+            check: "fixture",
+            message: e.to_string(),
+        })?;
+        next["version"] = 2.into();
+        next["last_event_sequence"] = last.into();
+        let next = serde_json::from_value(next).map_err(|e| ConformanceFailure {
+            check: "fixture",
+            message: e.to_string(),
+        })?;
+        let commit = Commit {
+            expected_version: 1,
+            next,
+            events,
+            notifications,
+            create: None,
+        };
+        ensure!(
+            "fixture",
+            commit.check().is_ok(),
+            "the commit should hang together: {commit:?}"
+        );
+        Ok(commit)
     };
-    ensure!(
-        CHECK,
-        repeat.check().is_ok(),
-        "fixture: the repeat should hang together"
-    );
-    let what = "a commit writing event 1 twice";
-    refused_unchanged(CHECK, repo, sub.id(), repo.commit(repeat), what).await?;
+    let mut third = first.events.clone();
+    third[0].sequence = 3;
+    let malformed = [
+        (
+            "a commit writing event 1 twice",
+            on(1, first.events, first.notifications)?,
+        ),
+        (
+            "a commit moving the last event on with no event",
+            on(2, Vec::new(), Vec::new())?,
+        ),
+        (
+            "a commit writing event 3 after event 1",
+            on(3, third, Vec::new())?,
+        ),
+        (
+            "a commit setting the last event back",
+            on(0, Vec::new(), Vec::new())?,
+        ),
+    ];
+    for (what, commit) in malformed {
+        refused_unchanged(CHECK, repo, sub.id(), repo.commit(commit), what).await?;
+    }
     let after = observe(CHECK, repo, sub.id()).await?;
     ensure!(
         CHECK,
@@ -735,6 +764,16 @@ async fn everything_reads_in_pages<R: Store>(repo: &R) -> Result<(), Conformance
         CHECK,
         entries.windows(2).all(|w| w[0].position < w[1].position),
         "positions do not grow"
+    );
+    // No position comes after the greatest: an empty page, not an error.
+    let past_all = (
+        ok(CHECK, repo.page_outbox(Some(u64::MAX), 2).await)?,
+        ok(CHECK, repo.dead_letters(Some(u64::MAX), 2).await)?,
+    );
+    ensure!(
+        CHECK,
+        past_all.0.is_empty() && past_all.1.is_empty(),
+        "pages after position u64::MAX hold {past_all:?}"
     );
     Ok(())
 }
