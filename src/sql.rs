@@ -1084,14 +1084,21 @@ macro_rules! sql_repository {
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
                 let until = sql::until(now, lease);
-                let ids: Vec<Option<&str>> = match which {
+                let mut ids: Vec<Option<&str>> = match which {
                     Claim::Due => vec![None],
                     Claim::Only(ids) => ids.iter().map(|id| Some(id.as_str())).collect(),
                 };
+                // An id given twice is claimed once (with no lease left, a second
+                // statement would claim it again and answer it twice).
+                let mut asked = std::collections::HashSet::new();
+                ids.retain(|id| asked.insert(*id));
                 let mut claimed = Vec::new();
                 let ([due, only], at) = ($claim, sql::micros(now));
                 for id in ids {
-                    let left = sql::limit(limit.saturating_sub(claimed.len()));
+                    if claimed.len() >= limit {
+                        break;
+                    }
+                    let left = sql::limit(limit - claimed.len());
                     let query = match id {
                         None => sqlx::query(due).bind(until).bind(at).bind(left),
                         Some(id) => sqlx::query(only).bind(until).bind(at).bind(left).bind(id),

@@ -964,6 +964,20 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         expired == claimed,
         "after the lease, {expired:?} was claimed, expected {claimed:?}"
     );
+    // An id asked for twice is claimed once, even with no lease to hold it meanwhile.
+    let twice = [n1.clone(), n1.clone()];
+    let free = later + lease;
+    let once = ok(
+        CHECK,
+        repo.claim(Claim::Only(&twice), free, time::Duration::ZERO, 10)
+            .await,
+    );
+    let once = claimed_ids(once?);
+    ensure!(
+        CHECK,
+        once == [n1.clone()],
+        "a claim of {n1} asked twice took {once:?}"
+    );
 
     ok(CHECK, repo.mark_delivered(&[n1.clone(), n3.clone()]).await)?;
     let retry_at = later + time::Duration::hours(1);
