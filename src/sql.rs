@@ -254,11 +254,12 @@ macro_rules! fresh_claim {
 
 /// [`Repository::commit_and_claim`](crate::ports::Repository::commit_and_claim) (and
 /// `commit`) on PostgreSQL in one statement, so one round trip: the compare-and-swap
-/// (`$1`-`$5`, and `$15` as [`UPDATE`]'s `$6`), the events (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON,
-/// recipient, time, first of its recipient) in data-modifying CTEs that write only when
-/// the swap did, each notification claimed until `$13` ([`fresh_claim!`]; none when
-/// NULL), now `$14`. Answers one row with how many rows the swap updated, then one per
-/// notification, oldest first.
+/// (`$1`-`$5`, and the last event sequence stored, `$15`: see [`UPDATE`]), the events
+/// (`$6`, `$7`) and the notifications (`$8`-`$12`: id, JSON, recipient, time, first of
+/// its recipient) in data-modifying CTEs that write only when the swap did, each
+/// notification claimed until `$13` ([`fresh_claim!`]; none when NULL), now `$14`.
+/// Answers one row with how many rows the swap updated, then one per notification,
+/// oldest first.
 ///
 /// Each array is read through a sub-select (`(SELECT $6::BIGINT[])`), so that the
 /// planner sizes it by its default in every plan, as it does a parameter in the
