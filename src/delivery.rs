@@ -53,8 +53,10 @@ pub struct DeliveryPolicy {
     pub first_retry: Duration,
     /// The longest delay between two attempts (default 1 hour).
     pub max_retry: Duration,
-    /// How long a dispatcher holds what it claimed (default 1 minute): longer than one
-    /// batch takes to send, or another dispatcher sends it again.
+    /// How long a dispatcher holds what it claimed (default 1 minute). A batch starts no
+    /// send in the last quarter of its lease (the first excepted), and leaves the rest
+    /// to a claim after it, so that another dispatcher never takes over what it is
+    /// still sending; make it longer than one send takes, several times over.
     pub lease: Duration,
 }
 

@@ -110,6 +110,26 @@ pub(crate) fn dispatch_failed(error: &Error) {
     let _ = error;
 }
 
+/// Claiming a fresh commit's notifications failed: the dispatcher sends them later.
+pub(crate) fn claim_failed(count: usize, error: &dyn std::error::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(count, error = %error, "claiming notifications to deliver failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (count, error);
+}
+
+/// A batch stopped sending with a quarter of its lease left: `count` notifications wait
+/// for the lease to run out and a claim after it.
+pub(crate) fn lease_running_out(count: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        count,
+        "the claim's lease is running out: left for a later claim"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = count;
+}
+
 /// Recording what became of a delivery failed (the claim expires; it is sent again).
 pub(crate) fn record_failed(what: &'static str, count: usize, error: &dyn std::error::Error) {
     #[cfg(feature = "tracing")]

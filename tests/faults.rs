@@ -201,6 +201,40 @@ async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_i
     assert!(w.repo.pending_notifications(10).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_failed_mark_still_records_the_batchs_failures_then_answers_the_error() {
+    let w = world().await;
+    let (service, repo) = flaky(&w);
+    // Two emails pending after a failed first attempt each.
+    w.notifier.fail_next(2);
+    for sub in ["sub-001", "sub-002"] {
+        let check = service
+            .check_partner(&admin(), &sub_id(sub), "565380")
+            .await
+            .unwrap();
+        service.submit(&admin(), &check).await.unwrap();
+    }
+    let attempts = async || -> Vec<u32> {
+        let outbox = w.repo.page_outbox(None, 10).await.unwrap();
+        outbox.iter().map(|e| e.attempts).collect()
+    };
+    assert_eq!(attempts().await, [1, 1]);
+
+    // Due again: the first fails again, the second is delivered but cannot be marked.
+    w.clock.advance(time::Duration::hours(1));
+    w.notifier.fail_next(1);
+    repo.fail_mark.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        service.dispatch_pending(10).await,
+        Err(Error::Store(_))
+    ));
+    assert_eq!(
+        attempts().await,
+        [2, 1],
+        "the failure is recorded all the same"
+    );
+}
+
 /// A directory that is down.
 struct Down;
 

@@ -459,3 +459,67 @@ async fn a_policy_without_delay_tries_each_email_once_per_call() {
         }
     );
 }
+
+/// A dispatcher's mailboxes that take `per_email` to accept each email, and another
+/// dispatcher of the same store that runs while each send is under way.
+struct SlowMail {
+    mail: Mailboxes,
+    clock: ManualClock,
+    per_email: Duration,
+    other: Arc<MailService>,
+}
+
+#[async_trait]
+impl Notifier for SlowMail {
+    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+        self.clock.advance(self.per_email);
+        self.mail.notify(notification).await?;
+        self.other.dispatch_pending(usize::MAX).await.unwrap();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_slower_than_its_lease_leaves_the_rest_and_no_email_goes_out_twice() {
+    // 8 emails to 8 partners, pending after an outage.
+    let (other, repo, mail, clock) = mail_world(8, 8).await;
+    mail.outage(true);
+    for i in 0..8 {
+        let sub = sub_id(&format!("s-{i:05}"));
+        check_and_submit(&other, &admin(), &sub, &partner_id(i))
+            .await
+            .unwrap();
+    }
+    mail.outage(false);
+    clock.advance(Duration::hours(1));
+
+    // Each send takes a sixth of the lease; while it is under way, the other dispatcher
+    // tries to claim. Without a stop, the batch would still be sending when its lease
+    // ran out, and the other would send its emails again.
+    let lease = DeliveryPolicy::default().lease;
+    let slow = SlowMail {
+        mail: mail.clone(),
+        clock: clock.clone(),
+        per_email: lease / 6,
+        other: Arc::new(other),
+    };
+    let dispatcher =
+        PorService::new(repo.clone(), InMemoryDirectory::new(), slow).with_clock(clock.clone());
+    let report = dispatcher.dispatch_pending(usize::MAX).await.unwrap();
+    // Sends start at 0, 1/6, ..., 4/6 of the lease; the sixth would start at 5/6.
+    assert_eq!(report.delivered, 5);
+    assert_eq!(
+        mail.received().len(),
+        5,
+        "the other claimed nothing meanwhile"
+    );
+    assert_eq!(repo.pending_notifications(10).await.unwrap().len(), 3);
+
+    // The rest goes out once their lease has run out, once each.
+    clock.advance(lease);
+    let rest = dispatcher.dispatch_pending(usize::MAX).await.unwrap();
+    assert_eq!(rest.delivered, 3);
+    let received: Vec<NotificationId> = mail.received().into_iter().map(|n| n.id).collect();
+    let distinct: BTreeSet<&NotificationId> = received.iter().collect();
+    assert_eq!((received.len(), distinct.len()), (8, 8), "{received:?}");
+}

@@ -270,14 +270,15 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             notifications,
             create,
         };
+        // The lease runs from now, not from the decision: the lookups since then (and a
+        // wait for the store) must not eat into it.
+        let now = self.clock.now();
         let claimed = self
             .repository
-            // The lease runs from now, not from the decision: the lookups since then
-            // (and a wait for the store) must not eat into it.
-            .commit_and_claim(commit, self.clock.now(), self.delivery.lease)
+            .commit_and_claim(commit, now, self.delivery.lease)
             .await?;
         let written = ids.len();
-        let delivered = self.deliver_committed(claimed, ids).await;
+        let delivered = self.deliver_committed((claimed, now), ids).await;
         Ok(Receipt {
             subscription: next,
             events,

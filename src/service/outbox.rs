@@ -4,10 +4,11 @@
 //! [`Outbox`]'s.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::PorService;
 use crate::delivery::{self, AfterFailure};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::event::{AssociationEvent, Notification};
 use crate::id::NotificationId;
 use crate::partner::Partner;
@@ -71,6 +72,8 @@ const MAX_ROUNDS: usize = 16;
 struct Sent {
     delivered: Vec<NotificationId>,
     failures: Vec<Failure>,
+    /// How many were not tried: their lease was running out (see [`PorService::send`]).
+    left: usize,
 }
 
 impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorService<R, D, N, C> {
@@ -90,8 +93,9 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// # Errors
     ///
     /// [`Error::Store`] when the outbox cannot be read or the outcomes cannot be
-    /// recorded (the claims then expire after the lease, and the notifications are
-    /// sent again: at least once).
+    /// recorded (the first such error, once all that could be is recorded; each is
+    /// traced; the claims then expire after the lease, and the notifications are sent
+    /// again: at least once).
     pub async fn dispatch_pending(&self, limit: usize) -> Result<DispatchReport, Error> {
         trace::operation("dispatch_pending", None, None, async move {
             let mut report = DispatchReport::default();
@@ -122,12 +126,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 if claimed.is_empty() {
                     break;
                 }
-                tried.extend(claimed.iter().map(|e| e.notification.id.clone()));
-                let sent = self.send(claimed).await;
-                self.repository.mark_delivered(&sent.delivered).await?;
-                for failure in &sent.failures {
-                    self.repository.record_failure(failure).await?;
-                }
+                let sent = self.send(claimed, now).await;
+                tried.extend(sent.delivered.iter().cloned());
+                tried.extend(sent.failures.iter().map(|f| f.id.clone()));
+                // Everything is recorded that can be, each failure traced; then the
+                // first failure is the call's error.
+                self.record(&sent).await?;
                 let dead = sent
                     .failures
                     .iter()
@@ -303,25 +307,29 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// no earlier one for the same partner holds them back. The change is committed: a
     /// failure to record only means that [`dispatch_pending`](Self::dispatch_pending)
     /// sends them again (at least once), so it is not an error.
+    /// `claimed` comes with the time it was claimed at.
     pub(super) async fn deliver_committed(
         &self,
-        claimed: Vec<OutboxEntry>,
+        claimed: (Vec<OutboxEntry>, OffsetDateTime),
         mut waiting: Vec<NotificationId>,
     ) -> usize {
         let mut delivered = 0;
-        let mut claimed = Some(claimed).filter(|c| !c.is_empty());
+        let mut claimed = Some(claimed).filter(|(c, _)| !c.is_empty());
         // A commit may hold two notifications for one partner (a partner replaced by
         // itself under another program): the second is claimable once the first is out.
         while !waiting.is_empty() {
-            let mut batch = match claimed.take() {
-                Some(batch) => batch,
+            let (mut batch, claimed_at) = match claimed.take() {
+                Some(claimed) => claimed,
                 None => {
                     let now = self.clock.now();
                     let lease = self.delivery.lease;
                     let only = Claim::Only(&waiting);
                     match self.repository.claim(only, now, lease, waiting.len()).await {
-                        Ok(batch) => batch,
-                        Err(_) => return delivered,
+                        Ok(batch) => (batch, now),
+                        Err(error) => {
+                            trace::claim_failed(waiting.len(), &error);
+                            return delivered;
+                        }
                     }
                 }
             };
@@ -331,18 +339,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 return delivered;
             }
             waiting.retain(|id| !batch.iter().any(|e| &e.notification.id == id));
-            let sent = self.send(batch).await;
+            let sent = self.send(batch, claimed_at).await;
             delivered += sent.delivered.len();
-            let failed = !sent.failures.is_empty();
-            if let Err(error) = self.repository.mark_delivered(&sent.delivered).await {
-                trace::record_failed("delivered", sent.delivered.len(), &error);
-            }
-            for failure in &sent.failures {
-                if let Err(error) = self.repository.record_failure(failure).await {
-                    trace::record_failed("failure", 1, &error);
-                }
-            }
-            if failed {
+            // What is not recorded is traced, and sent again once its lease is over.
+            let _ = self.record(&sent).await;
+            if !sent.failures.is_empty() || sent.left > 0 {
                 // What follows a failure waits for its retry.
                 return delivered;
             }
@@ -350,10 +351,23 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         delivered
     }
 
-    /// Tries each claimed notification once, in order.
-    async fn send(&self, claimed: Vec<OutboxEntry>) -> Sent {
+    /// Tries each notification claimed at `claimed_at` once, in order, while its lease
+    /// has a quarter left (the first always): what is left waits for the lease to run
+    /// out and a claim after it. So a batch whose sends take longer than its lease does
+    /// not go on sending what another dispatcher may claim meanwhile, and what was sent
+    /// is recorded before then (unless a single send takes more than a quarter of the
+    /// lease: at least once, not exactly once).
+    async fn send(&self, claimed: Vec<OutboxEntry>, claimed_at: OffsetDateTime) -> Sent {
+        let lease = self.delivery.lease;
+        let last_start = claimed_at.saturating_add(lease - lease / 4);
         let mut sent = Sent::default();
-        for entry in claimed {
+        let count = claimed.len();
+        for (i, entry) in claimed.into_iter().enumerate() {
+            if i > 0 && self.clock.now() >= last_start {
+                sent.left = count - i;
+                trace::lease_running_out(sent.left);
+                break;
+            }
             let notification = &entry.notification;
             match self.notifier.notify(notification).await {
                 Ok(()) => sent.delivered.push(notification.id.clone()),
@@ -385,5 +399,24 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             }
         }
         sent
+    }
+
+    /// Records what sending came to: the delivered ones, then each failure. A store
+    /// error does not stop the others from being recorded; each is traced, and the first
+    /// is answered. What is not recorded keeps its claim until the lease runs out, and is
+    /// then sent again (at least once).
+    async fn record(&self, sent: &Sent) -> Result<(), StoreError> {
+        let mut first = None;
+        if let Err(error) = self.repository.mark_delivered(&sent.delivered).await {
+            trace::record_failed("delivered", sent.delivered.len(), &error);
+            first.get_or_insert(error);
+        }
+        for failure in &sent.failures {
+            if let Err(error) = self.repository.record_failure(failure).await {
+                trace::record_failed("failure", 1, &error);
+                first.get_or_insert(error);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
