@@ -350,7 +350,11 @@ pub trait Outbox: Send + Sync {
     /// pending (claimed, or waiting for a retry, included). With [`Claim::Due`], up to
     /// `limit` of them; with [`Claim::Only`], those of the given ids that are claimable.
     ///
-    /// Two dispatchers claiming at once never get the same notification.
+    /// Two dispatchers claiming at once never get the same notification. A stored
+    /// notification that does not decode (a hand edit, or a kind only a newer release
+    /// knows) is not answered, so that it holds back none of the others: the SQL stores
+    /// trace it and leave it claimed until the lease runs out, for a release that reads
+    /// it.
     ///
     /// # Errors
     ///

@@ -1106,7 +1106,14 @@ macro_rules! sql_repository {
                     };
                     let rows = self.fetch_all(sql::Side::Writes, query).await?;
                     for row in &rows {
-                        claimed.push(decode_entry(row)?);
+                        // A row that does not decode (a hand edit, a kind of email
+                        // only a newer release knows) is traced and left claimed
+                        // until its lease runs out, for a release that reads it:
+                        // it holds back none of the others.
+                        match decode_entry(row) {
+                            Ok(entry) => claimed.push(entry),
+                            Err(error) => crate::trace::claimed_unreadable(&error),
+                        }
                     }
                 }
                 claimed.sort_unstable_by_key(|e: &OutboxEntry| e.position);

@@ -110,6 +110,15 @@ pub(crate) fn dispatch_failed(error: &Error) {
     let _ = error;
 }
 
+/// A claimed outbox row does not decode: it is left for a release that reads it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn claimed_unreadable(error: &dyn std::error::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(error = %error, "a claimed notification does not decode: skipped");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
+}
+
 /// Claiming a fresh commit's notifications failed: the dispatcher sends them later.
 pub(crate) fn claim_failed(count: usize, error: &dyn std::error::Error) {
     #[cfg(feature = "tracing")]

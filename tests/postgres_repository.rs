@@ -182,6 +182,21 @@ async fn rows_written_by_a_newer_release_read_and_update() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+async fn an_unreadable_email_does_not_stall_the_dispatcher() {
+    let url = url();
+    let repo = fresh(&url).await;
+    let pool = repo.pool().clone();
+    an_unreadable_email_holds_back_no_other(repo, |statement| {
+        let pool = pool.clone();
+        async move {
+            dpor::sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
 async fn a_row_that_no_longer_decodes_is_a_typed_error() {
     let url = url();
     let repo = fresh(&url).await;

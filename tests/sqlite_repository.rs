@@ -117,6 +117,19 @@ async fn rows_written_by_a_newer_release_read_and_update() {
 }
 
 #[tokio::test]
+async fn an_unreadable_email_does_not_stall_the_dispatcher() {
+    let repo = memory().await;
+    let pool = repo.pool().clone();
+    an_unreadable_email_holds_back_no_other(repo, |statement| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_overlong_name_is_refused_before_anything_is_written() {
     let repo = memory().await;
     let long = Subscription::new(

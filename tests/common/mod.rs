@@ -410,6 +410,36 @@ pub async fn assert_race_consistent<R: Store>(repo: &R, n: u64, changed: u64) ->
 /// record gains fields this release does not know, and everything still reads and
 /// updates. Then a time beyond the recordable years: a typed error, never a panic.
 /// `sql` runs one statement on the store's database.
+/// One pending email whose stored JSON no longer decodes (`sql` runs a statement on the
+/// store) holds back none of the others: a dispatch delivers the rest, and the
+/// unreadable one stays pending.
+pub async fn an_unreadable_email_holds_back_no_other<R, F, Fut>(repo: R, sql: F)
+where
+    R: Store + Clone,
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let directory = InMemoryDirectory::new().with_partner(fabrikam());
+    let notifier = RecordingNotifier::new();
+    let clock = ManualClock::new(T0);
+    let service =
+        PorService::new(repo.clone(), directory, notifier.clone()).with_clock(clock.clone());
+    notifier.fail_next(2); // both emails stay pending
+    for sub in ["sub-001", "sub-002"] {
+        insert_sub(&repo, sub).await;
+        check_and_submit(&service, &admin(), &sub_id(sub), "565380")
+            .await
+            .unwrap();
+    }
+    // A kind of email this release does not know.
+    sql(r#"UPDATE dpor_outbox SET notification = replace(notification, '"added"', '"teleported"') WHERE id = 'sub-001#1'"#).await;
+    clock.advance(time::Duration::hours(1)); // the retries are due
+    let report = service.dispatch_pending(10).await.unwrap();
+    assert_eq!(report.delivered, 1);
+    let sent: Vec<String> = notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(sent, ["sub-002#1"]);
+}
+
 pub async fn rows_from_a_newer_release_still_read<R, F, Fut>(repo: R, sql: F)
 where
     R: Store + Clone,
