@@ -161,3 +161,34 @@ fn operations_and_delivery_failures_are_traced_without_personal_data() {
         }
     }
 }
+
+#[test]
+fn a_failed_claim_after_a_commit_is_traced() {
+    let recorder = Recorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let w = world().await;
+        // A store that claims nothing with its commit (the trait's default) and whose
+        // claim then fails: the change stands, its email waits for the dispatcher.
+        let repo = Faulty::new(w.repo.clone());
+        repo.fail_claim
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let service = PorService::new(repo, w.directory.clone(), w.notifier.clone())
+            .with_clock(w.clock.clone());
+        let receipt = check_and_submit(&service, &admin(), &sub_id("sub-001"), "565380")
+            .await
+            .unwrap();
+        assert_eq!(receipt.notifications_delivered, 0);
+    });
+    let seen = recorder.0.lock().unwrap();
+    let errors: Vec<&str> = seen
+        .events
+        .iter()
+        .filter(|(level, _)| *level == Level::ERROR)
+        .filter_map(|(_, fields)| field(fields, "message"))
+        .collect();
+    assert_eq!(errors, ["claiming notifications to deliver failed"]);
+}

@@ -772,14 +772,15 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
 }
 
 /// A store that fails on request, forwarding everything else to `inner`: the switches
-/// fail inserts, commits or delivery marks, and `imports_allowed` counts down the
-/// imports that may still succeed (for an interrupted transfer).
+/// fail inserts, commits, claims or delivery marks, and `imports_allowed` counts down
+/// the imports that may still succeed (for an interrupted transfer).
 #[derive(Clone)]
 pub struct Faulty<R> {
     pub inner: R,
     pub fail_insert: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub fail_commit: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub fail_mark: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub fail_claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub imports_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -790,6 +791,7 @@ impl<R> Faulty<R> {
             fail_insert: Default::default(),
             fail_commit: Default::default(),
             fail_mark: Default::default(),
+            fail_claim: Default::default(),
             imports_allowed: std::sync::Arc::new(usize::MAX.into()),
         }
     }
@@ -864,6 +866,7 @@ impl<R: Outbox> Outbox for Faulty<R> {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        Self::fails(&self.fail_claim)?;
         self.inner.claim(which, now, lease, limit).await
     }
     async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
