@@ -74,14 +74,20 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-#[test]
-fn operations_and_delivery_failures_are_traced_without_personal_data() {
+/// What the thread's subscriber saw while `work` ran on a current-thread runtime.
+fn traced<F: std::future::Future<Output = ()>>(work: impl FnOnce() -> F) -> Recorder {
     let recorder = Recorder::default();
     let _guard = tracing::subscriber::set_default(recorder.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    runtime.block_on(work());
+    recorder
+}
+
+#[test]
+fn operations_and_delivery_failures_are_traced_without_personal_data() {
+    let recorder = traced(|| async {
         let w = world().await;
         let service = w.service.with_delivery_policy(DeliveryPolicy {
             max_attempts: 2,
@@ -164,12 +170,7 @@ fn operations_and_delivery_failures_are_traced_without_personal_data() {
 
 #[test]
 fn a_failed_claim_after_a_commit_is_traced() {
-    let recorder = Recorder::default();
-    let _guard = tracing::subscriber::set_default(recorder.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    let recorder = traced(|| async {
         let w = world().await;
         // A store that claims nothing with its commit (the trait's default) and whose
         // claim then fails: the change stands, its email waits for the dispatcher.
