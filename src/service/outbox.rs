@@ -257,8 +257,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// Makes dead letter `id` pending again, due now, with a fresh count of attempts;
     /// answers whether there was such a dead letter. It takes its old place: it goes out
     /// before the emails of its partner (for that subscription) that are still pending.
-    /// Its age still counts from its event, so a letter that died of age that fails
-    /// again is a dead letter again at once.
+    /// Not before one a dispatcher is sending at that moment (claimed, not yet marked):
+    /// that one may arrive first, as those delivered while it was dead did. Its age
+    /// still counts from its event, so a letter that died of age that fails again is a
+    /// dead letter again at once.
     ///
     /// # Errors
     ///
