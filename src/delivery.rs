@@ -82,6 +82,15 @@ pub enum AfterFailure {
 }
 
 impl DeliveryPolicy {
+    /// The last moment a dispatcher that claimed a batch at `claimed_at` starts a send
+    /// of it (the first excepted): three quarters into the lease. What is left then
+    /// waits for the lease to run out and a claim after it, so that what was sent is
+    /// recorded before another dispatcher may claim it (unless one send takes more than
+    /// the last quarter: at least once, not exactly once).
+    pub(crate) fn last_send_start(&self, claimed_at: OffsetDateTime) -> OffsetDateTime {
+        claimed_at.saturating_add(self.lease - self.lease / 4)
+    }
+
     /// What follows the `attempts`-th failed attempt (counting this one, so at least 1)
     /// to deliver notification `id`, made at `now`, for an event of `created`.
     ///
@@ -155,6 +164,20 @@ mod tests {
     }
 
     const CREATED: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+
+    #[test]
+    fn a_batch_starts_sends_for_three_quarters_of_its_lease() {
+        let policy = DeliveryPolicy::default();
+        assert_eq!(
+            policy.last_send_start(CREATED),
+            CREATED + Duration::seconds(45)
+        );
+        let none = DeliveryPolicy {
+            lease: Duration::ZERO,
+            ..policy
+        };
+        assert_eq!(none.last_send_start(CREATED), CREATED);
+    }
 
     #[test]
     fn delays_double_up_to_the_cap_with_at_most_half_taken_off() {

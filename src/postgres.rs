@@ -206,9 +206,10 @@ impl PostgresRepository {
             .bind(claim.map(|(now, lease)| sql::until(now, lease)))
             .bind(claim.map_or(0, |(now, _)| sql::micros(now)))
             .bind(encoded.follows);
-        let mut lent = self.lend(sql::Side::Writes).await?;
-        let result = query.fetch_all(lent.connection()).await;
-        let rows = lent.settle_as(result, |e| sql::refused(id, e))?;
+        let rows = self
+            .fetch_all(sql::Side::Writes, query)
+            .await
+            .map_err(|e| sql::refused(id, e))?;
         let updated: i64 = match rows.first() {
             Some(row) => row.try_get("updated").map_err(sql::database)?,
             None => 0,
@@ -217,11 +218,7 @@ impl PostgresRepository {
             let mut lent = self.lend(sql::Side::Reads).await?;
             let result = stored_version(lent.connection(), id).await;
             let actual = lent.settle(result)?;
-            return Err(sql::conflict_or_not_found(
-                id,
-                commit.expected_version,
-                actual,
-            ));
+            return Err(sql::swap_refused(id, commit.expected_version, actual));
         }
         // The change is committed: what cannot be read back is not an error (it would
         // report a change that was made); it is claimed nothing now, and the

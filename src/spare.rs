@@ -352,16 +352,7 @@ impl<DB: Database> Lent<'_, DB> {
     /// The statement's `result`; the connection is free for the next one if it
     /// succeeded.
     pub(crate) fn settle<T>(self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
-        self.settle_as(result, sql::database)
-    }
-
-    /// [`settle`](Self::settle), its error as `error` tells.
-    pub(crate) fn settle_as<T>(
-        self,
-        result: Result<T, sqlx::Error>,
-        error: impl FnOnce(sqlx::Error) -> StoreError,
-    ) -> Result<T, StoreError> {
-        let value = result.map_err(error)?;
+        let value = result.map_err(sql::database)?;
         if let Some(spares) = self.spares {
             spares.give_back(self.connection, self.out_since);
         }

@@ -527,20 +527,23 @@ pub(crate) fn database(error: sqlx::Error) -> StoreError {
     backend(error)
 }
 
-/// A database error in a commit on `subscription`: a unique key's refusal (an event
-/// or a notification stored already, which the commit is to blame for) is
-/// [`StoreError::InvalidCommit`], as the in-memory store answers it; any other is
-/// [`database`]'s.
-pub(crate) fn refused(subscription: &SubscriptionId, error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::InvalidCommit {
+/// An error of a commit on `subscription`: a unique key's refusal (an event or a
+/// notification stored already, which the commit is to blame for) is
+/// [`StoreError::InvalidCommit`], as the in-memory store answers it; any other stays
+/// as [`database`] made it.
+pub(crate) fn refused(subscription: &SubscriptionId, error: StoreError) -> StoreError {
+    let StoreError::Backend(source) = &error else {
+        return error;
+    };
+    match source.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) if db.is_unique_violation() => StoreError::InvalidCommit {
             subscription: subscription.clone(),
             reason: format!(
                 "an event or notification it writes is stored already ({})",
                 db.message()
             ),
         },
-        _ => database(error),
+        _ => error,
     }
 }
 
@@ -608,7 +611,7 @@ pub(crate) fn decode_subscription(
 /// The answer to a compare-and-swap that updated no row: not found, a conflict, or,
 /// with the version expected stored, a commit whose events do not follow the stored
 /// history ([`follows_stored!`]).
-pub(crate) fn conflict_or_not_found(
+pub(crate) fn swap_refused(
     subscription: &SubscriptionId,
     expected: u64,
     actual: Option<i64>,
@@ -819,11 +822,7 @@ macro_rules! sql_repository {
                 let actual = stored_version(&mut *connection, id)
                     .await
                     .map_err(sql::database)?;
-                return Err(sql::conflict_or_not_found(
-                    id,
-                    commit.expected_version,
-                    actual,
-                ));
+                return Err(sql::swap_refused(id, commit.expected_version, actual));
             }
             if let Some(created) = &commit.create {
                 let inserted = insert_subscription(created)?
@@ -840,7 +839,7 @@ macro_rules! sql_repository {
                     .bind(events)
                     .execute(&mut *connection)
                     .await
-                    .map_err(|e| sql::refused(id, e))?;
+                    .map_err(|e| sql::refused(id, sql::database(e)))?;
             }
             let mut written = Vec::with_capacity(commit.notifications.len());
             if !commit.notifications.is_empty() {
@@ -851,7 +850,7 @@ macro_rules! sql_repository {
                     .bind(notifications)
                     .fetch_all(&mut *connection)
                     .await
-                    .map_err(|e| sql::refused(id, e))?;
+                    .map_err(|e| sql::refused(id, sql::database(e)))?;
                 for row in &rows {
                     written.extend(written_row(row, 0)?);
                 }

@@ -113,32 +113,28 @@ fn ok<T>(check: &'static str, result: Result<T, StoreError>) -> Result<T, Confor
 
 const AT: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
 
-fn id(s: &str) -> Result<SubscriptionId, ConformanceFailure> {
-    SubscriptionId::new(s).map_err(|e| ConformanceFailure {
+/// A failure to build the suite's own records: a mistake of the suite, not the store.
+fn fixture(error: impl fmt::Display) -> ConformanceFailure {
+    ConformanceFailure {
         check: "fixture",
-        message: e.to_string(),
-    })
+        message: error.to_string(),
+    }
+}
+
+fn id(s: &str) -> Result<SubscriptionId, ConformanceFailure> {
+    SubscriptionId::new(s).map_err(fixture)
 }
 
 fn notification_id(s: &str) -> Result<NotificationId, ConformanceFailure> {
-    NotificationId::new(s).map_err(|e| ConformanceFailure {
-        check: "fixture",
-        message: e.to_string(),
-    })
+    NotificationId::new(s).map_err(fixture)
 }
 
 fn customer(s: &str) -> Result<CustomerId, ConformanceFailure> {
-    CustomerId::new(s).map_err(|e| ConformanceFailure {
-        check: "fixture",
-        message: e.to_string(),
-    })
+    CustomerId::new(s).map_err(fixture)
 }
 
 fn partner(mpn: &str) -> Result<Partner, ConformanceFailure> {
-    let mpn_id = MpnId::parse(mpn).map_err(|e| ConformanceFailure {
-        check: "fixture",
-        message: e.to_string(),
-    })?;
+    let mpn_id = MpnId::parse(mpn).map_err(fixture)?;
     Ok(Partner::new(mpn_id, format!("Partner {mpn}"))
         .with_contact_email(format!("p{mpn}@example.com"))
         .enrolled_in(Program::OnlineServicesSell))
@@ -180,10 +176,7 @@ fn commit_of(
                 create: None,
             })
         }
-        other => Err(ConformanceFailure {
-            check: "fixture",
-            message: format!("expected a change, got {other:?}"),
-        }),
+        other => Err(fixture(format!("expected a change, got {other:?}"))),
     }
 }
 
@@ -469,16 +462,10 @@ async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), Conform
     // and its notification again; the counter moved with no event (a gap); an event
     // after a gap; the counter set back.
     let on = |last: u64, events: Vec<AssociationEvent>, notifications| {
-        let mut next = serde_json::to_value(&one).map_err(|e| ConformanceFailure {
-            check: "fixture",
-            message: e.to_string(),
-        })?;
+        let mut next = serde_json::to_value(&one).map_err(fixture)?;
         next["version"] = 2.into();
         next["last_event_sequence"] = last.into();
-        let next = serde_json::from_value(next).map_err(|e| ConformanceFailure {
-            check: "fixture",
-            message: e.to_string(),
-        })?;
+        let next = serde_json::from_value(next).map_err(fixture)?;
         let commit = Commit {
             expected_version: 1,
             next,
@@ -624,10 +611,7 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
     ok(CHECK, repo.insert(sub.clone()).await)?;
     ok(CHECK, repo.insert(taken.clone()).await)?;
     let migrate = |to: &str| -> Result<Commit, ConformanceFailure> {
-        let (transition, created) = sub.migrate(id(to)?, AT).map_err(|e| ConformanceFailure {
-            check: "fixture",
-            message: e.to_string(),
-        })?;
+        let (transition, created) = sub.migrate(id(to)?, AT).map_err(fixture)?;
         let mut commit = commit_of(&sub, Ok(transition))?;
         commit.create = Some(created);
         Ok(commit)

@@ -227,23 +227,14 @@ async fn host_commits_naming_each_others_emails() {
                 else {
                     continue;
                 };
-                let mut notifications: Vec<Notification> = events
-                    .iter()
-                    .filter_map(|e| Notification::for_event(e, next.service(), None))
-                    .collect();
-                for n in &mut notifications {
+                let mut commit = commit_for(&current, next, events);
+                for n in &mut commit.notifications {
                     if rng.below(2) == 0 {
                         n.id = name(&mut rng);
                     }
                 }
-                let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
-                let commit = Commit {
-                    expected_version: current.version(),
-                    next,
-                    events,
-                    notifications,
-                    create: None,
-                };
+                let ids: Vec<NotificationId> =
+                    commit.notifications.iter().map(|n| n.id.clone()).collect();
                 match repo.commit(commit).await {
                     Ok(()) => {
                         written.extend(ids);

@@ -171,13 +171,7 @@ async fn rows_written_by_a_newer_release_read_and_update() {
     let url = url();
     let repo = fresh(&url).await;
     let pool = repo.pool().clone();
-    rows_from_a_newer_release_still_read(repo, |statement| {
-        let pool = pool.clone();
-        async move {
-            dpor::sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-    })
-    .await;
+    rows_from_a_newer_release_still_read(repo, run_on(pool)).await;
 }
 
 #[tokio::test]
@@ -186,13 +180,7 @@ async fn an_unreadable_email_does_not_stall_the_dispatcher() {
     let url = url();
     let repo = fresh(&url).await;
     let pool = repo.pool().clone();
-    an_unreadable_email_holds_back_no_other(repo, |statement| {
-        let pool = pool.clone();
-        async move {
-            dpor::sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-    })
-    .await;
+    an_unreadable_email_holds_back_no_other(repo, run_on(pool)).await;
 }
 
 #[tokio::test]
@@ -850,4 +838,16 @@ async fn a_migration_delivers_the_removed_partners_email() {
 async fn postgres_commit_claims_its_email() {
     let url = url();
     commit_claims_its_email(&fresh(&url).await).await;
+}
+
+/// A runner of one statement on `pool`, for the shared tests that edit rows by hand.
+fn run_on(
+    pool: dpor::sqlx::PgPool,
+) -> impl Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    move |statement| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            dpor::sqlx::query(statement).execute(&pool).await.unwrap();
+        })
+    }
 }

@@ -107,26 +107,14 @@ async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
 async fn rows_written_by_a_newer_release_read_and_update() {
     let repo = memory().await;
     let pool = repo.pool().clone();
-    rows_from_a_newer_release_still_read(repo, |statement| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-    })
-    .await;
+    rows_from_a_newer_release_still_read(repo, run_on(pool)).await;
 }
 
 #[tokio::test]
 async fn an_unreadable_email_does_not_stall_the_dispatcher() {
     let repo = memory().await;
     let pool = repo.pool().clone();
-    an_unreadable_email_holds_back_no_other(repo, |statement| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-    })
-    .await;
+    an_unreadable_email_holds_back_no_other(repo, run_on(pool)).await;
 }
 
 #[tokio::test]
@@ -423,4 +411,16 @@ async fn a_store_used_before_migrate_says_so() {
 #[tokio::test]
 async fn sqlite_commit_claims_its_email() {
     commit_claims_its_email(&memory().await).await;
+}
+
+/// A runner of one statement on `pool`, for the shared tests that edit rows by hand.
+fn run_on(
+    pool: sqlx::SqlitePool,
+) -> impl Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    move |statement| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        })
+    }
 }

@@ -74,6 +74,15 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The messages of the events seen at `level`, in order.
+fn messages(seen: &Seen, level: Level) -> Vec<&str> {
+    seen.events
+        .iter()
+        .filter(|(l, _)| *l == level)
+        .filter_map(|(_, fields)| field(fields, "message"))
+        .collect()
+}
+
 /// What the thread's subscriber saw while `work` ran on a current-thread runtime.
 fn traced<F: std::future::Future<Output = ()>>(work: impl FnOnce() -> F) -> Recorder {
     let recorder = Recorder::default();
@@ -131,13 +140,10 @@ fn operations_and_delivery_failures_are_traced_without_personal_data() {
         Some("customer.billing_administrator")
     );
 
-    let warnings: Vec<&str> = seen
-        .events
-        .iter()
-        .filter(|(level, _)| *level == Level::WARN)
-        .filter_map(|(_, fields)| field(fields, "message"))
-        .collect();
-    assert_eq!(warnings, ["delivery failed", "dead letter"]);
+    assert_eq!(
+        messages(&seen, Level::WARN),
+        ["delivery failed", "dead letter"]
+    );
     let failure = &seen
         .events
         .iter()
@@ -185,11 +191,8 @@ fn a_failed_claim_after_a_commit_is_traced() {
         assert_eq!(receipt.notifications_delivered, 0);
     });
     let seen = recorder.0.lock().unwrap();
-    let errors: Vec<&str> = seen
-        .events
-        .iter()
-        .filter(|(level, _)| *level == Level::ERROR)
-        .filter_map(|(_, fields)| field(fields, "message"))
-        .collect();
-    assert_eq!(errors, ["claiming notifications to deliver failed"]);
+    assert_eq!(
+        messages(&seen, Level::ERROR),
+        ["claiming notifications to deliver failed"]
+    );
 }

@@ -278,7 +278,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             .commit_and_claim(commit, now, self.delivery.lease)
             .await?;
         let written = ids.len();
-        let delivered = self.deliver_committed((claimed, now), ids).await;
+        let delivered = self.deliver_committed(claimed, now, ids).await;
         Ok(Receipt {
             subscription: next,
             events,

@@ -309,14 +309,15 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// no earlier one for the same partner holds them back. The change is committed: a
     /// failure to record only means that [`dispatch_pending`](Self::dispatch_pending)
     /// sends them again (at least once), so it is not an error.
-    /// `claimed` comes with the time it was claimed at.
+    /// `claimed_at` is when the commit claimed them.
     pub(super) async fn deliver_committed(
         &self,
-        claimed: (Vec<OutboxEntry>, OffsetDateTime),
+        claimed: Vec<OutboxEntry>,
+        claimed_at: OffsetDateTime,
         mut waiting: Vec<NotificationId>,
     ) -> usize {
         let mut delivered = 0;
-        let mut claimed = Some(claimed).filter(|(c, _)| !c.is_empty());
+        let mut claimed = Some((claimed, claimed_at)).filter(|(c, _)| !c.is_empty());
         // A commit may hold two notifications for one partner (a partner replaced by
         // itself under another program): the second is claimable once the first is out.
         while !waiting.is_empty() {
@@ -353,15 +354,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         delivered
     }
 
-    /// Tries each notification claimed at `claimed_at` once, in order, while its lease
-    /// has a quarter left (the first always): what is left waits for the lease to run
-    /// out and a claim after it. So a batch whose sends take longer than its lease does
-    /// not go on sending what another dispatcher may claim meanwhile, and what was sent
-    /// is recorded before then (unless a single send takes more than a quarter of the
-    /// lease: at least once, not exactly once).
+    /// Tries each notification claimed at `claimed_at` once, in order, until
+    /// [`DeliveryPolicy::last_send_start`](delivery::DeliveryPolicy::last_send_start)
+    /// (the first always): the rest is left to a claim after the lease.
     async fn send(&self, claimed: Vec<OutboxEntry>, claimed_at: OffsetDateTime) -> Sent {
-        let lease = self.delivery.lease;
-        let last_start = claimed_at.saturating_add(lease - lease / 4);
+        let last_start = self.delivery.last_send_start(claimed_at);
         let mut sent = Sent::default();
         let count = claimed.len();
         for (i, entry) in claimed.into_iter().enumerate() {

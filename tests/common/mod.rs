@@ -902,6 +902,26 @@ impl<R: Outbox> Outbox for Faulty<R> {
     }
 }
 
+/// The commit of `current`'s change to `next` by `events`, with a notification per
+/// event as the service builds them.
+pub fn commit_for(
+    current: &Subscription,
+    next: Subscription,
+    events: Vec<AssociationEvent>,
+) -> Commit {
+    let notifications = events
+        .iter()
+        .filter_map(|e| Notification::for_event(e, next.service(), None))
+        .collect();
+    Commit {
+        expected_version: current.version(),
+        next,
+        events,
+        notifications,
+        create: None,
+    }
+}
+
 /// The built-in stores claim a commit's first email in the commit itself
 /// (`Repository::commit_and_claim`), which the testkit allows a host's store not to.
 pub async fn commit_claims_its_email<R: Store>(repo: &R) {
@@ -912,18 +932,8 @@ pub async fn commit_claims_its_email<R: Store>(repo: &R) {
     else {
         panic!("a first designation changes the subscription");
     };
-    let notifications: Vec<Notification> = events
-        .iter()
-        .filter_map(|e| Notification::for_event(e, next.service(), None))
-        .collect();
-    let ids: Vec<NotificationId> = notifications.iter().map(|n| n.id.clone()).collect();
-    let commit = Commit {
-        expected_version: sub.version(),
-        next,
-        events,
-        notifications,
-        create: None,
-    };
+    let commit = commit_for(&sub, next, events);
+    let ids: Vec<NotificationId> = commit.notifications.iter().map(|n| n.id.clone()).collect();
     let claimed = repo
         .commit_and_claim(commit, T0, time::Duration::minutes(1))
         .await
