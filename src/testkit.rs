@@ -948,6 +948,17 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         expired == claimed,
         "after the lease, {expired:?} was claimed, expected {claimed:?}"
     );
+    // Asked for by id, an email still waits behind the older one of its pair.
+    let behind = ok(
+        CHECK,
+        repo.claim(Claim::Only(std::slice::from_ref(n2)), later, lease, 10)
+            .await,
+    )?;
+    ensure!(
+        CHECK,
+        behind.is_empty(),
+        "a claim of {n2} alone took {behind:?}, while {n1} (same partner) is pending"
+    );
     // An id asked for twice is claimed once, even with no lease to hold it meanwhile.
     let twice = [n1.clone(), n1.clone()];
     let free = later + lease;
