@@ -101,6 +101,7 @@ impl MyDatabase {
 #[async_trait]
 impl Repository for MyDatabase {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+        dpor::ports::check_new(&subscription)?;
         let mut t = self.tables()?;
         let id = subscription.id().to_string();
         if t.subscriptions.contains_key(&id) {

@@ -311,7 +311,9 @@ pub enum StoreError {
     #[error("subscription {0} is not stored")]
     NotFound(SubscriptionId),
     /// A commit that does not hang together (see [`Commit::check`](crate::Commit::check)),
-    /// or that would write an event or notification twice. Nothing was written.
+    /// or that would write an event or notification twice; an insert of a subscription
+    /// that is not new ([`check_new`](crate::ports::check_new)); an import that does
+    /// not hang together. Nothing was written.
     #[error("invalid commit for subscription {subscription}: {reason}")]
     InvalidCommit {
         /// The subscription.

@@ -27,7 +27,7 @@ use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{
     Claim, Clock, Commit, DeliveryStatus, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory,
-    Repository, check_history,
+    Repository, check_history, check_new,
 };
 use crate::subscription::Subscription;
 
@@ -938,6 +938,7 @@ fn claim_in(shard: &mut Shard, positions: &[u64], until: OffsetDateTime) -> Vec<
 #[async_trait]
 impl Repository for InMemoryRepository {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+        check_new(&subscription)?;
         let mut shard = self.shard(subscription.id());
         if shard.entries.contains(subscription.id()) {
             return Err(StoreError::AlreadyExists(subscription.id().clone()));

@@ -44,7 +44,7 @@ use crate::event::{AssociationEvent, Notification};
 use crate::feed::{Change, Cursor};
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
-use crate::subscription::Subscription;
+use crate::subscription::{PartnerOfRecord, Subscription};
 
 /// One atomic change for [`Repository::commit`]: the compare-and-swap of a
 /// subscription, its new events, and the notifications they cause.
@@ -137,12 +137,8 @@ impl Commit {
                     "it would create the subscription it changes".to_owned(),
                 ));
             }
-            if created.version() != 0 || created.last_event_sequence() != 0 {
-                return Err(invalid(format!(
-                    "subscription {} to create is not new (version {})",
-                    created.id(),
-                    created.version()
-                )));
+            if let Some(reason) = not_new(created) {
+                return Err(invalid(reason));
             }
         }
         for (i, notification) in self.notifications.iter().enumerate() {
@@ -201,6 +197,8 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
+    /// [`StoreError::InvalidCommit`] when the subscription is not new ([`check_new`]:
+    /// it has a version, events or a partner of record), checked first;
     /// [`StoreError::AlreadyExists`] when a subscription with the same id is stored;
     /// [`StoreError::Backend`] when the backend fails.
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError>;
@@ -538,6 +536,60 @@ pub struct Failure {
     pub error: String,
     /// What follows ([`DeliveryPolicy::after_failure`](crate::delivery::DeliveryPolicy::after_failure)).
     pub next: AfterFailure,
+}
+
+/// Checks that `subscription` is new, as [`Repository::insert`] and a commit's
+/// [`create`](Commit::create) take it: at version 0, with no event and no partner of
+/// record, as [`Subscription::new`] makes it. A subscription with a past moves with its
+/// history ([`Repository::import_subscriptions`]).
+///
+/// ```
+/// use dpor::ports::check_new;
+/// use dpor::*;
+///
+/// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+/// assert!(check_new(&sub).is_ok());
+///
+/// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+/// let at = time::macros::datetime!(2026-01-05 10:00 UTC);
+/// let Transition::Changed { next, .. } = sub.associate(&fabrikam, Program::OnlineServicesSell, at)? else {
+///     unreachable!()
+/// };
+/// assert!(matches!(check_new(&next), Err(StoreError::InvalidCommit { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::InvalidCommit`] saying what is wrong.
+pub fn check_new(subscription: &Subscription) -> Result<(), StoreError> {
+    match not_new(subscription) {
+        Some(reason) => Err(StoreError::InvalidCommit {
+            subscription: subscription.id().clone(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Why `subscription` is not new ([`check_new`]), if it is not.
+fn not_new(subscription: &Subscription) -> Option<String> {
+    let (version, last) = (subscription.version(), subscription.last_event_sequence());
+    let partner = subscription
+        .partner_of_record()
+        .map(PartnerOfRecord::mpn_id);
+    if version == 0 && last == 0 && partner.is_none() {
+        return None;
+    }
+    let mut reason = format!(
+        "subscription {} is not new: version {version}, last event {last}",
+        subscription.id()
+    );
+    if let Some(partner) = partner {
+        reason.push_str(&format!(", partner of record {partner}"));
+    }
+    reason.push_str(" (a subscription with a past is imported with its history)");
+    Some(reason)
 }
 
 /// Checks that `history` is the whole history of `subscription`: its events, numbered

@@ -930,6 +930,7 @@ macro_rules! sql_repository {
         #[async_trait]
         impl Repository for $name {
             async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+                crate::ports::check_new(&subscription)?;
                 let inserted = self
                     .execute(sql::Side::Writes, insert_subscription(&subscription)?)
                     .await?;

@@ -77,6 +77,7 @@ where
     Fut: Future<Output = R>,
 {
     duplicate_insert_fails(&make().await).await?;
+    insert_takes_only_a_new_subscription(&make().await).await?;
     stale_commit_conflicts_and_changes_nothing(&make().await).await?;
     unknown_subscription_is_not_found(&make().await).await?;
     commit_stores_everything_together(&make().await).await?;
@@ -216,6 +217,49 @@ async fn duplicate_insert_fails<R: Store>(repo: &R) -> Result<(), ConformanceFai
         CHECK,
         stored.as_ref() == Some(&original),
         "the original changed: {stored:?}"
+    );
+    Ok(())
+}
+
+/// [`Repository::insert`] refuses a subscription with a past (a version, events, a
+/// partner of record) as [`StoreError::InvalidCommit`] and stores nothing, before it
+/// looks for the id: such a subscription moves with its history
+/// ([`check_new`](crate::ports::check_new)).
+async fn insert_takes_only_a_new_subscription<R: Store>(
+    repo: &R,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "insert_takes_only_a_new_subscription";
+    let new = subscription("s-1", "c-1")?;
+    let changed = designate(&new, &partner("565380")?)?.next;
+    let stored = subscription("s-2", "c-1")?;
+    ok(CHECK, repo.insert(stored.clone()).await)?;
+    let stored_changed = designate(&stored, &partner("565380")?)?.next;
+    for (sub, what) in [(changed, "a new id"), (stored_changed, "a stored id")] {
+        let before = observe(CHECK, repo, sub.id()).await?;
+        let result = repo.insert(sub.clone()).await;
+        ensure!(
+            CHECK,
+            matches!(&result, Err(StoreError::InvalidCommit { subscription, .. }) if subscription == sub.id()),
+            "an insert of {} at version {} under {what} gave {result:?}, expected InvalidCommit",
+            sub.id(),
+            sub.version()
+        );
+        let after = observe(CHECK, repo, sub.id()).await?;
+        ensure!(
+            CHECK,
+            before == after,
+            "a refused insert changed {before:?} into {after:?}"
+        );
+    }
+    let listed = ok(
+        CHECK,
+        repo.list_by_partner(&MpnId::parse("565380").map_err(fixture)?)
+            .await,
+    )?;
+    ensure!(
+        CHECK,
+        listed.is_empty(),
+        "a refused insert is listed: {listed:?}"
     );
     Ok(())
 }
