@@ -236,14 +236,16 @@ impl Repository for MyDatabase {
         limit: usize,
     ) -> Result<Vec<Change>, StoreError> {
         let t = self.tables()?;
-        // Positions are 1-based indexes into the feed; the epoch is always 0 here.
-        let start = after.map_or(0, |c| {
-            if c.epoch() > 0 {
-                usize::MAX
-            } else {
-                c.position() as usize
+        // Positions are 1-based indexes into the feed; the epoch is always 0 here. A
+        // cursor past the last change is not one this store answered.
+        let start = match after {
+            None => 0,
+            Some(cursor) => {
+                let last = Cursor::new(0, t.feed.len() as u64);
+                dpor::ports::check_cursor(cursor, Some(last))?;
+                cursor.position() as usize
             }
-        });
+        };
         t.feed
             .iter()
             .enumerate()

@@ -10,6 +10,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::feed::Cursor;
 use crate::id::{MpnId, MpnIdError, SubscriptionId};
 use crate::partner::Program;
 use crate::subscription::SubscriptionStatus;
@@ -42,7 +43,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 ///
 /// fn http_status(error: &Error) -> u16 {
 ///     match error.code() {
-///         "invalid_mpn_id" => 400,
+///         "invalid_mpn_id" | "unknown_cursor" => 400,
 ///         "forbidden" => 403,
 ///         "subscription_not_found" | "partner_not_found" => 404,
 ///         "conflict" | "no_partner_of_record" | "subscription_not_active"
@@ -189,6 +190,20 @@ pub enum Error {
         at: OffsetDateTime,
     },
 
+    /// A change feed cursor that lies past the store's last change: answered by another
+    /// store (before a [`transfer`](crate::transfer()) or a restore), or by one since
+    /// emptied (an in-memory store, restarted). Read as if the feed were empty, it would
+    /// have hidden every change up to it.
+    ///
+    /// ### Handling
+    /// HTTP 400: read the feed again from the start (`after: None`), and replace the
+    /// stored cursor.
+    #[error(
+        "the change feed cursor {0} lies past the last change of this store: it was \
+         answered by another store; read the feed again from the start"
+    )]
+    UnknownCursor(Cursor),
+
     /// The repository failed.
     ///
     /// ### Handling
@@ -231,6 +246,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::CheckExpired { .. } => "check_expired",
             Error::TimeOutOfRange { .. } => "time_out_of_range",
+            Error::UnknownCursor(_) => "unknown_cursor",
             Error::Store(_) => "store_failed",
             Error::Directory(_) => "directory_unavailable",
         }
@@ -239,8 +255,9 @@ impl Error {
 
 impl From<StoreError> for Error {
     /// A store conflict is a domain conflict ([`Error::Conflict`]), a missing row a
-    /// missing subscription, a duplicate id [`Error::SubscriptionAlreadyExists`];
-    /// everything else stays a store error.
+    /// missing subscription, a duplicate id [`Error::SubscriptionAlreadyExists`], a
+    /// cursor from elsewhere [`Error::UnknownCursor`]; everything else stays a store
+    /// error.
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict {
@@ -256,6 +273,7 @@ impl From<StoreError> for Error {
             StoreError::AlreadyExists(subscription) => {
                 Error::SubscriptionAlreadyExists(subscription)
             }
+            StoreError::UnknownCursor(cursor) => Error::UnknownCursor(cursor),
             other => Error::Store(other),
         }
     }
@@ -321,6 +339,11 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A change feed cursor past the store's last change
+    /// ([`Repository::changes`](crate::Repository::changes)): not one this store
+    /// answered. Nothing was read.
+    #[error("the change feed cursor {0} lies past the last change of this store")]
+    UnknownCursor(Cursor),
     /// The backend failed (connection, I/O, a row that does not decode).
     #[error("the storage backend failed")]
     Backend(#[source] BoxError),
@@ -490,6 +513,7 @@ mod tests {
             Error::TimeOutOfRange {
                 at: OffsetDateTime::UNIX_EPOCH,
             },
+            Error::UnknownCursor(Cursor::new(3, 7)),
             Error::Store(StoreError::Backend("disk full".into())),
             Error::Directory(DirectoryError::new("timed out")),
         ];
@@ -507,6 +531,7 @@ mod tests {
                 | Error::Conflict { .. }
                 | Error::CheckExpired { .. }
                 | Error::TimeOutOfRange { .. }
+                | Error::UnknownCursor(_)
                 | Error::Store(_)
                 | Error::Directory(_) => {}
             }

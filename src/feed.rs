@@ -28,7 +28,11 @@ use crate::event::AssociationEvent;
 /// the writing transaction's id as `epoch` and the row's number as `position`; SQLite
 /// and the in-memory store use 0 and the commit order. A cursor belongs to the store
 /// that answered it: after [`transfer`](crate::transfer()), or a PostgreSQL restore,
-/// readers start again.
+/// readers start again. A store refuses a cursor past its last change
+/// ([`StoreError::UnknownCursor`](crate::StoreError::UnknownCursor), which the service
+/// answers as [`Error::UnknownCursor`](crate::Error::UnknownCursor)), so that a reader
+/// that was not told is: read as "nothing yet", it would hide every change up to it. A
+/// cursor that happens to fall inside the new store's feed cannot be told apart.
 ///
 /// ```
 /// use dpor::feed::Cursor;

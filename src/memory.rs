@@ -27,7 +27,7 @@ use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId};
 use crate::partner::Partner;
 use crate::ports::{
     Claim, Clock, Commit, DeliveryStatus, Failure, Notifier, Outbox, OutboxEntry, PartnerDirectory,
-    Repository, check_history, check_new,
+    Repository, check_cursor, check_history, check_new,
 };
 use crate::subscription::Subscription;
 
@@ -1088,8 +1088,11 @@ impl Repository for InMemoryRepository {
             let feed = lock_even_if_poisoned(&self.state.feed);
             let start = match after {
                 None => 0,
-                Some(cursor) if cursor.epoch() > 0 => feed.log.len,
-                Some(cursor) => usize::try_from(cursor.position()).unwrap_or(usize::MAX),
+                Some(cursor) => {
+                    let last = Cursor::new(0, feed.log.len as u64);
+                    check_cursor(cursor, Some(last))?;
+                    usize::try_from(cursor.position()).unwrap_or(usize::MAX)
+                }
             };
             let mut refs = Vec::new();
             for index in (start..feed.log.len).take(limit.min(MAX_CHANGES)) {

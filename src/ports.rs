@@ -292,7 +292,8 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the backend fails.
+    /// [`StoreError::UnknownCursor`] when `after` lies past the last change stored
+    /// ([`check_cursor`]); [`StoreError::Backend`] when the backend fails.
     async fn changes(
         &self,
         after: Option<&Cursor>,
@@ -536,6 +537,33 @@ pub struct Failure {
     pub error: String,
     /// What follows ([`DeliveryPolicy::after_failure`](crate::delivery::DeliveryPolicy::after_failure)).
     pub next: AfterFailure,
+}
+
+/// Checks that `after`, a reader's change feed cursor, lies no further than `last`,
+/// the cursor of the store's last change (none when it holds none): what
+/// [`Repository::changes`] answers [`StoreError::UnknownCursor`] to. A cursor past the
+/// end was answered by another store, or by one since emptied, and read as if the feed
+/// were empty it would hide every change up to it. `Cursor::new(0, 0)`, before any
+/// change, is never past the end.
+///
+/// ```
+/// use dpor::feed::Cursor;
+/// use dpor::ports::check_cursor;
+///
+/// assert!(check_cursor(&Cursor::new(0, 7), Some(Cursor::new(0, 9))).is_ok());
+/// assert!(check_cursor(&Cursor::new(0, 0), None).is_ok());
+/// assert!(check_cursor(&Cursor::new(0, 10), Some(Cursor::new(0, 9))).is_err());
+/// assert!(check_cursor(&Cursor::new(5, 1), Some(Cursor::new(0, 9))).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::UnknownCursor`] with `after`.
+pub fn check_cursor(after: &Cursor, last: Option<Cursor>) -> Result<(), StoreError> {
+    if *after > last.unwrap_or(Cursor::new(0, 0)) {
+        return Err(StoreError::UnknownCursor(*after));
+    }
+    Ok(())
 }
 
 /// Checks that `subscription` is new, as [`Repository::insert`] and a commit's

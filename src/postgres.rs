@@ -303,7 +303,8 @@ sql::sql_repository!(
     sql::CLAIM_POSTGRES,
     sql::INSERT_EVENTS_POSTGRES,
     sql::INSERT_NOTIFICATIONS_POSTGRES,
-    sql::CHANGES_POSTGRES
+    sql::CHANGES_POSTGRES,
+    sql::LAST_CHANGE_POSTGRES
 );
 
 #[cfg(test)]

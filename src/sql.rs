@@ -54,6 +54,10 @@ pub(crate) const HISTORY: &str =
 #[cfg(feature = "sqlite")]
 pub(crate) const CHANGES_SQLITE: &str = "SELECT 0, position, event FROM dpor_events \
      WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3";
+/// The cursor of the change feed's last change (no row when there is none).
+#[cfg(feature = "sqlite")]
+pub(crate) const LAST_CHANGE_SQLITE: &str =
+    "SELECT 0, position FROM dpor_events ORDER BY position DESC LIMIT 1";
 /// The change feed on PostgreSQL: only the events of transactions older than the
 /// oldest one still running (schema step 3 says why).
 #[cfg(feature = "postgres")]
@@ -61,6 +65,11 @@ pub(crate) const CHANGES_POSTGRES: &str = "SELECT tx, position, event FROM dpor_
      WHERE (tx, position) > ($1, $2) \
      AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
      ORDER BY tx, position LIMIT $3";
+/// The cursor of the change feed's last change on PostgreSQL, whether its transaction
+/// is older than the oldest one running or not (no row when there is none).
+#[cfg(feature = "postgres")]
+pub(crate) const LAST_CHANGE_POSTGRES: &str =
+    "SELECT tx, position FROM dpor_events ORDER BY tx DESC, position DESC LIMIT 1";
 /// The terms that select the pending notifications through one of the outbox's partial
 /// indexes, on table alias `$t`: `due!` through `dpor_outbox_due` (in position
 /// order), `of_pair!` through `dpor_outbox_by_pair`. Each repeats its index's own
@@ -639,7 +648,7 @@ pub(crate) fn swap_refused(
 /// versions), `commit_claiming` (`Repository::commit`, and with a claim
 /// `Repository::commit_and_claim`) and `mark_all_delivered`.
 macro_rules! sql_repository {
-    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {
+    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr, $last_change:expr) => {
         impl $name {
             /// What `connect()` checks before answering a repository: a database
             /// from a newer release is refused ([`SchemaError::TooNew`](crate::SchemaError::TooNew)).
@@ -1007,18 +1016,31 @@ macro_rules! sql_repository {
                             .bind(sql::limit(limit.min(crate::feed::MAX_CHANGES))),
                     )
                     .await?;
+                let cursor = |row: &<$db as sqlx::Database>::Row| {
+                    let epoch: i64 = row.try_get(0).map_err(sql::database)?;
+                    let position: i64 = row.try_get(1).map_err(sql::database)?;
+                    let unsigned = |n: i64| {
+                        u64::try_from(n).map_err(|_| {
+                            StoreError::Backend(format!("a negative feed position: {n}").into())
+                        })
+                    };
+                    Ok::<_, StoreError>(crate::feed::Cursor::new(
+                        unsigned(epoch)?,
+                        unsigned(position)?,
+                    ))
+                };
+                // Nothing after the cursor: it may lie past the end, not from this store.
+                if rows.is_empty() && after != crate::feed::Cursor::new(0, 0) {
+                    let last = self
+                        .fetch_optional(sql::Side::Reads, sqlx::query($last_change))
+                        .await?;
+                    crate::ports::check_cursor(&after, last.as_ref().map(cursor).transpose()?)?;
+                }
                 rows.iter()
                     .map(|row| {
-                        let epoch: i64 = row.try_get(0).map_err(sql::database)?;
-                        let position: i64 = row.try_get(1).map_err(sql::database)?;
                         let json: String = row.try_get(2).map_err(sql::database)?;
-                        let unsigned = |n: i64| {
-                            u64::try_from(n).map_err(|_| {
-                                StoreError::Backend(format!("a negative feed position: {n}").into())
-                            })
-                        };
                         Ok(crate::feed::Change {
-                            cursor: crate::feed::Cursor::new(unsigned(epoch)?, unsigned(position)?),
+                            cursor: cursor(row)?,
                             event: sql::from_json(&json, "event")?,
                         })
                     })

@@ -1217,6 +1217,22 @@ async fn a_commit_claims_what_a_claim_would<R: Store>(repo: &R) -> Result<(), Co
     Ok(())
 }
 
+/// Checks that `repo` answers `cursor`, past its last change, with
+/// [`StoreError::UnknownCursor`].
+async fn past_the_end<R: Store>(
+    check: &'static str,
+    repo: &R,
+    cursor: Cursor,
+) -> Result<(), ConformanceFailure> {
+    let answer = repo.changes(Some(&cursor), 10).await;
+    ensure!(
+        check,
+        matches!(answer, Err(StoreError::UnknownCursor(c)) if c == cursor),
+        "a cursor past the last change ({cursor}) answered {answer:?}, expected UnknownCursor"
+    );
+    Ok(())
+}
+
 /// How many reads [`the_change_feed_has_every_event_once_in_commit_order`] makes at
 /// most: a store may withhold committed changes for a while (PostgreSQL, while an older
 /// transaction anywhere in the database is running), never skip them.
@@ -1232,6 +1248,13 @@ async fn the_change_feed_has_every_event_once_in_commit_order<R: Store>(
         first.is_empty(),
         "an empty store's feed holds {first:?}"
     );
+    let start = ok(CHECK, repo.changes(Some(&Cursor::new(0, 0)), 10).await)?;
+    ensure!(
+        CHECK,
+        start.is_empty(),
+        "an empty store's feed after 0.0 holds {start:?}"
+    );
+    past_the_end(CHECK, repo, Cursor::new(0, 1)).await?;
     let (a, b) = (subscription("f-a", "c-1")?, subscription("f-b", "c-2")?);
     ok(CHECK, repo.insert(a.clone()).await)?;
     ok(CHECK, repo.insert(b.clone()).await)?;
@@ -1300,6 +1323,17 @@ async fn the_change_feed_has_every_event_once_in_commit_order<R: Store>(
         after_last.is_empty(),
         "after the last change: {after_last:?}"
     );
+    // A cursor past the last change is one another store answered.
+    if let Some(last) = cursor {
+        let (epoch, position) = (last.epoch(), last.position());
+        for foreign in [
+            Cursor::new(epoch, position.saturating_add(1)),
+            Cursor::new(epoch.saturating_add(1), 0),
+            Cursor::new(u64::MAX, u64::MAX),
+        ] {
+            past_the_end(CHECK, repo, foreign).await?;
+        }
+    }
     let none = ok(CHECK, repo.changes(None, 0).await)?;
     ensure!(CHECK, none.is_empty(), "a limit of 0 answered {none:?}");
     // From a cursor in the middle: the rest.

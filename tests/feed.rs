@@ -91,18 +91,24 @@ async fn pages_follow_commits_and_cursors_resume_from_their_json() {
         5
     );
     const { assert!(MAX_CHANGES >= 100) };
-    // A cursor past the end, or from another epoch: nothing yet.
-    let past = Cursor::new(0, u64::MAX);
+    // A cursor past the end, or from another epoch, is another store's (read as "nothing
+    // yet", it would hide every change up to it): the reader is told to start again.
+    for foreign in [
+        Cursor::new(0, 6),
+        Cursor::new(0, u64::MAX),
+        Cursor::new(1, 0),
+    ] {
+        let refused = w.service.changes(&billing, Some(&foreign), 10).await;
+        assert!(
+            matches!(&refused, Err(e @ Error::UnknownCursor(c)) if *c == foreign && e.code() == "unknown_cursor"),
+            "{foreign}: {refused:?}"
+        );
+    }
+    let last = w.service.changes(&billing, None, 10).await.unwrap()[4].cursor;
+    assert_eq!(last, Cursor::new(0, 5));
     assert!(
         w.service
-            .changes(&billing, Some(&past), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        w.service
-            .changes(&billing, Some(&Cursor::new(1, 0)), 10)
+            .changes(&billing, Some(&last), 10)
             .await
             .unwrap()
             .is_empty()

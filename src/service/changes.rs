@@ -52,7 +52,8 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// # Errors
     ///
     /// [`Error::Forbidden`] for anyone but the billing system, before anything is read;
-    /// [`Error::Store`].
+    /// [`Error::UnknownCursor`] for a cursor past the store's last change (one this
+    /// store did not answer); [`Error::Store`].
     pub async fn changes(
         &self,
         actor: &Actor,

@@ -71,6 +71,9 @@ pub enum ServiceErrorCode {
     CheckExpired,
     /// 500
     TimeOutOfRange,
+    /// 400: a change feed cursor another store answered (the portal reads no feed; the
+    /// code is listed because every service code is)
+    UnknownCursor,
     /// 500
     StoreFailed,
     /// 503

@@ -122,7 +122,7 @@ pub fn classify(error: &Error) -> (StatusCode, &'static str) {
 /// The HTTP status for an [`Error::code`]: the README's table, as code.
 pub fn status_for(code: &str) -> StatusCode {
     match code {
-        "invalid_mpn_id" => StatusCode::BAD_REQUEST,
+        "invalid_mpn_id" | "unknown_cursor" => StatusCode::BAD_REQUEST,
         "forbidden" => StatusCode::FORBIDDEN,
         "subscription_not_found" | "partner_not_found" => StatusCode::NOT_FOUND,
         "conflict"

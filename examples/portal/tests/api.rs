@@ -595,6 +595,11 @@ fn error_cases() -> Vec<(Error, u16, &'static str)> {
             500,
             "store_failed",
         ),
+        (
+            Error::UnknownCursor(dpor::feed::Cursor::new(0, 7)),
+            400,
+            "unknown_cursor",
+        ),
     ]
 }
 
