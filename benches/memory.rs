@@ -2,7 +2,10 @@
 //! set, and bytes per history event, counted by a global allocator that lives in this
 //! bench binary only (never in the library).
 //!
-//! Targets: at most 300 bytes per subscription, at most 160 bytes per event.
+//! Targets: at most 160 bytes per event; at most 300 bytes per subscription, which with
+//! the event that gave it its partner of record is at most 460 bytes. A partner of record
+//! comes with its event: until issue 15's eighth round the bench inserted a subscription
+//! holding a partner of record and no event, which `insert` now refuses (it is not new).
 //!
 //! Run with `cargo bench --bench memory`.
 
@@ -52,15 +55,31 @@ fn changed(t: Result<Transition, Error>) -> (Subscription, Vec<AssociationEvent>
     }
 }
 
+/// The commit of `current`'s change into `next`, its emails left out: the outbox is
+/// not what these figures measure.
+fn without_emails(
+    current: &Subscription,
+    next: Subscription,
+    events: Vec<AssociationEvent>,
+) -> Commit {
+    Commit {
+        expected_version: current.version(),
+        next,
+        events,
+        notifications: vec![],
+        create: None,
+    }
+}
+
 const SELL: Program = Program::OnlineServicesSell;
 
 fn partner(mpn: &str, name: &str) -> Partner {
     Partner::new(MpnId::parse(mpn).unwrap(), name).enrolled_in(SELL)
 }
 
-/// Bytes held per subscription with a partner of record set (its history events are
-/// counted separately), for `n` subscriptions of one customer. Each subscription is
-/// built inside the measured window, so its own allocations count.
+/// Bytes held per subscription with a partner of record set, the event that set it
+/// included, for `n` subscriptions of one customer. Each subscription is built inside
+/// the measured window, so its own allocations count.
 fn per_subscription(n: usize) -> f64 {
     let at = datetime!(2026-01-05 10:00 UTC);
     let customer = CustomerId::new("contoso").unwrap();
@@ -75,7 +94,9 @@ fn per_subscription(n: usize) -> f64 {
             CloudService::Office365,
             "Office 365 E3",
         );
-        ready(repo.insert(changed(sub.associate(&a, SELL, at)).0)).unwrap();
+        ready(repo.insert(sub.clone())).unwrap();
+        let (next, events) = changed(sub.associate(&a, SELL, at));
+        ready(repo.commit(without_emails(&sub, next, events))).unwrap();
     }
     (live() - before) as f64 / n as f64
 }
@@ -101,14 +122,7 @@ fn per_event(changes: usize) -> f64 {
         let partner = if k % 2 == 0 { &a } else { &b };
         let (next, new) = changed(sub.associate(partner, SELL, at + Duration::seconds(k as i64)));
         events += new.len();
-        let commit = Commit {
-            expected_version: sub.version(),
-            next: next.clone(),
-            events: new,
-            notifications: vec![],
-            create: None,
-        };
-        ready(repo.commit(commit)).unwrap();
+        ready(repo.commit(without_emails(&sub, next.clone(), new))).unwrap();
         sub = next;
     }
     (live() - before) as f64 / events as f64
@@ -130,8 +144,9 @@ fn main() {
     let worst = |rows: &[(usize, f64)]| rows.iter().map(|r| r.1).fold(0.0, f64::max);
     let (s, e) = (worst(&subscriptions), worst(&events));
     println!(
-        "memory/subscription_with_por: worst {s:.0} bytes (target <= 300): {}",
-        verdict(s, 300.0)
+        "memory/subscription_with_por: worst {s:.0} bytes, its event included \
+         (target <= 300 + 160): {}",
+        verdict(s, 460.0)
     );
     println!(
         "memory/history_event: worst {e:.0} bytes (target <= 160): {}",

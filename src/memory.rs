@@ -12,6 +12,7 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry as Pair;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -228,15 +229,15 @@ struct Shard {
     /// grows, at a random place, was a sixth of a change in the host workload (issue
     /// 15's sixth round).
     live: HashMap<NotificationId, u64>,
-    /// How many [`Shard::pending`] notifications each (subscription, partner) pair has;
-    /// a pair that has none is not listed. Whether a notification is the oldest pending
-    /// one of its pair, which a claim must know, is then answered without reading the
-    /// others: a commit's claim and a claim of given ids cost what they claim, not what
-    /// is pending. Before issue 15's eighth round each read every pending notification
+    /// The [`Shard::pending`] notifications of each (subscription, partner) pair: how
+    /// many, and the oldest; a pair that has none is not listed. Whether a notification
+    /// is the oldest pending one of its pair, which a claim must know, is then answered
+    /// without reading the others: a commit's claim and a claim of given ids cost what
+    /// they claim, not what is pending. Before issue 15's eighth round each read every pending notification
     /// of its shard, so that with 10,000 emails waiting for a refusing mailbox a check +
     /// submit took 3.5–4x as long (`cargo bench --bench service -- backlog`). A pair's
     /// notifications are all stored in its subscription's shard ([`Commit::check`]).
-    pairs: HashMap<(SubscriptionId, MpnId), u32>,
+    pairs: HashMap<(SubscriptionId, MpnId), PairPending>,
     /// The notifications whose home is this shard (see [`InMemoryRepository::home`])
     /// and that no [`StoredEvent::notified`] stands for, each with the index of the
     /// shard that stores it (see [`Shard::holds`]).
@@ -246,47 +247,56 @@ struct Shard {
 }
 
 impl Shard {
-    /// Adds `item` to the pending notifications (its position is new: positions are
-    /// never reused); answers it, and whether no other of its pair is pending.
+    /// Adds `item` to the pending notifications (its position is not pending: positions
+    /// are never reused, and a redriven one was settled); answers it, and whether it is
+    /// the oldest pending one of its pair.
     fn add_pending(&mut self, item: Box<Item>) -> (&mut Item, bool) {
-        let n = &item.entry.notification;
-        let count = self
+        let (n, position) = (&item.entry.notification, item.entry.position);
+        let pair = self
             .pairs
             .entry((n.subscription.clone(), n.partner))
-            .or_default();
-        *count += 1;
-        let alone = *count == 1;
-        (
-            self.pending.entry(item.entry.position).or_insert(item),
-            alone,
-        )
+            .or_insert(PairPending {
+                count: 0,
+                oldest: position,
+            });
+        pair.count += 1;
+        pair.oldest = pair.oldest.min(position);
+        let oldest = pair.oldest == position;
+        (self.pending.entry(position).or_insert(item), oldest)
     }
 
-    /// Takes the pending notification at `position` out of the pending ones.
+    /// Takes the pending notification at `position` out of the pending ones. When it was
+    /// its pair's oldest and others wait, the next one is found by reading on from it:
+    /// once per email that leaves a pair with a backlog.
     fn take_pending(&mut self, position: u64) -> Option<Box<Item>> {
         let item = self.pending.remove(&position)?;
         let n = &item.entry.notification;
-        let pair = (n.subscription.clone(), n.partner);
-        if let Some(count) = self.pairs.get_mut(&pair) {
-            *count -= 1;
-            if *count == 0 {
-                self.pairs.remove(&pair);
-            }
+        let key = (n.subscription.clone(), n.partner);
+        let Pair::Occupied(pair) = self.pairs.entry(key) else {
+            return Some(item);
+        };
+        if pair.get().count == 1 {
+            pair.remove();
+            return Some(item);
+        }
+        let pair = pair.into_mut();
+        pair.count -= 1;
+        if pair.oldest == position {
+            let next = self.pending.range(position..).find(|(_, other)| {
+                let o = &other.entry.notification;
+                o.partner == n.partner && o.subscription == n.subscription
+            });
+            pair.oldest = next.map_or(u64::MAX, |(&next, _)| next);
         }
         Some(item)
     }
 
     /// Whether pending `item`, at `position`, is the oldest pending notification of its
-    /// pair. Only a pair with more than one reads the older ones.
+    /// pair.
     fn oldest_of_pair(&self, position: u64, item: &Item) -> bool {
         let n = &item.entry.notification;
-        if self.pairs.get(&(n.subscription.clone(), n.partner)) == Some(&1) {
-            return true;
-        }
-        !self.pending.range(..position).any(|(_, older)| {
-            let o = &older.entry.notification;
-            o.partner == n.partner && o.subscription == n.subscription
-        })
+        let pair = self.pairs.get(&(n.subscription.clone(), n.partner));
+        pair.is_some_and(|pair| pair.oldest == position)
     }
 
     /// Whether the store holds notification `id`, in any status: what makes an id
@@ -371,6 +381,16 @@ impl Causes {
             .map(|cause| Cause::clone(cause))
             .unwrap_or_default()
     }
+}
+
+/// The pending notifications of one (subscription, partner) pair in a shard
+/// ([`Shard::pairs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PairPending {
+    /// How many.
+    count: u32,
+    /// The position of the oldest.
+    oldest: u64,
 }
 
 /// One notification of the outbox with its delivery state and claim.
@@ -774,8 +794,8 @@ impl InMemoryRepository {
         );
         entry.subscription = commit.next;
         // Under this shard's lock, the positions this commit takes are the shard's
-        // newest: a notification that is the only pending one of its pair once added is
-        // the oldest, and claimable now if due.
+        // newest: one is the oldest pending of its pair only when no other of the pair is
+        // pending, and is claimable now if due (as `claim_in` claims).
         let mut claimed = Vec::new();
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
@@ -789,10 +809,10 @@ impl InMemoryRepository {
                 }
             }
             shard.live.insert(notification.id.clone(), position);
-            let (item, alone) =
+            let (item, oldest) =
                 shard.add_pending(Item::new(OutboxEntry::new(position, notification)));
             if let Some((now, lease)) = claim
-                && alone
+                && oldest
                 && item.due(now)
             {
                 item.claimed_until = Some(now.saturating_add(lease));
@@ -841,6 +861,12 @@ fn push_stored(
     events: Vec<AssociationEvent>,
 ) -> Result<(), StoreError> {
     let before = history.len();
+    // A first change takes room for its own events only: most subscriptions are given
+    // one partner of record and keep it, and the 4 events a vector takes room for at
+    // first were most of such a subscription's memory.
+    if history.capacity() == 0 {
+        history.reserve_exact(events.len());
+    }
     for e in events {
         let Some(caused_by) = causes.number(e.caused_by) else {
             history.truncate(before);
@@ -1551,16 +1577,19 @@ mod tests {
     }
 
     /// Asserts that every shard's [`Shard::pairs`] counts exactly its pending
-    /// notifications of each pair.
+    /// notifications of each pair, and knows the oldest.
     fn assert_pairs_counted(repo: &InMemoryRepository, when: &str) {
         for (index, shard) in repo.state.shards.iter().enumerate() {
             let shard = lock_even_if_poisoned(shard);
-            let mut counted: HashMap<(SubscriptionId, MpnId), u32> = HashMap::default();
-            for item in shard.pending.values() {
+            let mut counted: HashMap<(SubscriptionId, MpnId), PairPending> = HashMap::default();
+            for (&position, item) in &shard.pending {
                 let n = &item.entry.notification;
-                *counted
-                    .entry((n.subscription.clone(), n.partner))
-                    .or_default() += 1;
+                let pair = (n.subscription.clone(), n.partner);
+                let first = PairPending {
+                    count: 0,
+                    oldest: position,
+                };
+                counted.entry(pair).or_insert(first).count += 1;
             }
             assert_eq!(shard.pairs, counted, "shard {index}, {when}");
         }
@@ -1638,7 +1667,7 @@ mod tests {
                 assert_pairs_counted(&repo, &format!("after {what}, step {step}"));
                 for shard in &repo.state.shards {
                     let shard = lock_even_if_poisoned(shard);
-                    most = shard.pairs.values().copied().fold(most, u32::max);
+                    most = shard.pairs.values().map(|p| p.count).fold(most, u32::max);
                 }
             }
             assert!(

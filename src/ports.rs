@@ -96,7 +96,7 @@ impl Commit {
     /// Checks that the commit hangs together, as every [`Repository`] should before it
     /// writes: `next` is one version on, the events are `next`'s, numbered
     /// consecutively up to its last event sequence, no notification id repeats, and a
-    /// subscription to create is new (version 0, no events) under another id.
+    /// subscription to create is new ([`check_new`]) under another id.
     /// The service only builds commits that pass; a store calls this to refuse
     /// anything else rather than store it.
     ///
