@@ -377,7 +377,10 @@ impl Outbox for MyDatabase {
         let mut t = self.tables()?;
         for row in t.outbox.values_mut() {
             let entry = &mut row.entry;
-            if entry.status == DeliveryStatus::Pending && entry.notification.id == failure.id {
+            if entry.status == DeliveryStatus::Pending
+                && entry.notification.id == failure.id
+                && failure.under(row.claimed_until)
+            {
                 entry.attempts = failure.attempts;
                 entry.last_error = Some(failure.error.clone());
                 entry.last_attempt_at = Some(failure.at);

@@ -56,7 +56,9 @@ pub struct DeliveryPolicy {
     /// How long a dispatcher holds what it claimed (default 1 minute). A batch starts no
     /// send in the last quarter of its lease (the first excepted), and leaves the rest
     /// to a claim after it, so that another dispatcher never takes over what it is
-    /// still sending; make it longer than one send takes, several times over.
+    /// still sending; make it longer than one send takes, several times over. A send
+    /// that outlives it anyway records its failure only if nobody claimed the
+    /// notification since ([`Failure::claimed_until`](crate::Failure::claimed_until)).
     pub lease: Duration,
 }
 

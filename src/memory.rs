@@ -673,15 +673,6 @@ impl InMemoryRepository {
         });
     }
 
-    /// Runs `f` on pending notification `id`, wherever it is.
-    fn with_pending(&self, id: &NotificationId, f: impl FnOnce(&mut Item)) {
-        self.in_storing_shard(id, |shard, position| {
-            if let Some(item) = shard.pending.get_mut(&position) {
-                f(item);
-            }
-        });
-    }
-
     /// The entries `pick` takes from each shard (at most `limit` each), merged oldest
     /// first.
     fn oldest(&self, limit: usize, pick: impl Fn(&Shard) -> Vec<OutboxEntry>) -> Vec<OutboxEntry> {
@@ -1218,18 +1209,24 @@ impl Outbox for InMemoryRepository {
             entry.last_error = Some(failure.error.clone());
             entry.last_attempt_at = Some(failure.at);
         };
-        match failure.next {
-            AfterFailure::DeadLetter => {
-                self.settle_anywhere(&failure.id, DeliveryStatus::Dead, record);
+        self.in_storing_shard(&failure.id, |shard, position| {
+            let Some(item) = shard.pending.get_mut(&position) else {
+                return;
+            };
+            if !failure.under(item.claimed_until) {
+                return;
             }
-            AfterFailure::RetryAt(at) => {
-                self.with_pending(&failure.id, |item| {
+            match failure.next {
+                AfterFailure::DeadLetter => {
+                    settle(shard, &failure.id, position, DeliveryStatus::Dead, record);
+                }
+                AfterFailure::RetryAt(at) => {
                     record(&mut item.entry);
                     item.entry.next_attempt_at = at;
                     item.claimed_until = None;
-                });
+                }
             }
-        }
+        });
         Ok(())
     }
 
@@ -1858,6 +1855,7 @@ mod tests {
                 at,
                 error: "mailbox full".into(),
                 next,
+                claimed_until: None,
             };
             repo.record_failure(&failure(AfterFailure::RetryAt(at + lease)))
                 .await

@@ -378,7 +378,9 @@ pub trait Outbox: Send + Sync {
     /// Records a failed attempt to deliver `failure.id` and releases its claim: its
     /// attempt count, time and error text, and either its next attempt time or, for
     /// [`AfterFailure::DeadLetter`], its end as a dead letter. Ignored for a
-    /// notification that is not pending (delivered meanwhile by another dispatcher).
+    /// notification that is not pending (delivered meanwhile by another dispatcher),
+    /// and for one no longer claimed under the failure's lease
+    /// ([`Failure::claimed_until`], [`Failure::under`]: claimed since by another).
     ///
     /// # Errors
     ///
@@ -537,6 +539,45 @@ pub struct Failure {
     pub error: String,
     /// What follows ([`DeliveryPolicy::after_failure`](crate::delivery::DeliveryPolicy::after_failure)).
     pub next: AfterFailure,
+    /// The end of the lease the attempt was made under (its claim's
+    /// `now.saturating_add(lease)`), as the service sets it: the failure is then
+    /// recorded only while the notification is still claimed until exactly then
+    /// ([`Failure::under`]). A dispatcher whose lease ran out during a slow send, and
+    /// whose notification another dispatcher has claimed since, changes nothing: it
+    /// neither releases the other's claim (which would let a third send it) nor
+    /// overwrites its attempts, nor makes a dead letter of what the other is sending.
+    /// `None` records it whatever the claim.
+    pub claimed_until: Option<OffsetDateTime>,
+}
+
+impl Failure {
+    /// Whether a store records this failure for a notification claimed until
+    /// `claimed_until` (`None`: not claimed): always when the failure names no lease,
+    /// otherwise only under that very lease.
+    ///
+    /// ```
+    /// use dpor::{AfterFailure, Failure, NotificationId};
+    /// use time::macros::datetime;
+    ///
+    /// let lease_end = datetime!(2026-01-05 10:01 UTC);
+    /// let failure = Failure {
+    ///     id: NotificationId::new("sub-1#1")?,
+    ///     attempts: 1,
+    ///     at: datetime!(2026-01-05 10:00:30 UTC),
+    ///     error: "421 try again later".into(),
+    ///     next: AfterFailure::RetryAt(datetime!(2026-01-05 10:05 UTC)),
+    ///     claimed_until: Some(lease_end),
+    /// };
+    /// assert!(failure.under(Some(lease_end)));
+    /// // Claimed again by another dispatcher once the lease ran out, or released.
+    /// assert!(!failure.under(Some(datetime!(2026-01-05 10:02 UTC))));
+    /// assert!(!failure.under(None));
+    /// # Ok::<(), dpor::IdError>(())
+    /// ```
+    pub fn under(&self, claimed_until: Option<OffsetDateTime>) -> bool {
+        self.claimed_until
+            .is_none_or(|lease| claimed_until == Some(lease))
+    }
 }
 
 /// Checks that `after`, a reader's change feed cursor, lies no further than `last`,

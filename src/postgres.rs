@@ -347,13 +347,13 @@ mod tests {
             (
                 "retry",
                 sql::RECORD_RETRY,
-                ("", "'n-1', 1, 'refused', 0, 0"),
+                ("", "'n-1', 1, 'refused', 0, 0, 0"),
                 vec![id],
             ),
             (
                 "dead letter",
                 sql::RECORD_DEAD,
-                ("", "'n-1', 1, 'refused', 0"),
+                ("", "'n-1', 1, 'refused', 0, NULL"),
                 vec![id],
             ),
             ("redrive", sql::REDRIVE, ("", "'n-1000', 0"), vec![id]),

@@ -131,15 +131,28 @@ macro_rules! by_id_while {
     };
 }
 
+/// [`Failure::under`](crate::ports::Failure::under) on table column `claimed_until`,
+/// the failure's lease end being parameter `$p` (NULL: none). The comparison comes
+/// first, so that PostgreSQL types the parameter from the column.
+macro_rules! under_its_lease {
+    ($p:literal) => {
+        concat!("(claimed_until = ", $p, " OR ", $p, " IS NULL)")
+    };
+}
+
 pub(crate) const RECORD_RETRY: &str = concat!(
     "UPDATE dpor_outbox SET attempts = $2, last_error = $3, last_attempt_at = $4, ",
     "next_attempt_at = $5, claimed_until = NULL WHERE id = $1 AND ",
-    by_id_while!("pending")
+    by_id_while!("pending"),
+    " AND ",
+    under_its_lease!("$6")
 );
 pub(crate) const RECORD_DEAD: &str = concat!(
     "UPDATE dpor_outbox SET status = 'dead', attempts = $2, last_error = $3, ",
     "last_attempt_at = $4, claimed_until = NULL WHERE id = $1 AND ",
-    by_id_while!("pending")
+    by_id_while!("pending"),
+    " AND ",
+    under_its_lease!("$5")
 );
 pub(crate) const REDRIVE: &str = concat!(
     "UPDATE dpor_outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, ",
@@ -494,9 +507,11 @@ pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| backend(format!("a stored time is out of range: {e}")))
 }
 
-/// A lease's end, `now + lease`, as stored.
+/// A lease's end, `now + lease`, as stored: the instant a
+/// [`Failure::claimed_until`](crate::ports::Failure::claimed_until) names, in
+/// microseconds.
 pub(crate) fn until(now: OffsetDateTime, lease: time::Duration) -> i64 {
-    micros(now).saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX))
+    micros(now.saturating_add(lease))
 }
 
 /// A status as stored.
@@ -1156,12 +1171,14 @@ macro_rules! sql_repository {
                         .bind(i64::from(failure.attempts))
                         .bind(failure.error.as_str())
                         .bind(sql::micros(failure.at))
-                        .bind(sql::micros(at)),
+                        .bind(sql::micros(at))
+                        .bind(failure.claimed_until.map(sql::micros)),
                     AfterFailure::DeadLetter => sqlx::query(sql::RECORD_DEAD)
                         .bind(failure.id.as_str())
                         .bind(i64::from(failure.attempts))
                         .bind(failure.error.as_str())
-                        .bind(sql::micros(failure.at)),
+                        .bind(sql::micros(failure.at))
+                        .bind(failure.claimed_until.map(sql::micros)),
                 };
                 self.execute(sql::Side::Writes, query).await?;
                 Ok(())

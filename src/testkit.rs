@@ -993,11 +993,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         "after the lease, {expired:?} was claimed, expected {claimed:?}"
     );
     // Asked for by id, an email still waits behind the older one of its pair.
-    let behind = ok(
-        CHECK,
-        repo.claim(Claim::Only(std::slice::from_ref(n2)), later, lease, 10)
-            .await,
-    )?;
+    let behind = claim_one(CHECK, repo, n2, later, lease).await?;
     ensure!(
         CHECK,
         behind.is_empty(),
@@ -1020,13 +1016,34 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
 
     ok(CHECK, repo.mark_delivered(&[n1.clone(), n3.clone()]).await)?;
     let retry_at = later + time::Duration::hours(1);
+    // Each failure names the lease it was tried under: the claim at `later`.
     let failure = |id: &NotificationId, next| Failure {
         id: id.clone(),
         attempts: 1,
         at: later,
         error: "421 try again later".to_owned(),
         next,
+        claimed_until: Some(later + lease),
     };
+    // A dispatcher whose lease (the first claim's) ran out, and whose email was
+    // claimed again since, records nothing: not even a dead letter.
+    let stale = Failure {
+        claimed_until: Some(now + lease),
+        ..failure(n4, AfterFailure::DeadLetter)
+    };
+    ok(CHECK, repo.record_failure(&stale).await)?;
+    let n4_entry = entry_of(CHECK, repo, n4).await?;
+    ensure!(
+        CHECK,
+        n4_entry.as_ref().is_some_and(untried),
+        "a failure under a lease that ran out, {n4} claimed again since, left {n4_entry:?}"
+    );
+    let still = claim_one(CHECK, repo, n4, later, lease).await?;
+    ensure!(
+        CHECK,
+        still.is_empty(),
+        "a failure under a lease that ran out released the new claim: {still:?} claimed"
+    );
     ok(
         CHECK,
         repo.record_failure(&failure(n4, AfterFailure::RetryAt(retry_at)))
@@ -1090,24 +1107,46 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         ok(CHECK, repo.redrive(n2, retry_at).await)?,
         "the dead letter was not redriven"
     );
-    let only = claimed_ids(ok(
-        CHECK,
-        repo.claim(Claim::Only(std::slice::from_ref(n2)), retry_at, lease, 10)
-            .await,
-    )?);
+    let only = claimed_ids(claim_one(CHECK, repo, n2, retry_at, lease).await?);
     ensure!(
         CHECK,
         only == [n2.clone()],
         "the redriven letter was not claimable: {only:?}"
     );
-    let entries = ok(CHECK, repo.page_outbox(None, 10).await)?;
-    let redriven = entries.iter().find(|e| e.notification.id == *n2);
+    let redriven = entry_of(CHECK, repo, n2).await?;
     ensure!(
         CHECK,
-        redriven.is_some_and(|e| e.status == DeliveryStatus::Pending && e.attempts == 0),
+        redriven.as_ref().is_some_and(untried),
         "the redriven letter reads {redriven:?}, expected pending with no attempt"
     );
     Ok(())
+}
+
+/// Notification `id` with its delivery state, from the first page of the outbox.
+async fn entry_of<R: Store>(
+    check: &'static str,
+    repo: &R,
+    id: &NotificationId,
+) -> Result<Option<OutboxEntry>, ConformanceFailure> {
+    let entries = ok(check, repo.page_outbox(None, 10).await)?;
+    Ok(entries.into_iter().find(|e| e.notification.id == *id))
+}
+
+/// Whether `entry` is pending with no failed attempt.
+fn untried(entry: &OutboxEntry) -> bool {
+    entry.status == DeliveryStatus::Pending && entry.attempts == 0
+}
+
+/// Claims notification `id` alone, at `at`.
+async fn claim_one<R: Store>(
+    check: &'static str,
+    repo: &R,
+    id: &NotificationId,
+    at: OffsetDateTime,
+    lease: time::Duration,
+) -> Result<Vec<OutboxEntry>, ConformanceFailure> {
+    let only = std::slice::from_ref(id);
+    ok(check, repo.claim(Claim::Only(only), at, lease, 10).await)
 }
 
 /// [`Repository::commit_and_claim`] claims what [`Outbox::claim`] with [`Claim::Only`]

@@ -253,6 +253,7 @@ async fn host_commits_naming_each_others_emails() {
                             at: T0,
                             error: "mailbox full".into(),
                             next: AfterFailure::DeadLetter,
+                            claimed_until: None,
                         };
                         repo.record_failure(&failure).await.unwrap();
                     }

@@ -523,3 +523,63 @@ async fn a_batch_slower_than_its_lease_leaves_the_rest_and_no_email_goes_out_twi
     let distinct: BTreeSet<&NotificationId> = received.iter().collect();
     assert_eq!((received.len(), distinct.len()), (8, 8), "{received:?}");
 }
+
+/// A send that hangs until its lease has run out and another dispatcher has claimed the
+/// email, then fails.
+struct StuckMail {
+    repo: InMemoryRepository,
+    clock: ManualClock,
+    lease: Duration,
+    taken_over: Arc<Mutex<Vec<OutboxEntry>>>,
+}
+
+#[async_trait]
+impl Notifier for StuckMail {
+    async fn notify(&self, _: &Notification) -> Result<(), NotifyError> {
+        self.clock.advance(self.lease + Duration::SECOND);
+        let now = self.clock.now();
+        let claimed = self.repo.claim(Claim::Due, now, self.lease, 10).await;
+        self.taken_over.lock().unwrap().extend(claimed.unwrap());
+        Err(NotifyError::new("timed out"))
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_outlives_its_lease_leaves_the_new_claim_alone() {
+    let (other, repo, mail, clock) = mail_world(1, 1).await;
+    mail.outage(true);
+    check_and_submit(&other, &admin(), &sub_id("s-00000"), &partner_id(0))
+        .await
+        .unwrap();
+    mail.outage(false);
+    clock.advance(Duration::hours(1));
+
+    let lease = DeliveryPolicy::default().lease;
+    let taken_over = Arc::new(Mutex::new(Vec::new()));
+    let stuck = StuckMail {
+        repo: repo.clone(),
+        clock: clock.clone(),
+        lease,
+        taken_over: taken_over.clone(),
+    };
+    let dispatcher =
+        PorService::new(repo.clone(), InMemoryDirectory::new(), stuck).with_clock(clock.clone());
+    let report = dispatcher.dispatch_pending(10).await.unwrap();
+    assert_eq!(report.failed, 1);
+    assert_eq!(
+        taken_over.lock().unwrap().len(),
+        1,
+        "the other dispatcher claimed the email"
+    );
+
+    // The late failure released nothing and recorded nothing: the other dispatcher still
+    // holds the email, so a third finds nothing to send.
+    let third = repo
+        .claim(Claim::Due, clock.now(), lease, 10)
+        .await
+        .unwrap();
+    assert!(third.is_empty(), "claimed a third time: {third:?}");
+    let entry = &repo.page_outbox(None, 10).await.unwrap()[0];
+    // One attempt: the outage's, not the late one.
+    assert_eq!((entry.status, entry.attempts), (DeliveryStatus::Pending, 1));
+}

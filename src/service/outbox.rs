@@ -393,6 +393,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         at,
                         error: text,
                         next,
+                        claimed_until: Some(claimed_at.saturating_add(self.delivery.lease)),
                     });
                 }
             }
