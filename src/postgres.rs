@@ -230,6 +230,19 @@ impl PostgresRepository {
             .unwrap_or_default())
     }
 
+    /// Which of notifications `ids` are stored, oldest first.
+    async fn oldest_first(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sql::Side::Reads,
+                sqlx::query(sql::OLDEST_FIRST_POSTGRES).bind(ids),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| sqlx::Row::try_get(row, 0).map_err(sql::database))
+            .collect()
+    }
+
     /// Marks many notifications delivered in one statement.
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         let query = sqlx::query(sql::MARK_ALL_DELIVERED_POSTGRES)

@@ -382,6 +382,16 @@ pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = concat!(
     by_id_while!("pending")
 );
 
+/// Which of the notification ids `$1` are stored, oldest first (an array on
+/// PostgreSQL, a JSON array on SQLite): the order in which a claim of given ids that
+/// cannot take them all takes them.
+#[cfg(feature = "postgres")]
+pub(crate) const OLDEST_FIRST_POSTGRES: &str =
+    "SELECT id FROM dpor_outbox WHERE id = ANY($1) ORDER BY position";
+#[cfg(feature = "sqlite")]
+pub(crate) const OLDEST_FIRST_SQLITE: &str = "SELECT id FROM dpor_outbox \
+     WHERE id IN (SELECT value FROM json_each($1)) ORDER BY position";
+
 /// Which of a store's pools a statement runs on (SQLite's writes have a connection of
 /// their own; PostgreSQL's one pool serves both).
 #[derive(Clone, Copy, Debug)]
@@ -1130,6 +1140,21 @@ macro_rules! sql_repository {
                 // statement would claim it again and answer it twice).
                 let mut asked = std::collections::HashSet::new();
                 ids.retain(|id| asked.insert(*id));
+                // Fewer to claim than asked for: the oldest first, as in memory.
+                if matches!(which, Claim::Only(_)) && ids.len() > limit {
+                    let given: Vec<&str> = ids.iter().flatten().copied().collect();
+                    let order = self.oldest_first(&given).await?;
+                    let rank: std::collections::HashMap<&str, usize> = order
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| (id.as_str(), i))
+                        .collect();
+                    // Those not stored claim nothing: last.
+                    ids.sort_by_key(|id| {
+                        id.and_then(|id| rank.get(id).copied())
+                            .unwrap_or(usize::MAX)
+                    });
+                }
                 let mut claimed = Vec::new();
                 let ([due, only], at) = ($claim, sql::micros(now));
                 for id in ids {

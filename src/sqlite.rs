@@ -417,6 +417,15 @@ impl SqliteRepository {
         answered.await.unwrap_or_else(|_| Err(unknown_outcome()))
     }
 
+    /// Which of notifications `ids` are stored, oldest first.
+    async fn oldest_first(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let query = sqlx::query(sql::OLDEST_FIRST_SQLITE).bind(sql::to_json(&ids)?);
+        let rows = self.fetch_all(sql::Side::Reads, query).await?;
+        rows.iter()
+            .map(|row| sqlx::Row::try_get(row, 0).map_err(sql::database))
+            .collect()
+    }
+
     /// Marks many notifications delivered in one statement.
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         let ids: Vec<&str> = ids.iter().map(NotificationId::as_str).collect();

@@ -973,6 +973,13 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     };
 
     let now = AT;
+    // Room for one of two given ids: the older (with no lease, it stays claimable).
+    let one = claim_leaseless(CHECK, repo, &[n4.clone(), n1.clone()], now, 1).await?;
+    ensure!(
+        CHECK,
+        one == [n1.clone()],
+        "a claim of {n4} and {n1} limited to one took {one:?}, expected the older, {n1}"
+    );
     let claimed = claimed_ids(ok(CHECK, repo.claim(Claim::Due, now, lease, 10).await)?);
     ensure!(
         CHECK,
@@ -1001,13 +1008,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     );
     // An id asked for twice is claimed once, even with no lease to hold it meanwhile.
     let twice = [n1.clone(), n1.clone()];
-    let free = later + lease;
-    let once = ok(
-        CHECK,
-        repo.claim(Claim::Only(&twice), free, time::Duration::ZERO, 10)
-            .await,
-    );
-    let once = claimed_ids(once?);
+    let once = claim_leaseless(CHECK, repo, &twice, later + lease, 10).await?;
     ensure!(
         CHECK,
         once == [n1.clone()],
@@ -1135,6 +1136,23 @@ async fn entry_of<R: Store>(
 /// Whether `entry` is pending with no failed attempt.
 fn untried(entry: &OutboxEntry) -> bool {
     entry.status == DeliveryStatus::Pending && entry.attempts == 0
+}
+
+/// Claims notifications `ids`, at most `limit`, at `at` with no lease (so that they
+/// stay claimable); answers the ids claimed.
+async fn claim_leaseless<R: Store>(
+    check: &'static str,
+    repo: &R,
+    ids: &[NotificationId],
+    at: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<NotificationId>, ConformanceFailure> {
+    let claimed = ok(
+        check,
+        repo.claim(Claim::Only(ids), at, time::Duration::ZERO, limit)
+            .await,
+    )?;
+    Ok(claimed.into_iter().map(|e| e.notification.id).collect())
 }
 
 /// Claims notification `id` alone, at `at`.
