@@ -233,10 +233,11 @@ struct Shard {
     /// many, and the oldest; a pair that has none is not listed. Whether a notification
     /// is the oldest pending one of its pair, which a claim must know, is then answered
     /// without reading the others: a commit's claim and a claim of given ids cost what
-    /// they claim, not what is pending. Before issue 15's eighth round each read every pending notification
-    /// of its shard, so that with 10,000 emails waiting for a refusing mailbox a check +
-    /// submit took 3.5–4x as long (`cargo bench --bench service -- backlog`). A pair's
-    /// notifications are all stored in its subscription's shard ([`Commit::check`]).
+    /// they claim, not what is pending. Before issue 15's eighth round each read every
+    /// pending notification of its shard, so that with 10,000 emails waiting for a
+    /// refusing mailbox a check + submit took 3.5–4x as long (`cargo bench --bench
+    /// service -- backlog`). A pair's notifications are all stored in its
+    /// subscription's shard ([`Commit::check`]).
     pairs: HashMap<(SubscriptionId, MpnId), PairPending>,
     /// The notifications whose home is this shard (see [`InMemoryRepository::home`])
     /// and that no [`StoredEvent::notified`] stands for, each with the index of the

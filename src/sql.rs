@@ -666,12 +666,14 @@ pub(crate) fn swap_refused(
 
 /// Implements `Repository`, `Outbox` and `migrate()` for a struct, given the
 /// backend's statements (`$claim`: due and for one id; `$insert_events`,
-/// `$insert_notifications`) and its own items: `lend(side)` (a connection for a
+/// `$insert_notifications`; `$changes` and `$last_change`, the feed's page and its last
+/// change) and its own items: `lend(side)` (a connection for a
 /// statement, see `crate::spare`), `writer()` (the pool write transactions begin in),
 /// `begin_write` (a write transaction), `begin_schema_step` (a transaction holding the
 /// database's schema lock), `recorded_and_found` (the recorded and the actual schema
 /// versions), `commit_claiming` (`Repository::commit`, and with a claim
-/// `Repository::commit_and_claim`) and `mark_all_delivered`.
+/// `Repository::commit_and_claim`), `oldest_first` (the stored ones of given
+/// notification ids, by position) and `mark_all_delivered`.
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr, $last_change:expr) => {
         impl $name {
