@@ -353,7 +353,7 @@ impl Outbox for MyDatabase {
         let mut claimed = Vec::new();
         for position in claimable {
             if let Some(row) = t.outbox.get_mut(&position) {
-                row.claimed_until = Some(now + lease);
+                row.claimed_until = Some(now.saturating_add(lease));
                 claimed.push(row.entry.clone());
             }
         }

@@ -58,7 +58,9 @@ pub struct DeliveryPolicy {
     /// to a claim after it, so that another dispatcher never takes over what it is
     /// still sending; make it longer than one send takes, several times over. A send
     /// that outlives it anyway records its failure only if nobody claimed the
-    /// notification since ([`Failure::claimed_until`](crate::Failure::claimed_until)).
+    /// notification since ([`Failure::claimed_until`](crate::Failure::claimed_until));
+    /// with a lease of zero, two claims at one instant name the same lease end, and
+    /// that protection is gone.
     pub lease: Duration,
 }
 

@@ -342,12 +342,14 @@ pub trait Repository: Send + Sync {
 /// [`Clock`], passed in as `now`.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Claims notifications to send now, marking them claimed until `now + lease`, and
-    /// answers them oldest first. A notification is claimable when it is pending, due
-    /// (`next_attempt_at <= now`), not claimed by a lease that runs past `now`, and no
-    /// earlier notification for the same subscription and recipient partner is still
-    /// pending (claimed, or waiting for a retry, included). With [`Claim::Due`], up to
-    /// `limit` of them; with [`Claim::Only`], those of the given ids that are claimable.
+    /// Claims notifications to send now, marking them claimed until
+    /// `now.saturating_add(lease)`, and answers them oldest first. A notification is
+    /// claimable when it is pending, due (`next_attempt_at <= now`), not claimed by a
+    /// lease that runs past `now`, and no earlier notification for the same subscription
+    /// and recipient partner is still pending (claimed, or waiting for a retry,
+    /// included). With [`Claim::Due`], the oldest `limit` of them; with
+    /// [`Claim::Only`], those of the given ids that are claimable, the oldest `limit`
+    /// when there are more.
     ///
     /// Two dispatchers claiming at once never get the same notification. A stored
     /// notification that does not decode (a hand edit, or a kind only a newer release
@@ -546,7 +548,9 @@ pub struct Failure {
     /// whose notification another dispatcher has claimed since, changes nothing: it
     /// neither releases the other's claim (which would let a third send it) nor
     /// overwrites its attempts, nor makes a dead letter of what the other is sending.
-    /// `None` records it whatever the claim.
+    /// `None` records it whatever the claim. A store that keeps times less precisely
+    /// than this compares both at its own precision (the SQL stores: microseconds,
+    /// truncated), so that the lease it stored is still the one named.
     pub claimed_until: Option<OffsetDateTime>,
 }
 

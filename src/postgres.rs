@@ -371,6 +371,12 @@ mod tests {
             ),
             ("redrive", sql::REDRIVE, ("", "'n-1000', 0"), vec![id]),
             (
+                "oldest first",
+                sql::OLDEST_FIRST_POSTGRES,
+                ("", "ARRAY['n-1', 'n-2']"),
+                vec![id],
+            ),
+            (
                 "claim one",
                 sql::CLAIM_POSTGRES[1],
                 ("", "0, 0, 10, 'n-1'"),

@@ -1143,7 +1143,7 @@ macro_rules! sql_repository {
                 let mut asked = std::collections::HashSet::new();
                 ids.retain(|id| asked.insert(*id));
                 // Fewer to claim than asked for: the oldest first, as in memory.
-                if matches!(which, Claim::Only(_)) && ids.len() > limit {
+                if matches!(which, Claim::Only(_)) && ids.len() > limit && limit > 0 {
                     let given: Vec<&str> = ids.iter().flatten().copied().collect();
                     let order = self.oldest_first(&given).await?;
                     let rank: std::collections::HashMap<&str, usize> = order

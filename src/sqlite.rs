@@ -733,6 +733,7 @@ mod tests {
             (sql::RECORD_RETRY, vec![id]),
             (sql::RECORD_DEAD, vec![id]),
             (sql::REDRIVE, vec![id]),
+            (sql::OLDEST_FIRST_SQLITE, vec![id]),
             (sql::CLAIM_SQLITE[1], vec![id, pair]),
             (sql::CLAIM_SQLITE[0], vec![due, pair]),
             (sql::PENDING, vec![due]),

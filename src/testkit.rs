@@ -974,7 +974,8 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
 
     let now = AT;
     // Room for one of two given ids: the older (with no lease, it stays claimable).
-    let one = claim_leaseless(CHECK, repo, &[n4.clone(), n1.clone()], now, 1).await?;
+    let zero = time::Duration::ZERO;
+    let one = claim_ids(CHECK, repo, &[n4.clone(), n1.clone()], now, zero, 1).await?;
     ensure!(
         CHECK,
         one == [n1.clone()],
@@ -992,7 +993,9 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         again.is_empty(),
         "claimed ones were claimed again: {again:?}"
     );
-    let later = now + lease;
+    // A time with nanoseconds: a store that keeps its claims' lease ends less
+    // precisely must still know the lease a failure names (see `Failure::claimed_until`).
+    let later = now + lease + time::Duration::nanoseconds(123_456_789);
     let expired = claimed_ids(ok(CHECK, repo.claim(Claim::Due, later, lease, 10).await)?);
     ensure!(
         CHECK,
@@ -1000,7 +1003,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         "after the lease, {expired:?} was claimed, expected {claimed:?}"
     );
     // Asked for by id, an email still waits behind the older one of its pair.
-    let behind = claim_one(CHECK, repo, n2, later, lease).await?;
+    let behind = claim_ids(CHECK, repo, std::slice::from_ref(n2), later, lease, 10).await?;
     ensure!(
         CHECK,
         behind.is_empty(),
@@ -1008,7 +1011,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     );
     // An id asked for twice is claimed once, even with no lease to hold it meanwhile.
     let twice = [n1.clone(), n1.clone()];
-    let once = claim_leaseless(CHECK, repo, &twice, later + lease, 10).await?;
+    let once = claim_ids(CHECK, repo, &twice, later + lease, zero, 10).await?;
     ensure!(
         CHECK,
         once == [n1.clone()],
@@ -1039,7 +1042,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         n4_entry.as_ref().is_some_and(untried),
         "a failure under a lease that ran out, {n4} claimed again since, left {n4_entry:?}"
     );
-    let still = claim_one(CHECK, repo, n4, later, lease).await?;
+    let still = claim_ids(CHECK, repo, std::slice::from_ref(n4), later, lease, 10).await?;
     ensure!(
         CHECK,
         still.is_empty(),
@@ -1108,7 +1111,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         ok(CHECK, repo.redrive(n2, retry_at).await)?,
         "the dead letter was not redriven"
     );
-    let only = claimed_ids(claim_one(CHECK, repo, n2, retry_at, lease).await?);
+    let only = claim_ids(CHECK, repo, std::slice::from_ref(n2), retry_at, lease, 10).await?;
     ensure!(
         CHECK,
         only == [n2.clone()],
@@ -1138,33 +1141,18 @@ fn untried(entry: &OutboxEntry) -> bool {
     entry.status == DeliveryStatus::Pending && entry.attempts == 0
 }
 
-/// Claims notifications `ids`, at most `limit`, at `at` with no lease (so that they
-/// stay claimable); answers the ids claimed.
-async fn claim_leaseless<R: Store>(
+/// Claims notifications `ids`, at most `limit`, at `at` for `lease` (with no lease
+/// they stay claimable); answers the ids claimed.
+async fn claim_ids<R: Store>(
     check: &'static str,
     repo: &R,
     ids: &[NotificationId],
     at: OffsetDateTime,
+    lease: time::Duration,
     limit: usize,
 ) -> Result<Vec<NotificationId>, ConformanceFailure> {
-    let claimed = ok(
-        check,
-        repo.claim(Claim::Only(ids), at, time::Duration::ZERO, limit)
-            .await,
-    )?;
+    let claimed = ok(check, repo.claim(Claim::Only(ids), at, lease, limit).await)?;
     Ok(claimed.into_iter().map(|e| e.notification.id).collect())
-}
-
-/// Claims notification `id` alone, at `at`.
-async fn claim_one<R: Store>(
-    check: &'static str,
-    repo: &R,
-    id: &NotificationId,
-    at: OffsetDateTime,
-    lease: time::Duration,
-) -> Result<Vec<OutboxEntry>, ConformanceFailure> {
-    let only = std::slice::from_ref(id);
-    ok(check, repo.claim(Claim::Only(only), at, lease, 10).await)
 }
 
 /// [`Repository::commit_and_claim`] claims what [`Outbox::claim`] with [`Claim::Only`]
