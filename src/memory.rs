@@ -292,12 +292,11 @@ impl Shard {
         Some(item)
     }
 
-    /// Whether pending `item`, at `position`, is the oldest pending notification of its
-    /// pair.
-    fn oldest_of_pair(&self, position: u64, item: &Item) -> bool {
+    /// Whether pending `item` is the oldest pending notification of its pair.
+    fn oldest_of_pair(&self, item: &Item) -> bool {
         let n = &item.entry.notification;
         let pair = self.pairs.get(&(n.subscription.clone(), n.partner));
-        pair.is_some_and(|pair| pair.oldest == position)
+        pair.is_some_and(|pair| pair.oldest == item.entry.position)
     }
 
     /// Whether the store holds notification `id`, in any status: what makes an id
@@ -407,6 +406,12 @@ impl Item {
             entry,
             claimed_until: None,
         })
+    }
+
+    /// Claims it until `until`; answers it as claimed.
+    fn claim(&mut self, until: OffsetDateTime) -> OutboxEntry {
+        self.claimed_until = Some(until);
+        self.entry.clone()
     }
 
     /// Whether it may be claimed at `now` as far as it alone goes: due, and not claimed
@@ -662,15 +667,10 @@ impl InMemoryRepository {
         shard.others.get(id).copied().unwrap_or(home)
     }
 
-    /// Settles pending notification `id` as `status` after `change`, wherever it is.
-    fn settle_anywhere(
-        &self,
-        id: &NotificationId,
-        status: DeliveryStatus,
-        change: impl FnOnce(&mut OutboxEntry),
-    ) {
+    /// Settles pending notification `id` as delivered, wherever it is.
+    fn deliver_anywhere(&self, id: &NotificationId) {
         self.in_storing_shard(id, |shard, position| {
-            settle(shard, id, position, status, change);
+            settle(shard, id, position, DeliveryStatus::Delivered, |_| {});
         });
     }
 
@@ -787,7 +787,7 @@ impl InMemoryRepository {
         entry.subscription = commit.next;
         // Under this shard's lock, the positions this commit takes are the shard's
         // newest: one is the oldest pending of its pair only when no other of the pair is
-        // pending, and is claimable now if due (as `claim_in` claims).
+        // pending, and is claimable now if due.
         let mut claimed = Vec::new();
         for notification in commit.notifications {
             let position = self.state.next_position.fetch_add(1, Ordering::Relaxed);
@@ -807,8 +807,7 @@ impl InMemoryRepository {
                 && oldest
                 && item.due(now)
             {
-                item.claimed_until = Some(now.saturating_add(lease));
-                claimed.push(item.entry.clone());
+                claimed.push(item.claim(now.saturating_add(lease)));
             }
         }
         shard.entries.insert(entry);
@@ -933,7 +932,7 @@ fn claimable_of(shard: &Shard, ids: &[NotificationId], now: OffsetDateTime) -> V
         .filter_map(|id| {
             let position = *shard.live.get(id)?;
             let item = shard.pending.get(&position)?;
-            (item.due(now) && shard.oldest_of_pair(position, item)).then_some(position)
+            (item.due(now) && shard.oldest_of_pair(item)).then_some(position)
         })
         .collect();
     claimable.sort_unstable();
@@ -946,8 +945,7 @@ fn claim_in(shard: &mut Shard, positions: &[u64], until: OffsetDateTime) -> Vec<
     let mut claimed = Vec::with_capacity(positions.len());
     for position in positions {
         if let Some(item) = shard.pending.get_mut(position) {
-            item.claimed_until = Some(until);
-            claimed.push(item.entry.clone());
+            claimed.push(item.claim(until));
         }
     }
     claimed
@@ -1199,7 +1197,7 @@ impl Outbox for InMemoryRepository {
 
     async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         for id in ids {
-            self.settle_anywhere(id, DeliveryStatus::Delivered, |_| {});
+            self.deliver_anywhere(id);
         }
         Ok(())
     }
@@ -1718,22 +1716,13 @@ mod tests {
         else {
             panic!("expected a change")
         };
-        let mut notifications: Vec<Notification> = events
-            .iter()
-            .filter_map(|e| Notification::for_event(e, &CloudService::Azure, None))
-            .collect();
+        let mut commit = Commit::of_change(sub, next, events);
         for id in extra {
-            let mut own = notifications[0].clone();
+            let mut own = commit.notifications[0].clone();
             own.id = NotificationId::new(*id).unwrap();
-            notifications.push(own);
+            commit.notifications.push(own);
         }
-        Commit {
-            expected_version: sub.version(),
-            next,
-            events,
-            notifications,
-            create: None,
-        }
+        commit
     }
 
     /// Asserts that `commit` is refused for naming notification `id`, stored already.

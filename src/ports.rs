@@ -93,6 +93,28 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// The commit of `current`'s change into `next` by `events`, with a notification per
+    /// event as the service builds them (no contact email): what the crate's own tests
+    /// and the testkit commit.
+    #[cfg(any(test, feature = "testkit"))]
+    pub(crate) fn of_change(
+        current: &Subscription,
+        next: Subscription,
+        events: Vec<AssociationEvent>,
+    ) -> Commit {
+        let notifications = events
+            .iter()
+            .filter_map(|e| Notification::for_event(e, next.service(), None))
+            .collect();
+        Commit {
+            expected_version: current.version(),
+            next,
+            events,
+            notifications,
+            create: None,
+        }
+    }
+
     /// Checks that the commit hangs together, as every [`Repository`] should before it
     /// writes: `next` is one version on, the events are `next`'s, numbered
     /// consecutively up to its last event sequence, no notification id repeats, and a

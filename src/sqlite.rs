@@ -497,17 +497,7 @@ mod tests {
         else {
             panic!("a designation changes the subscription");
         };
-        let notifications = events
-            .iter()
-            .filter_map(|e| Notification::for_event(e, next.service(), None))
-            .collect();
-        Commit {
-            expected_version: current.version(),
-            next,
-            events,
-            notifications,
-            create: None,
-        }
+        Commit::of_change(current, next, events)
     }
 
     /// A group's commits succeed or fail each on its own: a conflict in the middle is

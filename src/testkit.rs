@@ -164,19 +164,7 @@ fn commit_of(
     transition: Result<Transition, crate::error::Error>,
 ) -> Result<Commit, ConformanceFailure> {
     match transition {
-        Ok(Transition::Changed { next, events }) => {
-            let notifications = events
-                .iter()
-                .filter_map(|e| Notification::for_event(e, next.service(), None))
-                .collect();
-            Ok(Commit {
-                expected_version: current.version(),
-                next,
-                events,
-                notifications,
-                create: None,
-            })
-        }
+        Ok(Transition::Changed { next, events }) => Ok(Commit::of_change(current, next, events)),
         other => Err(fixture(format!("expected a change, got {other:?}"))),
     }
 }
