@@ -316,8 +316,7 @@ sql::sql_repository!(
     sql::CLAIM_POSTGRES,
     sql::INSERT_EVENTS_POSTGRES,
     sql::INSERT_NOTIFICATIONS_POSTGRES,
-    sql::CHANGES_POSTGRES,
-    sql::LAST_CHANGE_POSTGRES
+    sql::CHANGES_POSTGRES
 );
 
 #[cfg(test)]

@@ -49,27 +49,31 @@ pub(crate) const INSERT_EVENT: &str =
 pub(crate) const HISTORY: &str =
     "SELECT event FROM dpor_events WHERE subscription = $1 ORDER BY sequence";
 /// The change feed after the cursor `($1, $2)`, at most `$3`: epoch, position, event.
-/// SQLite writes one transaction at a time, so positions commit in order; its epoch is
-/// always 0.
+/// When no change follows the cursor, one row instead: the cursor of the feed's last
+/// change with no event (none when the feed is empty), so that a reader polling the
+/// end of the feed learns in the same round trip whether its cursor is one this store
+/// answered ([`check_cursor`](crate::ports::check_cursor)). SQLite writes one
+/// transaction at a time, so positions commit in order; its epoch is always 0.
 #[cfg(feature = "sqlite")]
-pub(crate) const CHANGES_SQLITE: &str = "SELECT 0, position, event FROM dpor_events \
-     WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3";
-/// The cursor of the change feed's last change (no row when there is none).
-#[cfg(feature = "sqlite")]
-pub(crate) const LAST_CHANGE_SQLITE: &str =
-    "SELECT 0, position FROM dpor_events ORDER BY position DESC LIMIT 1";
-/// The change feed on PostgreSQL: only the events of transactions older than the
-/// oldest one still running (schema step 3 says why).
+pub(crate) const CHANGES_SQLITE: &str = "WITH page AS (SELECT 0 AS epoch, position, event \
+     FROM dpor_events WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3) \
+     SELECT epoch, position, event FROM page \
+     UNION ALL SELECT * FROM (SELECT 0, position, NULL FROM dpor_events \
+     WHERE NOT EXISTS (SELECT 1 FROM page) ORDER BY position DESC LIMIT 1) \
+     ORDER BY 1, 2";
+/// The change feed on PostgreSQL, as [`CHANGES_SQLITE`]: only the events of
+/// transactions older than the oldest one still running (schema step 3 says why); the
+/// last change when none follows the cursor, whether its transaction is older than the
+/// oldest one running or not.
 #[cfg(feature = "postgres")]
-pub(crate) const CHANGES_POSTGRES: &str = "SELECT tx, position, event FROM dpor_events \
-     WHERE (tx, position) > ($1, $2) \
+pub(crate) const CHANGES_POSTGRES: &str = "WITH page AS (SELECT tx, position, event \
+     FROM dpor_events WHERE (tx, position) > ($1, $2) \
      AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-     ORDER BY tx, position LIMIT $3";
-/// The cursor of the change feed's last change on PostgreSQL, whether its transaction
-/// is older than the oldest one running or not (no row when there is none).
-#[cfg(feature = "postgres")]
-pub(crate) const LAST_CHANGE_POSTGRES: &str =
-    "SELECT tx, position FROM dpor_events ORDER BY tx DESC, position DESC LIMIT 1";
+     ORDER BY tx, position LIMIT $3) \
+     SELECT tx, position, event FROM page \
+     UNION ALL (SELECT tx, position, NULL FROM dpor_events \
+     WHERE NOT EXISTS (SELECT FROM page) ORDER BY tx DESC, position DESC LIMIT 1) \
+     ORDER BY 1, 2";
 /// The terms that select the pending notifications through one of the outbox's partial
 /// indexes, on table alias `$t`: `due!` through `dpor_outbox_due` (in position
 /// order), `of_pair!` through `dpor_outbox_by_pair`. Each repeats its index's own
@@ -666,8 +670,8 @@ pub(crate) fn swap_refused(
 
 /// Implements `Repository`, `Outbox` and `migrate()` for a struct, given the
 /// backend's statements (`$claim`: due and for one id; `$insert_events`,
-/// `$insert_notifications`; `$changes` and `$last_change`, the feed's page and its last
-/// change) and its own items: `lend(side)` (a connection for a
+/// `$insert_notifications`; `$changes`, the feed's page or its last change) and its own
+/// items: `lend(side)` (a connection for a
 /// statement, see `crate::spare`), `writer()` (the pool write transactions begin in),
 /// `begin_write` (a write transaction), `begin_schema_step` (a transaction holding the
 /// database's schema lock), `recorded_and_found` (the recorded and the actual schema
@@ -675,7 +679,7 @@ pub(crate) fn swap_refused(
 /// `Repository::commit_and_claim`), `oldest_first` (the stored ones of given
 /// notification ids, by position) and `mark_all_delivered`.
 macro_rules! sql_repository {
-    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr, $last_change:expr) => {
+    ($name:ident, $db:ty, $backend:expr, $claim:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {
         impl $name {
             /// What `connect()` checks before answering a repository: a database
             /// from a newer release is refused ([`SchemaError::TooNew`](crate::SchemaError::TooNew)).
@@ -1056,22 +1060,23 @@ macro_rules! sql_repository {
                         unsigned(position)?,
                     ))
                 };
-                // Nothing after the cursor: it may lie past the end, not from this store.
-                if rows.is_empty() && after != crate::feed::Cursor::new(0, 0) {
-                    let last = self
-                        .fetch_optional(sql::Side::Reads, sqlx::query($last_change))
-                        .await?;
-                    crate::ports::check_cursor(&after, last.as_ref().map(cursor).transpose()?)?;
-                }
-                rows.iter()
-                    .map(|row| {
-                        let json: String = row.try_get(2).map_err(sql::database)?;
-                        Ok(crate::feed::Change {
+                let mut changes = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let event: Option<String> = row.try_get(2).map_err(sql::database)?;
+                    match event {
+                        Some(json) => changes.push(crate::feed::Change {
                             cursor: cursor(row)?,
                             event: sql::from_json(&json, "event")?,
-                        })
-                    })
-                    .collect()
+                        }),
+                        // Nothing after the cursor: it may lie past the end, not from
+                        // this store.
+                        None => crate::ports::check_cursor(&after, Some(cursor(row)?))?,
+                    }
+                }
+                if rows.is_empty() {
+                    crate::ports::check_cursor(&after, None)?;
+                }
+                Ok(changes)
             }
 
             async fn page_subscriptions(

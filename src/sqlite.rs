@@ -476,8 +476,7 @@ sql::sql_repository!(
     sql::CLAIM_SQLITE,
     sql::INSERT_EVENTS_SQLITE,
     sql::INSERT_NOTIFICATIONS_SQLITE,
-    sql::CHANGES_SQLITE,
-    sql::LAST_CHANGE_SQLITE
+    sql::CHANGES_SQLITE
 );
 
 #[cfg(test)]
