@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::id::{CustomerId, MpnId, NotificationId, SubscriptionId, UserRef};
 use crate::partner::Program;
-use crate::role::CustomerRole;
+use crate::role::{CustomerRole, StoredRole};
 use crate::subscription::CloudService;
 
 /// One change of a subscription's partner of record, as kept in its history.
@@ -58,8 +58,10 @@ pub struct AssociationEvent {
 /// On the wire, an object tagged by `"type"`:
 /// `{"type":"customer","role":{"type":"global_administrator"},"user":"alice@contoso.example"}`
 /// (no `"user"` when the host did not name the user), `{"type":"billing_system"}`,
-/// `{"type":"unknown"}`. A type this release does not know (written by a later one)
-/// reads as [`Cause::Unknown`].
+/// `{"type":"unknown"}`. A type this release does not know (written by a later one),
+/// or a customer role it does not know, reads as [`Cause::Unknown`]; fields it does not
+/// know are ignored (in the role too, which a request's [`Actor`](crate::Actor)
+/// refuses).
 ///
 /// ```
 /// use dpor::*;
@@ -74,7 +76,7 @@ pub struct AssociationEvent {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", from = "StoredCause")]
 #[non_exhaustive]
 pub enum Cause {
     /// A user of the subscription's customer (the event's `customer`).
@@ -89,8 +91,35 @@ pub enum Cause {
     BillingSystem,
     /// Nobody known: written before dpor recorded causes, or decided without an actor.
     #[default]
+    Unknown,
+}
+
+/// How a [`Cause`] reads back: as derived for it, but with the stored form of the role
+/// ([`StoredRole`]).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredCause {
+    Customer {
+        role: StoredRole,
+        #[serde(default)]
+        user: Option<UserRef>,
+    },
+    BillingSystem,
     #[serde(other)]
     Unknown,
+}
+
+impl From<StoredCause> for Cause {
+    fn from(stored: StoredCause) -> Self {
+        match stored {
+            StoredCause::Customer { role, user } => match role.known() {
+                Some(role) => Cause::Customer { role, user },
+                None => Cause::Unknown,
+            },
+            StoredCause::BillingSystem => Cause::BillingSystem,
+            StoredCause::Unknown => Cause::Unknown,
+        }
+    }
 }
 
 impl Cause {

@@ -94,6 +94,38 @@ impl From<CustomerRole> for CustomerRoleRepr {
     }
 }
 
+/// A [`CustomerRole`] as a stored record holds it (an event's `caused_by`): unlike the
+/// request form, which refuses what it does not know, fields a later release added
+/// are ignored and a role this release does not know reads as [`StoredRole::Unknown`],
+/// so that the record still reads.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum StoredRole {
+    GlobalAdministrator,
+    BillingAdministrator,
+    ServiceAdministrator,
+    DelegatedAdministrator {
+        partner: MpnId,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+impl StoredRole {
+    /// The role, when this release knows it.
+    pub(crate) fn known(self) -> Option<CustomerRole> {
+        Some(match self {
+            StoredRole::GlobalAdministrator => CustomerRole::GlobalAdministrator,
+            StoredRole::BillingAdministrator => CustomerRole::BillingAdministrator,
+            StoredRole::ServiceAdministrator => CustomerRole::ServiceAdministrator,
+            StoredRole::DelegatedAdministrator { partner } => {
+                CustomerRole::DelegatedAdministrator { partner }
+            }
+            StoredRole::Unknown => return None,
+        })
+    }
+}
+
 impl fmt::Display for CustomerRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -149,6 +149,45 @@ fn causes_are_pinned() {
     assert!(serde_json::from_str::<Cause>(bad).is_err());
 }
 
+/// An event is a stored record: one written by a later release reads, whatever that
+/// release added to who caused it: a field in the cause or in its role, or a role this
+/// release does not know (then the cause is unknown, the event as written).
+#[test]
+fn an_event_a_later_release_wrote_reads_whatever_it_added_to_its_cause() {
+    let later = [
+        (
+            r#"{"type":"customer","role":{"type":"global_administrator","since":"2026-01-01"},"user":"alice@contoso.example","via":"portal"}"#,
+            Cause::Customer {
+                role: CustomerRole::GlobalAdministrator,
+                user: Some(UserRef::new("alice@contoso.example").unwrap()),
+            },
+        ),
+        (
+            r#"{"type":"customer","role":{"type":"delegated_administrator","partner":"565380","scope":"all"}}"#,
+            Cause::Customer {
+                role: CustomerRole::DelegatedAdministrator {
+                    partner: MpnId::parse("565380").unwrap(),
+                },
+                user: None,
+            },
+        ),
+        (
+            r#"{"type":"customer","role":{"type":"license_administrator"}}"#,
+            Cause::Unknown,
+        ),
+    ];
+    let written = EVENT.split(r#""caused_by":"#).next().unwrap();
+    for (cause_json, cause) in later {
+        let event: AssociationEvent =
+            serde_json::from_str(&format!("{written}\"caused_by\":{cause_json}}}")).unwrap();
+        assert_eq!(event.caused_by, cause, "{cause_json}");
+        assert_eq!(event.sequence, 3);
+    }
+    // A request's actor still refuses what it does not know.
+    let actor = r#"{"type":"customer","customer":"contoso","role":{"type":"global_administrator","since":"2026-01-01"}}"#;
+    assert!(serde_json::from_str::<Actor>(actor).is_err());
+}
+
 #[test]
 fn notification_is_pinned() {
     let (sub, events) = associated();
