@@ -340,7 +340,8 @@ impl Actor {
     /// [`Error::Forbidden`]: for a partner on every operation but
     /// [`Operation::ViewHistory`]; for the billing system on
     /// [`Operation::ChangePartner`]; for anyone but the billing system on suspend,
-    /// reactivate and migrate (and for a partner on cancel).
+    /// reactivate, migrate and [`Operation::ReadChanges`] (and for a partner on
+    /// cancel).
     ///
     /// ```
     /// use dpor::*;

@@ -159,8 +159,9 @@ impl PartnerCheck {
     ///
     /// # Errors
     ///
-    /// In this order: [`Error::SubscriptionNotFound`] or [`Error::Forbidden`] (see
-    /// [`Actor::authorize`]); then, unless the partner is already on record,
+    /// In this order: [`Error::SubscriptionNotFound`] for the check's subscription when
+    /// `stored` is another one; [`Error::SubscriptionNotFound`] or [`Error::Forbidden`]
+    /// (see [`Actor::authorize`]); then, unless the partner is already on record,
     /// [`Error::Conflict`] when the subscription's version is no longer the check's;
     /// [`Error::CheckExpired`] when the check is older than `ttl` or dated after `now`;
     /// [`Error::SubscriptionNotActive`].
@@ -194,6 +195,9 @@ impl PartnerCheck {
         now: OffsetDateTime,
         ttl: Duration,
     ) -> Result<Verified, Error> {
+        if stored.id() != &self.subscription {
+            return Err(Error::SubscriptionNotFound(self.subscription.clone()));
+        }
         actor.authorize(stored, Access::Change)?;
         let mpn_id = self.partner.mpn_id();
         if stored
@@ -324,6 +328,21 @@ mod tests {
     fn a_fresh_check_verifies_and_names_the_partner_to_look_up() {
         let verified = check_of(&sub()).verify(&admin(), &sub(), SELL, AT + TTL, TTL);
         assert_eq!(verified.unwrap(), Verified::LookUp(fabrikam().mpn_id()));
+    }
+
+    #[test]
+    fn a_check_verifies_only_against_its_own_subscription() {
+        let other = Subscription::new(
+            SubscriptionId::new("sub-2").unwrap(),
+            contoso(),
+            CloudService::Office365,
+            "E3",
+        );
+        let verified = check_of(&sub()).verify(&admin(), &other, SELL, AT, TTL);
+        assert!(
+            matches!(&verified, Err(Error::SubscriptionNotFound(id)) if id == sub().id()),
+            "{verified:?}"
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub enum Error {
 
     /// The time the host's [`Clock`](crate::Clock) gave cannot be recorded: its UTC date
     /// lies outside the years 0000 to 9999 that the wire format writes. Nothing changed.
+    /// Any operation that would record a change can answer it, before it commits; the
+    /// operations' own error lists leave it out.
     ///
     /// ### Handling
     /// HTTP 500: the host's clock is wrong.

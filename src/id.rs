@@ -92,7 +92,7 @@ pub enum MpnIdError {
     /// given (leading whitespace included).
     #[error(
         "a Partner ID (MPN ID) has digits only: {character:?} at position {} is not a digit",
-        index + 1
+        index.saturating_add(1)
     )]
     InvalidCharacter {
         /// 0-based position of the character in the input as given, in characters.
@@ -210,7 +210,7 @@ pub enum IdError {
     /// A whitespace, control or invisible formatting character (Unicode category Cf:
     /// zero-width and bidirectional controls, the byte order mark, the soft hyphen):
     /// such a character would make an id that looks like another.
-    #[error("the id may not contain whitespace, control or invisible formatting characters: {character:?} at position {}", index + 1)]
+    #[error("the id may not contain whitespace, control or invisible formatting characters: {character:?} at position {}", index.saturating_add(1))]
     InvalidCharacter {
         /// 0-based position of the character, in characters.
         index: usize,
@@ -521,6 +521,20 @@ impl NotificationId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_built_with_any_index_displays() {
+        let mpn = MpnIdError::InvalidCharacter {
+            index: usize::MAX,
+            character: 'x',
+        };
+        assert!(mpn.to_string().contains(&usize::MAX.to_string()));
+        let id = IdError::InvalidCharacter {
+            index: usize::MAX,
+            character: '\u{200b}',
+        };
+        assert!(id.to_string().contains(&usize::MAX.to_string()));
+    }
 
     #[test]
     fn mpn_id_keeps_leading_zeros_and_trims() {

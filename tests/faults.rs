@@ -166,6 +166,53 @@ async fn a_failed_commit_changes_nothing_and_notifies_nobody() {
     assert!(service.submit(&admin(), &check).await.unwrap().changed);
 }
 
+/// A double click whose two submits both read the subscription before either commits:
+/// the one that loses the compare-and-swap finds its partner on record and answers
+/// "unchanged", as a second click after the first does, not a conflict.
+#[tokio::test]
+async fn a_double_click_whose_twin_commits_first_changes_nothing() {
+    let w = world().await;
+    let (service, repo) = flaky(&w);
+    let check = service
+        .check_partner(&admin(), &sub_id("sub-001"), "565380")
+        .await
+        .unwrap();
+    let read_by_the_second_click = w.repo.get(&sub_id("sub-001")).await.unwrap();
+    assert!(service.submit(&admin(), &check).await.unwrap().changed);
+    let before = w.snapshot().await;
+
+    *repo.stale_read.lock().unwrap() = read_by_the_second_click;
+    let again = service.submit(&admin(), &check).await.unwrap();
+    assert!(!again.changed && again.events.is_empty());
+    assert_eq!(again.subscription.version(), 1);
+    assert_eq!(
+        w.snapshot().await,
+        before,
+        "no second email, no second event"
+    );
+
+    // A stale check for another partner still conflicts after the same race.
+    let northwind = service
+        .check_partner(&admin(), &sub_id("sub-001"), "3664167")
+        .await
+        .unwrap();
+    let read_before = w.repo.get(&sub_id("sub-001")).await.unwrap();
+    w.designate("sub-001", &fabrikam()).await; // unchanged: already on record
+    w.service
+        .remove_partner(&admin(), &sub_id("sub-001"))
+        .await
+        .unwrap();
+    *repo.stale_read.lock().unwrap() = read_before;
+    assert!(matches!(
+        service.submit(&admin(), &northwind).await,
+        Err(Error::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+}
+
 #[tokio::test]
 async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_id() {
     let w = world().await;

@@ -438,26 +438,38 @@ proptest! {
     }
 }
 
+/// A failure due again at once is tried once per call, and the emails behind it are
+/// still sent in that call, even when it fills the claim's room.
 #[tokio::test]
 async fn a_policy_without_delay_tries_each_email_once_per_call() {
-    let (service, _repo, mail, _clock) = mail_world(1, 1).await;
+    let (service, _repo, mail, _clock) = mail_world(2, 2).await;
     let service = service.with_delivery_policy(DeliveryPolicy {
         first_retry: Duration::ZERO,
         ..DeliveryPolicy::default()
     });
     mail.break_mailbox(mpn(&partner_id(0)));
-    check_and_submit(&service, &admin(), &sub_id("s-00000"), &partner_id(0))
+    mail.outage(true);
+    for s in 0..2 {
+        check_and_submit(
+            &service,
+            &admin(),
+            &sub_id(&format!("s-{s:05}")),
+            &partner_id(s),
+        )
         .await
         .unwrap();
-    let report = service.dispatch_pending(10).await.unwrap();
+    }
+    mail.outage(false);
+    let report = service.dispatch_pending(1).await.unwrap();
     assert_eq!(
         report,
         DispatchReport {
-            delivered: 0,
+            delivered: 1,
             failed: 1,
             dead_lettered: 0
         }
     );
+    assert_eq!(mail.received().len(), 1);
 }
 
 /// A dispatcher's mailboxes that take `per_email` to accept each email, and another

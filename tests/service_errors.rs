@@ -242,6 +242,26 @@ async fn the_check_ttl_is_configurable() {
 }
 
 #[tokio::test]
+async fn a_negative_check_ttl_is_taken_as_zero() {
+    let w = world().await;
+    let service = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
+        .with_clock(w.clock.clone())
+        .with_check_ttl(Duration::minutes(-5));
+    let (admin, fabrikam) = (admin(), "565380");
+    // At the instant of the check: zero old, not older than zero.
+    let sub = sub_id("sub-001");
+    let now = service.check_partner(&admin, &sub, fabrikam).await.unwrap();
+    assert!(service.submit(&admin, &now).await.unwrap().changed);
+    let sub = sub_id("sub-002");
+    let later = service.check_partner(&admin, &sub, fabrikam).await.unwrap();
+    w.clock.advance(Duration::seconds(1));
+    assert!(matches!(
+        service.submit(&admin, &later).await,
+        Err(Error::CheckExpired { .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_stale_check_after_a_concurrent_change_is_a_conflict() {
     let w = world().await;
     let mine = check(&w, "sub-001", "565380").await.unwrap();

@@ -69,7 +69,8 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] for a partner actor; [`Error::Store`] when the repository fails.
+    /// [`Error::Forbidden`] for a partner or the billing system (which reads
+    /// subscriptions by id); [`Error::Store`] when the repository fails.
     pub async fn subscriptions(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
         trace::operation("subscriptions", None, Some(actor), async move {
             let customer = actor.acting_customer()?;
@@ -101,7 +102,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// # Errors
     ///
-    /// In this order: [`Error::Forbidden`] for a partner actor;
+    /// In this order: [`Error::Forbidden`] for a partner or the billing system;
     /// [`Error::SubscriptionNotFound`]; [`Error::Forbidden`] unless the actor is the
     /// customer's global administrator; [`Error::InvalidMpnId`];
     /// [`Error::SubscriptionNotActive`]; [`Error::PartnerNotFound`] (or
@@ -131,7 +132,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// Step 7, "Submit": designates the checked partner, replacing any other, and sends
     /// the emails. Submitting a check whose partner is already partner of record
     /// changes nothing and succeeds, whatever changed since the check (a double click,
-    /// a retry after a lost response): `Receipt { changed: false, .. }`.
+    /// a retry after a lost response): `Receipt { changed: false, .. }`. That holds when
+    /// the two clicks race, too: the one whose commit loses reads the subscription
+    /// again, finds its partner on record, and answers so rather than
+    /// [`Error::Conflict`].
     ///
     /// Nothing in `check` is trusted: the partner is looked up again and must be
     /// enrolled in the **service's** program.
@@ -163,8 +167,21 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 let found = self.directory.lookup(mpn_id).await?;
                 let transition =
                     check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
-                self.commit_and_deliver(stored, transition, found.as_ref(), None, actor.cause())
-                    .await
+                let committed = self
+                    .commit_and_deliver(stored, transition, found.as_ref(), None, actor.cause())
+                    .await;
+                match committed {
+                    // A double click whose twin committed first: the partner this check
+                    // asked for is on record, so nothing is left to do.
+                    Err(conflict @ Error::Conflict { .. }) => {
+                        let now_stored = self.read_subscription(check.subscription()).await?;
+                        match check.verify(actor, &now_stored, self.program, now, self.check_ttl) {
+                            Ok(Verified::AlreadyOnRecord) => Ok(Receipt::unchanged(now_stored)),
+                            _ => Err(conflict),
+                        }
+                    }
+                    other => other,
+                }
             },
         )
         .await
@@ -232,7 +249,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     /// # Errors
     ///
     /// For the whole call, before anything is read: [`Error::Forbidden`] for a
-    /// partner actor, [`Error::InvalidMpnId`]. Everything else is per subscription, in
+    /// partner or the billing system, [`Error::InvalidMpnId`]. Everything else is per subscription, in
     /// its outcome, exactly as [`check_partner`](Self::check_partner) and
     /// [`submit`](Self::submit) report it.
     pub async fn submit_many(

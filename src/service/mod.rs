@@ -174,9 +174,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     }
 
     /// The same service accepting checks up to `ttl` old at submit (default 15 minutes).
+    /// A negative `ttl` is taken as zero: a check can then be submitted only at the
+    /// instant it was made (with a [`ManualClock`](crate::ManualClock) that has not
+    /// moved), and otherwise answers [`Error::CheckExpired`].
     pub fn with_check_ttl(self, ttl: Duration) -> Self {
         PorService {
-            check_ttl: ttl,
+            check_ttl: ttl.max(Duration::ZERO),
             ..self
         }
     }

@@ -47,7 +47,7 @@ use crate::trace;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispatchReport {
-    /// Notifications delivered (and marked delivered, unless marking failed).
+    /// Notifications delivered and marked delivered.
     pub delivered: usize,
     /// Notifications whose delivery failed and that will be tried again.
     pub failed: usize,
@@ -56,10 +56,11 @@ pub struct DispatchReport {
 }
 
 impl std::ops::AddAssign for DispatchReport {
+    /// Adds the counts, saturating (a count is never wrapped).
     fn add_assign(&mut self, other: DispatchReport) {
-        self.delivered += other.delivered;
-        self.failed += other.failed;
-        self.dead_lettered += other.dead_lettered;
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.dead_lettered = self.dead_lettered.saturating_add(other.dead_lettered);
     }
 }
 
@@ -120,11 +121,15 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         limit - report.delivered,
                     )
                     .await?;
-                // A policy without delay makes a failure due again at once: try each
-                // notification once per call (what was claimed again runs out its lease).
-                claimed.retain(|e| !tried.contains(&e.notification.id));
                 if claimed.is_empty() {
                     break;
+                }
+                // A policy without delay makes a failure due again at once: try each
+                // notification once per call. What was claimed again runs out its lease,
+                // so the next round claims what waits behind it.
+                claimed.retain(|e| !tried.contains(&e.notification.id));
+                if claimed.is_empty() {
+                    continue;
                 }
                 let sent = self.send(claimed, now).await;
                 tried.extend(sent.delivered.iter().cloned());

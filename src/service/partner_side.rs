@@ -74,7 +74,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     ///
     /// # Errors
     ///
-    /// [`Error::Forbidden`] for a customer actor; [`Error::Store`].
+    /// [`Error::Forbidden`] for a customer or the billing system; [`Error::Store`].
     pub async fn partner_portfolio(&self, actor: &Actor) -> Result<Vec<Subscription>, Error> {
         trace::operation("partner_portfolio", None, Some(actor), async move {
             let partner = actor.acting_partner()?;

@@ -772,8 +772,10 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
 }
 
 /// A store that fails on request, forwarding everything else to `inner`: the switches
-/// fail inserts, commits, claims or delivery marks, and `imports_allowed` counts down
-/// the imports that may still succeed (for an interrupted transfer).
+/// fail inserts, commits, claims or delivery marks, `imports_allowed` counts down the
+/// imports that may still succeed (for an interrupted transfer), and `stale_read` is
+/// what the next `get` answers instead of the stored record (a read made before
+/// another request's commit).
 #[derive(Clone)]
 pub struct Faulty<R> {
     pub inner: R,
@@ -782,6 +784,7 @@ pub struct Faulty<R> {
     pub fail_mark: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub fail_claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub imports_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub stale_read: std::sync::Arc<std::sync::Mutex<Option<Subscription>>>,
 }
 
 impl<R> Faulty<R> {
@@ -793,6 +796,7 @@ impl<R> Faulty<R> {
             fail_mark: Default::default(),
             fail_claim: Default::default(),
             imports_allowed: std::sync::Arc::new(usize::MAX.into()),
+            stale_read: Default::default(),
         }
     }
 
@@ -819,7 +823,11 @@ impl<R: Repository> Repository for Faulty<R> {
         self.inner.insert(s).await
     }
     async fn get(&self, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-        self.inner.get(id).await
+        let stale = self.stale_read.lock().unwrap().take();
+        match stale {
+            Some(stale) => Ok(Some(stale)),
+            None => self.inner.get(id).await,
+        }
     }
     async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Subscription>, StoreError> {
         self.inner.list_by_customer(c).await
