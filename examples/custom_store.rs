@@ -363,7 +363,8 @@ impl Outbox for MyDatabase {
     async fn mark_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         let mut t = self.tables()?;
         for row in t.outbox.values_mut() {
-            if row.entry.status == DeliveryStatus::Pending
+            // A dead letter too: a dispatcher whose send outlived its lease delivered it.
+            if row.entry.status != DeliveryStatus::Delivered
                 && ids.contains(&row.entry.notification.id)
             {
                 row.entry.status = DeliveryStatus::Delivered;

@@ -667,10 +667,18 @@ impl InMemoryRepository {
         shard.others.get(id).copied().unwrap_or(home)
     }
 
-    /// Settles pending notification `id` as delivered, wherever it is.
+    /// Settles notification `id` as delivered, wherever it is: a pending one, or a dead
+    /// letter (see [`Outbox::mark_delivered`]).
     fn deliver_anywhere(&self, id: &NotificationId) {
         self.in_storing_shard(id, |shard, position| {
-            settle(shard, id, position, DeliveryStatus::Delivered, |_| {});
+            match shard.settled.get_mut(&position) {
+                Some(item) if item.entry.status == DeliveryStatus::Dead => {
+                    item.entry.status = DeliveryStatus::Delivered;
+                    shard.live.remove(id);
+                }
+                Some(_) => {}
+                None => settle(shard, id, position, DeliveryStatus::Delivered, |_| {}),
+            }
         });
     }
 

@@ -394,6 +394,10 @@ pub trait Outbox: Send + Sync {
     /// and already delivered ids are ignored. A delivered notification stays in the
     /// outbox, marked.
     ///
+    /// A dead letter is marked delivered too: only a dispatcher that sent it calls
+    /// this, one whose send outlived its lease while another's last attempt gave up
+    /// on the email. Left a dead letter, it would be sent again when redriven.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when the backend fails.

@@ -122,7 +122,7 @@ pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notif
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
 /// The status test of a statement that finds its notifications by `id`: "still
-/// pending" (or "still dead") written as the statuses the row must not have, so that it
+/// pending" (or "still dead", or "not delivered yet") written as the statuses the row must not have, so that it
 /// implies no partial index's predicate and the rows are found by the unique index on
 /// `id` (schema step 4 says why). The status column's `CHECK` allows exactly these
 /// three statuses.
@@ -132,6 +132,9 @@ macro_rules! by_id_while {
     };
     ("dead") => {
         "status NOT IN ('pending', 'delivered')"
+    };
+    ("not delivered") => {
+        "status <> 'delivered'"
     };
 }
 
@@ -377,13 +380,13 @@ pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = concat!(
 pub(crate) const MARK_ALL_DELIVERED_POSTGRES: &str = concat!(
     "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
     "WHERE id = ANY($1) AND ",
-    by_id_while!("pending")
+    by_id_while!("not delivered")
 );
 #[cfg(feature = "sqlite")]
 pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = concat!(
     "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
     "WHERE id IN (SELECT value FROM json_each($1)) AND ",
-    by_id_while!("pending")
+    by_id_while!("not delivered")
 );
 
 /// Which of the notification ids `$1` are stored, oldest first (an array on

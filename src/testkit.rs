@@ -1111,6 +1111,54 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         redriven.as_ref().is_some_and(untried),
         "the redriven letter reads {redriven:?}, expected pending with no attempt"
     );
+    ensure!(
+        CHECK,
+        !ok(CHECK, repo.redrive(n4, retry_at).await)?,
+        "a pending notification, {n4}, was redriven"
+    );
+
+    // A dead letter that a dispatcher whose send outlived its lease did deliver: marked
+    // delivered, it is no dead letter any more, and a redrive cannot send it again.
+    let given_up = Failure {
+        at: retry_at,
+        claimed_until: Some(retry_at + lease),
+        ..failure(n2, AfterFailure::DeadLetter)
+    };
+    ok(CHECK, repo.record_failure(&given_up).await)?;
+    ok(CHECK, repo.mark_delivered(std::slice::from_ref(n2)).await)?;
+    let delivered = entry_of(CHECK, repo, n2).await?;
+    ensure!(
+        CHECK,
+        delivered
+            .as_ref()
+            .is_some_and(|e| e.status == DeliveryStatus::Delivered),
+        "a dead letter marked delivered reads {delivered:?}, expected delivered"
+    );
+    let dead = ok(CHECK, repo.dead_letters(None, 10).await)?;
+    ensure!(
+        CHECK,
+        dead.is_empty(),
+        "a dead letter marked delivered is still listed: {dead:?}"
+    );
+    ensure!(
+        CHECK,
+        !ok(CHECK, repo.redrive(n2, retry_at).await)?,
+        "a delivered notification, {n2}, was redriven"
+    );
+    // A failure of a delivered notification is ignored, whatever the claim.
+    let late = Failure {
+        claimed_until: None,
+        ..failure(n1, AfterFailure::DeadLetter)
+    };
+    ok(CHECK, repo.record_failure(&late).await)?;
+    let still_delivered = entry_of(CHECK, repo, n1).await?;
+    ensure!(
+        CHECK,
+        still_delivered
+            .as_ref()
+            .is_some_and(|e| e.status == DeliveryStatus::Delivered && e.attempts == 0),
+        "a failure recorded for delivered {n1} left {still_delivered:?}"
+    );
     Ok(())
 }
 
