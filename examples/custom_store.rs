@@ -186,15 +186,15 @@ impl Repository for MyDatabase {
         if commit.next.last_event_sequence() - commit.events.len() as u64 != last {
             return Err(invalid(format!("its events do not follow event {last}")));
         }
-        // UNIQUE (id) over the whole outbox: a notification written twice.
-        if let Some(n) = outbox.iter().find(|n| t.holds_notification(&n.id)) {
-            return Err(invalid(format!("notification {} is stored already", n.id)));
-        }
         // INSERT INTO subscriptions ..., refused by its key when the id is taken.
         if let Some(created) = &commit.create
             && t.subscriptions.contains_key(created.id().as_str())
         {
             return Err(StoreError::AlreadyExists(created.id().clone()));
+        }
+        // UNIQUE (id) over the whole outbox: a notification written twice.
+        if let Some(n) = outbox.iter().find(|n| t.holds_notification(&n.id)) {
+            return Err(invalid(format!("notification {} is stored already", n.id)));
         }
         let row = t.subscriptions.get_mut(id.as_str()).ok_or_else(not_found)?;
         row.version = commit.next.version();
@@ -288,10 +288,13 @@ impl Repository for MyDatabase {
     ) -> Result<(), StoreError> {
         let mut t = self.tables()?;
         // Check and encode everything first: all or nothing.
+        // Every history first, then the first id taken or repeated (as the trait says).
+        for (subscription, history) in &batch {
+            dpor::ports::check_history(subscription, history)?;
+        }
         let mut rows = Vec::with_capacity(batch.len());
         let mut ids = std::collections::HashSet::new();
         for (subscription, history) in &batch {
-            dpor::ports::check_history(subscription, history)?;
             if !ids.insert(subscription.id())
                 || t.subscriptions.contains_key(subscription.id().as_str())
             {

@@ -740,6 +740,12 @@ impl InMemoryRepository {
             return Err(StoreError::NotFound(id));
         };
         let actual = entry.subscription.version();
+        // In the SQL stores' order: the swap (the version, then events that follow the
+        // last one stored), the subscription to create, the notifications.
+        let invalid = |reason: String| StoreError::InvalidCommit {
+            subscription: id.clone(),
+            reason,
+        };
         let refusal = if actual != commit.expected_version {
             Some(StoreError::Conflict {
                 subscription: id.clone(),
@@ -753,31 +759,28 @@ impl InMemoryRepository {
             // sequence), a gap, or a counter set back.
             let last = entry.history.last().map_or(0, |e| e.sequence);
             let follows = commit.next.last_event_sequence() - commit.events.len() as u64;
-            let repeated_notification = commit.notifications.iter().find(|n| match home(n) {
-                home if home == own => shard.holds(Some(&entry), &n.id),
-                home => taken_in(home, &|shard| shard.holds(None, &n.id)),
-            });
-            match (follows != last, repeated_notification) {
-                (true, _) => Some(format!(
-                    "its events follow event {follows}, and the last event stored is {last}"
-                )),
-                (_, Some(n)) => Some(format!("notification {} is stored already", n.id)),
-                _ => None,
-            }
-            .map(|reason| StoreError::InvalidCommit {
-                subscription: id.clone(),
-                reason,
-            })
-        };
-        // A subscription to create must be new, in its own shard or in this one.
-        let refusal = refusal.or_else(|| {
-            let created = created?;
-            let taken = match new_home {
+            // A subscription to create must be new, in its own shard or in this one.
+            let taken = |created: &SubscriptionId| match new_home {
                 Some(index) => taken_in(index, &|shard| shard.entries.contains(created)),
                 None => shard.entries.contains(created),
             };
-            taken.then(|| StoreError::AlreadyExists(created.clone()))
-        });
+            let repeated_notification = || {
+                commit.notifications.iter().find(|n| match home(n) {
+                    home if home == own => shard.holds(Some(&entry), &n.id),
+                    home => taken_in(home, &|shard| shard.holds(None, &n.id)),
+                })
+            };
+            if follows != last {
+                Some(invalid(format!(
+                    "its events follow event {follows}, and the last event stored is {last}"
+                )))
+            } else if let Some(created) = created.filter(|created| taken(created)) {
+                Some(StoreError::AlreadyExists(created.clone()))
+            } else {
+                repeated_notification()
+                    .map(|n| invalid(format!("notification {} is stored already", n.id)))
+            }
+        };
         let stored_before = entry.history.len();
         let refusal = refusal.map_or_else(
             || push_stored(&mut entry.history, &mut shard.causes, commit.events),
@@ -1068,18 +1071,18 @@ impl Repository for InMemoryRepository {
         &self,
         batch: Vec<(Subscription, Vec<AssociationEvent>)>,
     ) -> Result<(), StoreError> {
-        let mut ids = HashSet::default();
+        // In the SQL stores' order: every history, then the first id in the batch that is
+        // taken or repeated.
         for (subscription, history) in &batch {
             check_history(subscription, history)?;
-            if !ids.insert(subscription.id()) {
-                return Err(StoreError::AlreadyExists(subscription.id().clone()));
-            }
         }
         let mut shards = self.lock(batch.iter().map(|(s, _)| self.shard_index(s.id())));
+        let mut ids = HashSet::default();
         if let Some((taken, _)) = batch.iter().find(|(s, _)| {
-            shards
-                .get(self.shard_index(s.id()))
-                .is_some_and(|shard| shard.entries.contains(s.id()))
+            !ids.insert(s.id())
+                || shards
+                    .get(self.shard_index(s.id()))
+                    .is_some_and(|shard| shard.entries.contains(s.id()))
         }) {
             return Err(StoreError::AlreadyExists(taken.id().clone()));
         }

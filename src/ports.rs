@@ -253,15 +253,19 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::InvalidCommit`] when [`Commit::check`] fails, when the commit's
-    /// events do not follow the last event stored for the subscription (a repeat, a
-    /// gap, or a `next` whose last event sequence was set back: a `next` not made from
-    /// the stored subscription), or when a notification would be written twice (a
-    /// notification id is unique in the repository, whichever subscription holds it),
-    /// [`StoreError::Conflict`] (with
-    /// the stored version) when the version differs, [`StoreError::NotFound`] when the
-    /// subscription is not stored, [`StoreError::Backend`] when the backend fails. On
-    /// every error nothing changes.
+    /// The first that applies, in this order:
+    /// 1. [`StoreError::InvalidCommit`] when [`Commit::check`] fails;
+    /// 2. [`StoreError::NotFound`] when the subscription is not stored;
+    /// 3. [`StoreError::Conflict`] (with the stored version) when the version differs;
+    /// 4. [`StoreError::InvalidCommit`] when the commit's events do not follow the last
+    ///    event stored for the subscription (a repeat, a gap, or a `next` whose last
+    ///    event sequence was set back: a `next` not made from the stored subscription);
+    /// 5. [`StoreError::AlreadyExists`] when the subscription to
+    ///    [`create`](Commit::create) is taken;
+    /// 6. [`StoreError::InvalidCommit`] when a notification would be written twice (a
+    ///    notification id is unique in the repository, whichever subscription holds it).
+    ///
+    /// [`StoreError::Backend`] when the backend fails. On every error nothing changes.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// [`commit`](Self::commit), then claims for sending right away those of the
@@ -343,9 +347,10 @@ pub trait Repository: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::AlreadyExists`] when an id is taken, [`StoreError::InvalidCommit`]
-    /// when a history is not its subscription's (events of another subscription, or
-    /// not numbered 1 to its last event sequence); nothing is written then.
+    /// [`StoreError::InvalidCommit`] when a history is not its subscription's (events of
+    /// another subscription, or not numbered 1 to its last event sequence), for the
+    /// first such in the batch; else [`StoreError::AlreadyExists`] for the first id in
+    /// the batch that is taken, or given twice. Nothing is written then.
     /// [`StoreError::Backend`] when the backend fails.
     async fn import_subscriptions(
         &self,

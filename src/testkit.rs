@@ -20,11 +20,12 @@
 //! state, the events and the notifications together; lists are ordered by id (byte
 //! order), history by sequence, the outbox oldest first; `list_by_partner` follows
 //! replacements and removals; `mark_delivered` is idempotent and ignores unknown ids;
-//! a commit that does not hang together, whose events do not follow the last one
-//! stored (a repeat, a gap, a counter set back), or that would write a notification
-//! twice, is refused as `InvalidCommit` and changes nothing; a notification id is
-//! unique in the repository, not only among one subscription's; a page after the
-//! greatest position is empty.
+//! a commit that does not hang together ([`Commit::check`](crate::Commit::check)),
+//! whose events do not follow the last one stored (a repeat, a gap, a counter set
+//! back), or that would write a notification twice, is refused as `InvalidCommit` and
+//! changes nothing; a commit's and an import's errors come in the order their docs
+//! give; a notification id is unique in the repository, not only among one
+//! subscription's; a page after the greatest position is empty.
 
 use std::fmt;
 use std::future::Future;
@@ -535,6 +536,49 @@ async fn malformed_commits_are_refused<R: Store>(repo: &R) -> Result<(), Conform
     for (what, commit) in malformed {
         refused_unchanged(CHECK, repo, sub.id(), repo.commit(commit), what).await?;
     }
+
+    // Each breaks a rule of `Commit::check`, which the store asks first.
+    let valid = || designate(&one, &partner("3664167")?);
+    let other = id("s-other")?;
+    let mut foreign_event = valid()?;
+    foreign_event.events[0].subscription = other.clone();
+    let mut foreign_email = valid()?;
+    foreign_email.notifications[0].subscription = other;
+    let mut email_twice = valid()?;
+    let again = email_twice.notifications[0].clone();
+    email_twice.notifications.push(again);
+    let mut creating_itself = valid()?;
+    creating_itself.create = Some(subscription("s-1", "c-1")?);
+    let elsewhere = subscription("s-elsewhere", "c-1")?;
+    let mut creating_an_old_one = valid()?;
+    creating_an_old_one.create = Some(designate(&elsewhere, &partner("565380")?)?.next);
+    let broken = [
+        (
+            "a commit with an event of another subscription",
+            foreign_event,
+        ),
+        (
+            "a commit with an email of another subscription",
+            foreign_email,
+        ),
+        ("a commit naming one email twice", email_twice),
+        (
+            "a commit creating the subscription it changes",
+            creating_itself,
+        ),
+        (
+            "a commit creating a subscription that is not new",
+            creating_an_old_one,
+        ),
+    ];
+    for (what, commit) in broken {
+        ensure!(
+            "fixture",
+            commit.check().is_err(),
+            "{what} should break a rule of Commit::check"
+        );
+        refused_unchanged(CHECK, repo, sub.id(), repo.commit(commit), what).await?;
+    }
     let after = observe(CHECK, repo, sub.id()).await?;
     ensure!(
         CHECK,
@@ -668,6 +712,32 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
         still.as_ref() == Some(&taken),
         "the taken subscription changed: {still:?}"
     );
+
+    // A move to a taken id that names an email stored already: the first error in
+    // `Repository::commit`'s order, the taken id; stale as well, the conflict.
+    let p = subscription("p-1", "c-3")?;
+    ok(CHECK, repo.insert(p.clone()).await)?;
+    let designated = designate(&p, &partner("565380")?)?;
+    ok(CHECK, repo.commit(designated.clone()).await)?;
+    for (from, expected) in [(&designated.next, "AlreadyExists"), (&p, "Conflict")] {
+        let (transition, created) = from.migrate(id("taken")?, AT).map_err(fixture)?;
+        let mut commit = commit_of(from, Ok(transition))?;
+        commit.create = Some(created);
+        commit.notifications = designated.notifications.clone();
+        let result = repo.commit(commit).await;
+        let first = match &result {
+            Err(StoreError::AlreadyExists(s)) if s.as_str() == "taken" => "AlreadyExists",
+            Err(StoreError::Conflict { .. }) => "Conflict",
+            _ => "something else",
+        };
+        ensure!(
+            CHECK,
+            first == expected,
+            "a move of p-1 at version {} to a taken id naming a stored email gave \
+             {result:?}, expected {expected}",
+            from.version()
+        );
+    }
 
     let commit = migrate("s-2")?;
     let (moved, created) = (commit.next.clone(), commit.create.clone());
@@ -866,6 +936,39 @@ async fn imports_write_records_as_they_are_or_nothing<R: Store>(
     );
     let ghost = ok(CHECK, repo.get(third.id()).await)?;
     ensure!(CHECK, ghost.is_none(), "the refused batch wrote s-3");
+    // An id given twice is refused as taken; a history that is not its subscription's
+    // is refused first, wherever it is in the batch. Neither writes anything.
+    let twice = repo
+        .import_subscriptions(vec![(third.clone(), vec![]), (third.clone(), vec![])])
+        .await;
+    ensure!(
+        CHECK,
+        matches!(&twice, Err(StoreError::AlreadyExists(s)) if s == third.id()),
+        "a batch naming s-3 twice gave {twice:?}, expected AlreadyExists"
+    );
+    let fourth = subscription("s-4", "c-1")?;
+    let both = repo
+        .import_subscriptions(vec![
+            (third.clone(), vec![]),
+            (third.clone(), vec![]),
+            (fourth.clone(), history.clone()),
+        ])
+        .await;
+    ensure!(
+        CHECK,
+        matches!(&both, Err(StoreError::InvalidCommit { .. })),
+        "a batch naming s-3 twice, then s-4 with another subscription's history, gave \
+         {both:?}, expected InvalidCommit (histories are checked first)"
+    );
+    for ghost in [&third, &fourth] {
+        let read = ok(CHECK, repo.get(ghost.id()).await)?;
+        ensure!(
+            CHECK,
+            read.is_none(),
+            "a refused batch wrote {}",
+            ghost.id()
+        );
+    }
 
     // The imported subscription takes commits on from its version.
     let next = designate(&record, &partner("565380")?)?;
