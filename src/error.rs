@@ -214,10 +214,13 @@ pub enum Error {
     #[error("the subscription store failed")]
     Store(#[source] StoreError),
 
-    /// The partner directory failed.
+    /// The partner directory failed, or answered a partner whose text the records
+    /// cannot keep ([`Partner::check_text`](crate::Partner::check_text): a name longer
+    /// than 256 characters, say); the source says which.
     ///
     /// ### Handling
-    /// HTTP 502 or 503; retry later. Nothing was changed.
+    /// HTTP 502 or 503; retry later (the host fixes a record the directory got wrong).
+    /// Nothing was changed.
     #[error("the partner directory is unavailable; try again later")]
     Directory(#[from] DirectoryError),
 }

@@ -194,6 +194,37 @@ impl Partner {
         self.contact_email.as_deref()
     }
 
+    /// Checks the partner's free text against the bounds the records keep
+    /// ([`text`](crate::text)): its name, location and contact email. A partner built
+    /// in code is not checked until a record holding it is written; the service checks
+    /// every partner the directory answers, so that a store never has one to refuse.
+    ///
+    /// ```
+    /// use dpor::{MpnId, Partner};
+    ///
+    /// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam");
+    /// assert!(fabrikam.check_text().is_ok());
+    /// let long = fabrikam.with_contact_email(format!("{}@example.com", "x".repeat(250)));
+    /// assert!(long.check_text().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TextError::TooLong`](crate::text::TextError::TooLong) for the first field too
+    /// long.
+    pub fn check_text(&self) -> Result<(), crate::text::TextError> {
+        use crate::text::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, check};
+        check("name", &self.name, MAX_NAME_CHARS)?;
+        if let Some(location) = &self.location {
+            check("location", location, MAX_NAME_CHARS)?;
+        }
+        if let Some(email) = &self.contact_email {
+            check("contact email", email, MAX_EMAIL_CHARS)?;
+        }
+        Ok(())
+    }
+
     /// Whether the partner is enrolled in `program`.
     pub fn is_enrolled(&self, program: Program) -> bool {
         self.programs.contains(program)

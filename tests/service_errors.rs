@@ -358,3 +358,28 @@ async fn a_stale_check_never_undoes_a_later_change() {
     ));
     assert_eq!(w.snapshot().await, before);
 }
+
+/// A partner the directory answers with text the records cannot keep is the
+/// directory's fault: `Error::Directory`, on every store alike, and nothing changes
+/// (the SQL stores refused the write as a store failure; the in-memory store kept it).
+#[tokio::test]
+async fn a_directory_record_too_long_to_keep_is_a_directory_error() {
+    let w = world().await;
+    w.designate("sub-001", &fabrikam()).await;
+    w.directory.insert(
+        Partner::new(mpn("3664167"), "N".repeat(300)).enrolled_in(Program::OnlineServicesSell),
+    );
+    w.directory
+        .insert(fabrikam().with_contact_email(format!("{}@fabrikam.example", "x".repeat(250))));
+    let before = w.snapshot().await;
+    let checked = check(&w, "sub-002", "3664167").await;
+    let removed = w.service.remove_partner(&admin(), &sub_id("sub-001")).await;
+    for result in [checked.map(drop), removed.map(drop)] {
+        let Err(Error::Directory(e)) = result else {
+            panic!("expected a directory error, got {result:?}");
+        };
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert!(source.contains("cannot be kept"), "{source}");
+    }
+    assert_eq!(w.snapshot().await, before);
+}

@@ -122,7 +122,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 actor.may_attempt(Operation::ChangePartner)?;
                 let stored = self.read_subscription(subscription).await?;
                 let mpn_id = check::partner_to_look_up(actor, &stored, mpn_id)?;
-                let found = self.directory.lookup(mpn_id).await?;
+                let found = self.look_up(mpn_id).await?;
                 PartnerCheck::issue(&stored, mpn_id, found, self.program, self.clock.now())
             },
         )
@@ -164,7 +164,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         Verified::AlreadyOnRecord => return Ok(Receipt::unchanged(stored)),
                         Verified::LookUp(mpn_id) => mpn_id,
                     };
-                let found = self.directory.lookup(mpn_id).await?;
+                let found = self.look_up(mpn_id).await?;
                 let transition =
                     check::designate(&stored, mpn_id, found.as_ref(), self.program, now)?;
                 let committed = self

@@ -27,9 +27,9 @@ use crate::actor::{Access, Actor};
 use crate::association::Transition;
 use crate::check::DEFAULT_CHECK_TTL;
 use crate::delivery::DeliveryPolicy;
-use crate::error::Error;
+use crate::error::{DirectoryError, Error};
 use crate::event::{AssociationEvent, Cause};
-use crate::id::{NotificationId, SubscriptionId};
+use crate::id::{MpnId, NotificationId, SubscriptionId};
 use crate::partner::{Partner, Program};
 use crate::ports::{Clock, Commit, Notifier, Outbox, PartnerDirectory, Repository, SystemClock};
 use crate::subscription::Subscription;
@@ -204,6 +204,23 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             .get(id)
             .await?
             .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))
+    }
+
+    /// Looks `mpn_id` up in the directory. A partner whose text the records could not
+    /// keep ([`Partner::check_text`]) is the directory's fault, answered as
+    /// [`Error::Directory`] before anything is decided: a store would refuse the record
+    /// that holds it (the SQL stores as a failed write, the in-memory store not at
+    /// all).
+    async fn look_up(&self, mpn_id: MpnId) -> Result<Option<Partner>, Error> {
+        let found = self.directory.lookup(mpn_id).await?;
+        if let Some(partner) = &found {
+            partner.check_text().map_err(|e| {
+                DirectoryError::new(format!(
+                    "the directory's record of partner {mpn_id} cannot be kept: {e}"
+                ))
+            })?;
+        }
+        Ok(found)
     }
 
     /// Reads a subscription and checks that `actor` has `needed` on it

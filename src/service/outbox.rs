@@ -298,8 +298,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             let contact = match known.filter(|p| p.mpn_id() == partner) {
                 Some(p) => p.contact_email().map(str::to_owned),
                 None => self
-                    .directory
-                    .lookup(partner)
+                    .look_up(partner)
                     .await?
                     .and_then(|p| p.contact_email().map(str::to_owned)),
             };
