@@ -154,6 +154,49 @@ impl Subscription {
         Ok(self.version_step(None, self.status(), recordable(at)?, vec![kind]))
     }
 
+    /// Removes the partner of record a caller saw at version `seen` (on a confirmation
+    /// page, say), at `at`: as [`remove_partner`](Self::remove_partner), but a
+    /// subscription changed since is a conflict, so that a stale confirmation never
+    /// removes a partner the caller did not see. With no partner of record there is
+    /// nothing left to do, whatever the version (a double click, or someone else
+    /// removed it): [`Transition::Unchanged`].
+    ///
+    /// # Errors
+    ///
+    /// In this order, unless there is no partner of record: [`Error::Conflict`] when
+    /// the version is not `seen`; then as [`remove_partner`](Self::remove_partner).
+    ///
+    /// ```
+    /// use dpor::*;
+    /// use time::macros::datetime;
+    ///
+    /// let sub = Subscription::new(SubscriptionId::new("sub-1")?, CustomerId::new("contoso")?, CloudService::Azure, "Azure plan");
+    /// let at = datetime!(2026-01-05 10:00 UTC);
+    /// let fabrikam = Partner::new(MpnId::parse("565380")?, "Fabrikam").enrolled_in(Program::OnlineServicesSell);
+    /// let Transition::Changed { next: one, .. } = sub.associate(&fabrikam, Program::OnlineServicesSell, at)? else { unreachable!() };
+    ///
+    /// // The page showed Fabrikam at version 1: removed.
+    /// let Transition::Changed { next: two, .. } = one.remove_partner_seen(1, at)? else { unreachable!() };
+    /// // The same confirmation again: nothing left to do.
+    /// assert_eq!(two.remove_partner_seen(1, at)?, Transition::Unchanged);
+    /// // A page older than the partner of record: refused.
+    /// assert!(matches!(one.remove_partner_seen(0, at), Err(Error::Conflict { expected: 0, actual: 1, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_partner_seen(&self, seen: u64, at: OffsetDateTime) -> Result<Transition, Error> {
+        if self.partner_of_record().is_none() {
+            return Ok(Transition::Unchanged);
+        }
+        if self.version() != seen {
+            return Err(Error::Conflict {
+                subscription: self.id().clone(),
+                expected: seen,
+                actual: self.version(),
+            });
+        }
+        self.remove_partner(at)
+    }
+
     /// Suspends an active subscription, at `at`.
     ///
     /// # Errors

@@ -213,6 +213,32 @@ async fn a_double_click_whose_twin_commits_first_changes_nothing() {
     ));
 }
 
+/// The same for a confirmed removal: the click that loses the race finds nothing to
+/// remove and answers "unchanged".
+#[tokio::test]
+async fn a_raced_double_click_on_remove_changes_nothing() {
+    let w = world().await;
+    let (service, repo) = flaky(&w);
+    w.designate("sub-001", &fabrikam()).await;
+    let sub = sub_id("sub-001");
+    let read_by_the_second_click = w.repo.get(&sub).await.unwrap();
+    let removed = service.remove_partner_if_unchanged(&admin(), &sub, 1).await;
+    assert!(removed.unwrap().changed);
+    let before = w.snapshot().await;
+
+    *repo.stale_read.lock().unwrap() = read_by_the_second_click;
+    let again = service
+        .remove_partner_if_unchanged(&admin(), &sub, 1)
+        .await
+        .unwrap();
+    assert!(!again.changed && again.events.is_empty());
+    assert_eq!(
+        w.snapshot().await,
+        before,
+        "no second email, no second event"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_id() {
     let w = world().await;

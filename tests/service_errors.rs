@@ -383,3 +383,58 @@ async fn a_directory_record_too_long_to_keep_is_a_directory_error() {
     }
     assert_eq!(w.snapshot().await, before);
 }
+
+/// A removal confirmed on a page that showed an older state never removes a partner
+/// the admin did not see; confirmed on the current state it removes, and confirmed
+/// again it changes nothing.
+#[tokio::test]
+async fn a_removal_confirmed_on_a_stale_page_removes_nothing() {
+    let w = world().await;
+    let sub = sub_id("sub-001");
+    w.designate("sub-001", &fabrikam()).await;
+    let shown = w.service.subscription(&admin(), &sub).await.unwrap();
+    // Someone else replaces Fabrikam while the confirmation page is open.
+    w.designate("sub-001", &northwind()).await;
+    let before = w.snapshot().await;
+    let stale = w
+        .service
+        .remove_partner_if_unchanged(&admin(), &sub, shown.version())
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(Error::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(w.snapshot().await, before);
+
+    let current = w.service.subscription(&admin(), &sub).await.unwrap();
+    let removed = w
+        .service
+        .remove_partner_if_unchanged(&admin(), &sub, current.version())
+        .await
+        .unwrap();
+    assert!(removed.changed && removed.subscription.partner_of_record().is_none());
+    assert_eq!(w.notifier.sent().last().unwrap().partner, mpn("3664167"));
+    let sent = w.notifier.sent().len();
+    let again = w
+        .service
+        .remove_partner_if_unchanged(&admin(), &sub, current.version())
+        .await
+        .unwrap();
+    assert!(!again.changed && again.events.is_empty());
+    assert_eq!(w.notifier.sent().len(), sent, "no second email");
+    // Only the global administrator may, as for every removal.
+    let billing = Actor::customer(contoso(), CustomerRole::BillingAdministrator);
+    assert!(matches!(
+        w.service
+            .remove_partner_if_unchanged(&billing, &sub, 0)
+            .await,
+        Err(Error::Forbidden { .. })
+    ));
+}

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{PorService, Receipt};
 use crate::actor::{Access, Actor, Operation};
+use crate::association::Transition;
 use crate::check::{self, PartnerCheck, Verified};
 use crate::error::Error;
 use crate::id::{MpnId, SubscriptionId};
@@ -228,17 +229,73 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             "remove_partner",
             Some(subscription),
             Some(actor),
-            async move {
-                actor.may_attempt(Operation::ChangePartner)?;
-                let stored = self
-                    .read_authorized(actor, subscription, Access::Change)
-                    .await?;
-                let transition = stored.remove_partner(self.clock.now())?;
-                self.commit_and_deliver(stored, transition, None, None, actor.cause())
-                    .await
-            },
+            self.remove(actor, subscription, |stored, now| {
+                stored.remove_partner(now)
+            }),
         )
         .await
+    }
+
+    /// Removes the partner of record the actor saw at `version` (what a confirmation
+    /// page showed: [`Subscription::version`]), as [`remove_partner`](Self::remove_partner),
+    /// but only if the subscription has not changed since: a stale confirmation never
+    /// removes a partner the actor did not see (someone replaced it meanwhile). With no
+    /// partner of record it changes nothing and succeeds (a double click, even one
+    /// whose clicks race): `Receipt { changed: false, .. }`. The rule is
+    /// [`Subscription::remove_partner_seen`].
+    ///
+    /// # Errors
+    ///
+    /// The authorization errors of [`check_partner`](Self::check_partner); then, unless
+    /// there is no partner of record: [`Error::Conflict`] when the subscription changed
+    /// since `version`; [`Error::SubscriptionNotActive`]; [`Error::Directory`] when the
+    /// removed partner's contact cannot be looked up; [`Error::Conflict`] when another
+    /// change commits first; [`Error::Store`].
+    pub async fn remove_partner_if_unchanged(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+        version: u64,
+    ) -> Result<Receipt, Error> {
+        trace::operation(
+            "remove_partner_if_unchanged",
+            Some(subscription),
+            Some(actor),
+            self.remove(actor, subscription, move |stored, now| {
+                stored.remove_partner_seen(version, now)
+            }),
+        )
+        .await
+    }
+
+    /// A removal decided by `decide` on the subscription as read now. The one whose
+    /// commit loses a race reads it again: when `decide` then finds nothing to do (a
+    /// conditional removal whose twin committed first), that is its answer.
+    async fn remove(
+        &self,
+        actor: &Actor,
+        subscription: &SubscriptionId,
+        decide: impl Fn(&Subscription, time::OffsetDateTime) -> Result<Transition, Error>,
+    ) -> Result<Receipt, Error> {
+        actor.may_attempt(Operation::ChangePartner)?;
+        let stored = self
+            .read_authorized(actor, subscription, Access::Change)
+            .await?;
+        let now = self.clock.now();
+        let transition = decide(&stored, now)?;
+        let committed = self
+            .commit_and_deliver(stored, transition, None, None, actor.cause())
+            .await;
+        match committed {
+            Err(conflict @ Error::Conflict { .. }) => {
+                let now_stored = self.read_subscription(subscription).await?;
+                match decide(&now_stored, now) {
+                    Ok(Transition::Unchanged) => Ok(Receipt::unchanged(now_stored)),
+                    _ => Err(conflict),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Designates one partner on many subscriptions of the customer in one call: one
