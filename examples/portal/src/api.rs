@@ -22,8 +22,8 @@ use std::borrow::Cow;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -92,6 +92,8 @@ pub enum RequestErrorCode {
     InvalidBody,
     /// 400: a `PartnerCheck` for another subscription than the path's.
     SubscriptionMismatch,
+    /// 400: the query string is not what the route takes.
+    InvalidQuery,
     /// 404: no such route.
     NotFound,
 }
@@ -104,6 +106,7 @@ impl RequestErrorCode {
             RequestErrorCode::InvalidSubscriptionId => "invalid_subscription_id",
             RequestErrorCode::InvalidBody => "invalid_body",
             RequestErrorCode::SubscriptionMismatch => "subscription_mismatch",
+            RequestErrorCode::InvalidQuery => "invalid_query",
             RequestErrorCode::NotFound => "not_found",
         }
     }
@@ -508,13 +511,23 @@ where
     receipt(&state.service.submit(&actor, &check).await?)
 }
 
-/// Removes the partner of record.
+/// `DELETE`'s query: the version the caller saw, if it wants the removal to depend on it.
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    version: Option<u64>,
+}
+
+/// Removes the partner of record. With `?version=N` (the `version` of the subscription
+/// the caller showed), only if the subscription has not changed since: else 409
+/// `conflict` and nothing is removed; with no partner of record it then answers
+/// `changed: false` ([`dpor::PorService::remove_partner_if_unchanged`]).
 #[utoipa::path(
     delete,
     path = "/api/subscriptions/{id}/partner-of-record",
     tag = "partner of record",
     params(
         ("id" = String, Path, description = "The subscription id"),
+        ("version" = Option<u64>, Query, description = "The subscription's version the caller saw: refuse (409) if it changed since"),
         ("X-Actor" = String, Header, description = "The actor, as JSON"),
     ),
     responses(
@@ -523,7 +536,7 @@ where
         (status = 401, description = "No or unreadable X-Actor", body = ErrorBody),
         (status = 403, description = "Only the customer's global administrator may", body = ErrorBody),
         (status = 404, description = "No such subscription", body = ErrorBody),
-        (status = 409, description = "No partner of record, a concurrent change, or not active", body = ErrorBody),
+        (status = 409, description = "No partner of record, a change since the version given or a concurrent one, or not active", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
     )
 )]
@@ -531,6 +544,7 @@ pub async fn remove<R, D, C>(
     State(state): State<Shared<R, D, C>>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
+    query: Result<Query<RemoveQuery>, QueryRejection>,
 ) -> Answer
 where
     R: Store + 'static,
@@ -538,7 +552,23 @@ where
     C: Clock + 'static,
 {
     let (actor, id) = actor_and_id(&headers, path)?;
-    receipt(&state.service.remove_partner(&actor, &id).await?)
+    let Query(query) = query.map_err(|e| {
+        ApiError::request(
+            StatusCode::BAD_REQUEST,
+            RequestErrorCode::InvalidQuery,
+            format!("the query is not valid: {}", e.body_text()),
+        )
+    })?;
+    let removed = match query.version {
+        Some(version) => {
+            state
+                .service
+                .remove_partner_if_unchanged(&actor, &id, version)
+                .await
+        }
+        None => state.service.remove_partner(&actor, &id).await,
+    };
+    receipt(&removed?)
 }
 
 /// The subscription's history, oldest first.

@@ -104,6 +104,7 @@ where
             get(S::remove_page).post(S::remove_form),
         )
         .route("/subscriptions/{id}/history", get(S::history_page))
+        .route("/link", get(S::partner_link))
         .route("/outbox", get(S::outbox_page))
         .merge(api::routes::<R, D, C>().router)
         .fallback(S::not_found)

@@ -1,5 +1,10 @@
 //! The door every state-changing request goes through, before any handler runs.
 //!
+//! 0. **Without a public origin, only loopback names.** With no `PORTAL_ORIGIN` the
+//!    portal is reached directly, on a loopback address: a request whose `Host` names
+//!    anything else is refused with 403, reads included. A page of another site whose
+//!    name was pointed at 127.0.0.1 (DNS rebinding) is, to the browser, its own origin:
+//!    without this rule its script could read and change the local portal.
 //! 1. **Cross-site requests are refused.** A request whose `Origin` is not the portal's
 //!    own origin, or whose `Sec-Fetch-Site` is neither `same-origin` nor `none`, gets
 //!    403 and changes nothing. Requests without these headers (clients that are not
@@ -38,6 +43,8 @@ pub struct Guard {
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// The `Host` is not a loopback name, and the portal has no public origin.
+    ForeignHost,
     /// `Origin` or `Sec-Fetch-Site` says another site sent it.
     CrossSite,
     /// A form without this session's CSRF token.
@@ -48,6 +55,9 @@ impl Refusal {
     /// The message shown (page) or answered (API).
     pub fn message(self) -> &'static str {
         match self {
+            Refusal::ForeignHost => {
+                "this portal answers only at localhost; set PORTAL_ORIGIN to serve it under another name"
+            }
             Refusal::CrossSite => {
                 "this request came from another site, so it was refused and nothing changed"
             }
@@ -59,6 +69,33 @@ impl Refusal {
 }
 
 impl Guard {
+    /// Rule 0: whether the request names a host the portal does not answer at: with no
+    /// public origin, anything but `localhost`, an IPv4 loopback address or `[::1]` (with
+    /// any port). A request without `Host` (not a browser's) passes.
+    pub fn foreign_host(&self, headers: &HeaderMap) -> bool {
+        if self.origin.is_some() {
+            return false;
+        }
+        let Some(host) = headers.get(header::HOST) else {
+            return false;
+        };
+        let Ok(host) = host.to_str() else {
+            return true;
+        };
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            _ => host,
+        };
+        let loopback = name.eq_ignore_ascii_case("localhost")
+            || name == "[::1]"
+            || name
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !loopback
+    }
+
     /// Rule 1: whether the request's own headers say another site sent it.
     pub fn cross_site(&self, headers: &HeaderMap) -> bool {
         if let Some(site) = headers.get("sec-fetch-site")
@@ -100,10 +137,13 @@ pub fn is_api(path: &str) -> bool {
 
 /// The middleware: applies both rules, then hands the request on.
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let api = is_api(request.uri().path());
+    if guard.foreign_host(request.headers()) {
+        return refuse(api, Refusal::ForeignHost, None);
+    }
     if !unsafe_method(request.method()) {
         return next.run(request).await;
     }
-    let api = is_api(request.uri().path());
     let session = guard.sessions.read(request.headers()).session();
     if guard.cross_site(request.headers()) {
         return refuse(api, Refusal::CrossSite, session.as_ref());
@@ -150,6 +190,42 @@ mod tests {
             map.insert(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn without_a_public_origin_only_loopback_names_pass() {
+        let direct = Guard {
+            sessions: Sessions::generated(false),
+            origin: None,
+        };
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.1.2.3",
+        ] {
+            assert!(!direct.foreign_host(&headers(&[("host", host)])), "{host}");
+        }
+        assert!(
+            !direct.foreign_host(&headers(&[])),
+            "no Host: not a browser"
+        );
+        for host in [
+            "evil.example:8080",
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1:8080",
+            "[::2]:8080",
+            "127.0.0.1:80:80",
+        ] {
+            assert!(direct.foreign_host(&headers(&[("host", host)])), "{host}");
+        }
+        let proxied = Guard {
+            sessions: Sessions::generated(false),
+            origin: Some("https://portal.example".to_owned()),
+        };
+        assert!(!proxied.foreign_host(&headers(&[("host", "portal.example")])));
     }
 
     #[test]

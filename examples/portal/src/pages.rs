@@ -7,7 +7,14 @@
 //! changes nothing but the error shown.
 //!
 //! "Check ID" with the Microsoft Partner ID field cleared is the KB's removal gesture:
-//! the pane shows the current partner and a "Remove" confirmation.
+//! the pane shows the current partner and a "Remove" confirmation, which carries the
+//! version of the subscription it showed: "Remove" on a page older than the partner of
+//! record removes nothing ([`PorService::remove_partner_if_unchanged`]).
+//!
+//! A partner's quick link (`/link?subscription=...&mpn_id=...`, a
+//! [`PartnerLink`]) opens the pane with the partner checked, ready to submit.
+//!
+//! [`PorService::remove_partner_if_unchanged`]: dpor::PorService::remove_partner_if_unchanged
 //!
 //! Every form carries the session's CSRF token ([`csrf_field`]); the
 //! [`guard`](mod@crate::guard) checks it before any handler here runs.
@@ -16,10 +23,12 @@ use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use dpor::actor::Operation;
+use dpor::link::PartnerLink;
 use dpor::{
-    Action, Actor, AssociationEventKind, Cause, Clock, CustomerId, CustomerRole, Error, MpnId,
-    Notification, NotificationKind, PartnerCheck, PartnerDirectory, PartnerOfRecord, RemovalReason,
-    Store, Subscription, SubscriptionId, UserRef,
+    Access, Action, Actor, AssociationEventKind, Cause, Clock, CustomerId, CustomerRole, Error,
+    MpnId, Notification, NotificationKind, PartnerCheck, PartnerDirectory, PartnerOfRecord,
+    RemovalReason, Store, Subscription, SubscriptionId, UserRef,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -312,6 +321,24 @@ pub struct SubmitForm {
     check: String,
 }
 
+/// "Remove": the version of the subscription the question showed.
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    version: u64,
+}
+
+/// The partner of record a removal by `actor` would take off `s`, or why the service
+/// would refuse it: the service's own rules ([`Actor::may_attempt`],
+/// [`Actor::authorize`], [`Subscription::remove_partner`]) asked without changing
+/// anything, so that the question is put only to someone it could be put to.
+fn removal_of<'a>(actor: &Actor, s: &'a Subscription) -> Result<&'a PartnerOfRecord, Error> {
+    actor.may_attempt(Operation::ChangePartner)?;
+    actor.authorize(s, Access::Change)?;
+    s.remove_partner(time::OffsetDateTime::now_utc())?;
+    s.partner_of_record()
+        .ok_or_else(|| Error::NoPartnerOfRecord(s.id().clone()))
+}
+
 /// What the Partner information pane shows.
 struct Pane<'a> {
     session: &'a Session,
@@ -377,9 +404,10 @@ impl<'a> Pane<'a> {
                     },
                     None => p.muted id="current-partner" { "This subscription has no partner of record." },
                 }
-                @if may_change || self.error.is_some() {
+                @if may_change {
                     (self.form())
                 } @else {
+                    (error_line("mpn-id-error", self.error.as_ref()))
                     p.notice id="view-only" {
                         "You can view the partner of record. Only the customer's global administrator can change it, and only while the subscription is active."
                     }
@@ -472,6 +500,8 @@ fn removal(session: &Session, s: &Subscription, por: &PartnerOfRecord) -> Markup
             }
             form method="post" action={ (url) "/partner-of-record/remove" } {
                 (csrf_field(session))
+                // What the question showed: "Remove" refuses if it changed since.
+                input type="hidden" name="version" value=(s.version());
                 div.row {
                     button.danger id="confirm-remove" { "Remove" }
                     a href=(url) { "Cancel" }
@@ -749,7 +779,13 @@ where
                 tbody {
                     @for s in &list {
                         tr {
-                            td { a data-subscription=(s.id()) href=(subscription_url(s.id())) { (s.name()) } }
+                            @let href = if customer {
+                                subscription_url(s.id())
+                            } else {
+                                // A partner reads the history, not the subscription.
+                                format!("{}/history", subscription_url(s.id()))
+                            };
+                            td { a data-subscription=(s.id()) href=(href) { (s.name()) } }
                             td { (s.service()) }
                             td { (status_cell(s)) }
                             td { (por_cell(s)) }
@@ -826,10 +862,54 @@ where
         Ok(Pane::new(&session, &s, &actor, &typed).render(StatusCode::OK))
     }
 
+    /// `GET /link?subscription=...&mpn_id=...`: a partner's quick link
+    /// ([`PartnerLink`]). It opens the subscription's Partner information pane with the
+    /// partner checked ("Check ID" with the link's partner ID), ready for "Submit": the
+    /// customer sees the partner's name and confirms, as after typing the ID. A link
+    /// that does not read, or a check that fails, is said on the page; nothing changes
+    /// until "Submit".
+    pub async fn partner_link(
+        State(state): State<Shared<R, D, C>>,
+        headers: HeaderMap,
+        uri: Uri,
+    ) -> Page {
+        let (session, actor) = state.require_actor(&headers)?;
+        let link = PartnerLink::parse(uri.query().unwrap_or_default()).map_err(|e| {
+            let message = match std::error::Error::source(&e) {
+                Some(why) => format!("this partner link cannot be used: {e}: {why}"),
+                None => format!("this partner link cannot be used: {e}"),
+            };
+            EarlyResponse::from(error_response(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                &message,
+            ))
+        })?;
+        let s = (state.service.subscription(&actor, &link.subscription).await)
+            .map_err(service_error(&session))?;
+        let typed = link.mpn_id.to_string();
+        let pane = Pane::new(&session, &s, &actor, &typed);
+        Ok(
+            match state
+                .service
+                .check_partner(&actor, &link.subscription, &typed)
+                .await
+            {
+                Ok(check) => Pane {
+                    check: Some(&check),
+                    ..pane
+                }
+                .render(StatusCode::OK),
+                Err(e) => pane.failed(e.to_string(), classify(&e).0),
+            },
+        )
+    }
+
     /// `POST /subscriptions/{id}/partner-of-record/check`: "Check ID". With the field
-    /// cleared, on a subscription that has a partner of record the actor may remove,
-    /// it asks to confirm the removal (KB3185444: "deleting the MPN ID and clicking
-    /// the check button").
+    /// cleared, on a subscription that has a partner of record, it asks to confirm the
+    /// removal (KB3185444: "deleting the MPN ID and clicking the check button"), or
+    /// says why the actor cannot remove it (the service's own rules, asked without
+    /// changing anything).
     pub async fn check_form(
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
@@ -842,16 +922,17 @@ where
             Ok(Form(form)) => form.mpn_id,
             Err(e) => return Ok(pane.unreadable(&e)),
         };
-        if cleared(&typed)
-            && s.actions_for(&actor)
-                .contains(&Action::RemovePartnerOfRecord)
-            && let Some(por) = s.partner_of_record()
-        {
-            return Ok(Pane {
-                removing: Some(por),
-                ..pane
-            }
-            .render(StatusCode::OK));
+        // The removal gesture, on a subscription that has a partner to remove (with
+        // none, an empty field is the usual "enter the ID").
+        if cleared(&typed) && s.partner_of_record().is_some() {
+            return Ok(match removal_of(&actor, &s) {
+                Ok(por) => Pane {
+                    removing: Some(por),
+                    ..pane
+                }
+                .render(StatusCode::OK),
+                Err(e) => pane.failed(e.to_string(), classify(&e).0),
+            });
         }
         Ok(
             match state.service.check_partner(&actor, &id, &typed).await {
@@ -946,29 +1027,36 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let (session, _, _, s) = state.open_subscription(&headers, path).await?;
+        let (session, actor, _, s) = state.open_subscription(&headers, path).await?;
+        let asked = removal_of(&actor, &s);
+        let status = asked
+            .as_ref()
+            .map_or_else(|e| classify(e).0, |_| StatusCode::OK);
         let body = html! {
-            @match s.partner_of_record() {
-                Some(por) => { (removal(&session, &s, por)) }
-                None => {
-                    div.notice id="error" { "This subscription has no partner of record." }
+            @match asked {
+                Ok(por) => { (removal(&session, &s, por)) }
+                Err(e) => {
+                    div.notice id="error" role="alert" { (e) }
                     p { a href=(subscription_url(s.id())) { "Back to " (s.name()) } }
                 }
             }
         };
-        page(
-            &session,
+        Ok(render(
+            Some(&session),
+            status,
             "Remove partner of record",
             &crumbs(Some(&s), Some("Remove partner of record")),
             body,
-        )
+        ))
     }
 
-    /// `POST /subscriptions/{id}/partner-of-record/remove`
+    /// `POST /subscriptions/{id}/partner-of-record/remove`: "Remove", for the partner
+    /// the question showed: refused when the subscription changed since.
     pub async fn remove_form(
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
+        form: Result<Form<RemoveForm>, FormRejection>,
     ) -> Page {
         let (session, actor) = state.require_actor(&headers)?;
         let id = match app::path_id(path) {
@@ -981,8 +1069,33 @@ where
                 ));
             }
         };
-        let receipt =
-            (state.service.remove_partner(&actor, &id).await).map_err(service_error(&session))?;
+        let Ok(Form(form)) = form else {
+            return Ok(error_response(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                "this confirmation could not be read; clear the Partner ID and check again",
+            ));
+        };
+        let receipt = (state
+            .service
+            .remove_partner_if_unchanged(&actor, &id, form.version)
+            .await)
+            .map_err(service_error(&session))?;
+        if !receipt.changed {
+            let s = &receipt.subscription;
+            let body = html! {
+                div.success id="confirmation" {
+                    strong { "Nothing changed:" } " " (s.name()) " has no partner of record."
+                }
+                (after_change_links(s))
+            };
+            return page(
+                &session,
+                "Partner of record removed",
+                &crumbs(Some(s), Some("Remove partner of record")),
+                body,
+            );
+        }
         let removed: Vec<String> = receipt
             .events
             .iter()
@@ -1018,9 +1131,49 @@ where
         headers: HeaderMap,
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
-        let (session, actor, id, s) = state.open_subscription(&headers, path).await?;
+        let (session, actor) = state.require_actor(&headers)?;
+        // A partner may read the history of a subscription it is partner of record on,
+        // not the subscription itself: its name comes from its own list.
+        let (id, s) = match &actor {
+            Actor::Partner { .. } => {
+                let id = app::path_id(path).map_err(|message| {
+                    EarlyResponse::from(error_response(
+                        Some(&session),
+                        StatusCode::BAD_REQUEST,
+                        &message,
+                    ))
+                })?;
+                (id, None)
+            }
+            _ => {
+                let (_, _, id, s) = state.open_subscription(&headers, path).await?;
+                (id, Some(s))
+            }
+        };
         let history =
             (state.service.history(&actor, &id).await).map_err(service_error(&session))?;
+        let s = match s {
+            Some(s) => Some(s),
+            None => state
+                .service
+                .partner_portfolio(&actor)
+                .await
+                .map_err(service_error(&session))?
+                .into_iter()
+                .find(|s| s.id() == &id),
+        };
+        let crumbs = match &s {
+            Some(s) if !matches!(actor, Actor::Partner { .. }) => crumbs(Some(s), Some("History")),
+            Some(s) => vec![
+                (
+                    "Where you are partner of record".to_owned(),
+                    Some("/subscriptions".to_owned()),
+                ),
+                (s.name().to_owned(), None),
+                ("History".to_owned(), None),
+            ],
+            None => vec![("History".to_owned(), None)],
+        };
         let body = html! {
             table id="history" {
                 thead { tr { th { "#" } th { "When" } th { "What" } th { "By" } } }
@@ -1037,12 +1190,7 @@ where
                 }
             }
         };
-        page(
-            &session,
-            "History",
-            &crumbs(Some(&s), Some("History")),
-            body,
-        )
+        page(&session, "History", &crumbs, body)
     }
 
     /// `GET /outbox`: the emails the partners got, and those still waiting, as far as

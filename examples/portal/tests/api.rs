@@ -735,3 +735,40 @@ async fn the_openapi_document_describes_every_route_of_the_router() {
     assert_eq!(codes("ServiceErrorCode"), service);
     assert!(codes("RequestErrorCode").is_disjoint(&service));
 }
+
+/// `DELETE ?version=N` removes only the partner of record the caller saw: a change
+/// since is 409 and removes nothing; the same call again changes nothing.
+#[tokio::test]
+async fn a_delete_given_the_version_seen_removes_only_what_was_seen() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin = admin();
+    let uri =
+        |version: &str| format!("/api/subscriptions/sub-002/partner-of-record?version={version}");
+    let delete_at = |version: &'static str| {
+        let router = router.clone();
+        let admin = admin.clone();
+        async move { call(&router, Method::DELETE, &uri(version), Some(&admin), None).await }
+    };
+    let (_, seen) = get(&router, &admin, "/api/subscriptions/sub-002").await;
+    assert_eq!(seen["version"], 1);
+    let (_, fabrikam) = check(&router, &admin, "sub-002", "565380").await;
+    assert_eq!(
+        put(&router, &admin, "sub-002", &fabrikam).await.0,
+        StatusCode::OK
+    );
+    let sent = outbox.sent().len();
+
+    assert_error(&delete_at("1").await, StatusCode::CONFLICT, "conflict");
+    assert_eq!(outbox.sent().len(), sent, "nobody told");
+    let (status, removed) = delete_at("2").await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["changed"], true);
+    let (status, again) = delete_at("2").await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["changed"], false);
+    assert_error(
+        &delete_at("two").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+}

@@ -8,11 +8,29 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
+use dpor::link::PartnerLink;
 use dpor::*;
 use tower::ServiceExt;
 
 fn sub(id: &str) -> SubscriptionId {
     SubscriptionId::new(id).unwrap()
+}
+
+/// "Submit" of the check on `page` (a Partner information pane after "Check ID"), on
+/// subscription `id`, from `browser`.
+async fn submit_found(
+    router: &Router,
+    browser: &Browser,
+    id: &str,
+    page: &str,
+) -> (StatusCode, String) {
+    let check = input_value(page, "check");
+    let form = format!(
+        "check={}",
+        form_urlencoded::byte_serialize(check.as_bytes()).collect::<String>()
+    );
+    let uri = format!("/subscriptions/{id}/partner-of-record");
+    post_form(router, &uri, browser, &form).await
 }
 
 /// The partner of record of `id`, as the service sees it.
@@ -78,7 +96,7 @@ async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let alice = signed_in(&admin().with_user(UserRef::new("alice@contoso.example").unwrap()));
     let remove = "/subscriptions/sub-002/partner-of-record/remove";
-    let (status, _) = post_form(&router, remove, &alice, "").await;
+    let (status, _) = post_form(&router, remove, &alice, "version=1").await;
     assert_eq!(status, StatusCode::OK);
     let (_, page) = get_page(
         &router,
@@ -192,7 +210,7 @@ async fn a_form_without_the_sessions_token_is_refused_and_changes_nothing() {
     );
     assert_eq!(outbox.sent().len(), sent);
     // With the token, the same form removes the partner.
-    let (status, page) = post_form(&router, remove, &admin_browser, "").await;
+    let (status, page) = post_form(&router, remove, &admin_browser, "version=1").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(partner_of(&router, "sub-002").await, None);
 }
@@ -217,7 +235,7 @@ async fn a_cross_site_request_is_refused_and_changes_nothing() {
         );
         request
             .headers_mut()
-            .insert("host", "portal.test".parse().unwrap());
+            .insert("host", "localhost:8080".parse().unwrap());
         request.headers_mut().insert(name, value.parse().unwrap());
         let (status, page) = send_page(&router, request).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {value}");
@@ -225,7 +243,7 @@ async fn a_cross_site_request_is_refused_and_changes_nothing() {
         // The JSON API's removal.
         let request = Request::delete("/api/subscriptions/sub-002/partner-of-record")
             .header("x-actor", serde_json::to_string(&admin()).unwrap())
-            .header("host", "portal.test")
+            .header("host", "localhost:8080")
             .header(name, value)
             .body(Body::empty())
             .unwrap();
@@ -242,11 +260,11 @@ async fn a_cross_site_request_is_refused_and_changes_nothing() {
     let mut request = form_request(
         remove,
         Some(&admin_browser.cookie),
-        &format!("csrf={}", admin_browser.csrf),
+        &format!("version=1&csrf={}", admin_browser.csrf),
     );
     for (name, value) in [
-        ("host", "portal.test"),
-        ("origin", "http://portal.test"),
+        ("host", "localhost:8080"),
+        ("origin", "http://localhost:8080"),
         ("sec-fetch-site", "same-origin"),
     ] {
         request.headers_mut().insert(name, value.parse().unwrap());
@@ -272,19 +290,19 @@ async fn clearing_the_partner_id_and_checking_asks_to_remove_then_removes() {
             "{page}"
         );
         assert!(page.contains(r#"id="confirm-remove""#), "{page}");
+        assert_eq!(
+            input_value(&page, "version"),
+            "1",
+            "the version the question shows"
+        );
         // Only asked: nothing changed yet.
         assert_eq!(
             partner_of(&router, "sub-002").await.as_deref(),
             Some("3664167")
         );
     }
-    let (status, page) = post_form(
-        &router,
-        "/subscriptions/sub-002/partner-of-record/remove",
-        &admin_browser,
-        "",
-    )
-    .await;
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    let (status, page) = post_form(&router, remove, &admin_browser, "version=1").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("The partner of record was removed"), "{page}");
     assert_eq!(partner_of(&router, "sub-002").await, None);
@@ -294,6 +312,15 @@ async fn clearing_the_partner_id_and_checking_asks_to_remove_then_removes() {
         ("3664167", NotificationKind::Removed)
     );
     assert_eq!(last.subscription, sub("sub-002"));
+    // "Remove" again (a double click): nothing left to do, no second email.
+    let sent = outbox.sent().len();
+    let (status, page) = post_form(&router, remove, &admin_browser, "version=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Nothing changed"), "{page}");
+    assert_eq!(outbox.sent().len(), sent);
+    // A confirmation that does not say what it confirms is not taken.
+    let (status, page) = post_form(&router, remove, &admin_browser, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
 
     // With no partner of record, an empty field is the usual error.
     let (status, page) = post_form(&router, check, &admin_browser, "mpn_id=").await;
@@ -306,8 +333,198 @@ async fn clearing_the_partner_id_and_checking_asks_to_remove_then_removes() {
     let Portal { router, .. } = portal().await;
     let billing = signed_in(&role(CustomerRole::BillingAdministrator));
     let (status, page) = post_form(&router, check, &billing, "mpn_id=").await;
-    assert!(status.is_client_error(), "{status}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert!(!page.contains("confirm-remove"), "{page}");
+    assert!(
+        !page.contains(r#"id="check-id""#),
+        "no field to check with: {page}"
+    );
+    // Nor from "More actions" by its address.
+    let (status, page) = get_page(&router, remove, Some(&billing.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!page.contains("confirm-remove"), "{page}");
+}
+
+/// "Remove" on a question asked before someone else changed the partner of record
+/// removes nothing: the admin never saw the partner it would remove.
+#[tokio::test]
+async fn remove_on_a_stale_question_removes_nothing() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let check = "/subscriptions/sub-002/partner-of-record/check";
+    let (_, question) = post_form(&router, check, &admin_browser, "mpn_id=").await;
+    assert!(question.contains(r#"id="remove-partner-name">Northwind Traders"#));
+    let version = input_value(&question, "version");
+    // Meanwhile, in another tab: Fabrikam replaces Northwind.
+    let (_, found) = post_form(&router, check, &admin_browser, "mpn_id=565380").await;
+    let (status, _) = submit_found(&router, &admin_browser, "sub-002", &found).await;
+    assert_eq!(status, StatusCode::OK);
+    let sent = outbox.sent().len();
+
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    let (status, page) = post_form(
+        &router,
+        remove,
+        &admin_browser,
+        &format!("version={version}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert_eq!(
+        partner_of(&router, "sub-002").await.as_deref(),
+        Some("565380")
+    );
+    assert_eq!(outbox.sent().len(), sent, "nobody told");
+}
+
+/// The removal gesture on a subscription that is not active says so, as the service
+/// would, instead of asking.
+#[tokio::test]
+async fn clearing_the_partner_id_of_a_suspended_subscription_says_it_is_not_active() {
+    let repository = InMemoryRepository::new();
+    let directory = dpor_portal::seed::directory().unwrap();
+    let service = PorService::new(
+        repository.clone(),
+        directory.clone(),
+        RecordingNotifier::new(),
+    );
+    dpor_portal::seed::seed(&service).await.unwrap();
+    service
+        .suspend(&Actor::billing_system(), &sub("sub-002"))
+        .await
+        .unwrap();
+    let router = portal_over(repository, directory);
+    let admin_browser = signed_in(&admin());
+    let check = "/subscriptions/sub-002/partner-of-record/check";
+    let (status, page) = post_form(&router, check, &admin_browser, "mpn_id=").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("is suspended"), "{page}");
+    assert!(!page.contains("confirm-remove"), "{page}");
+}
+
+// ---- a partner's own pages ----
+
+/// A signed-in partner's list opens each subscription's history, which it may read
+/// (not the subscription page, which it may not).
+#[tokio::test]
+async fn a_partner_opens_the_history_of_each_subscription_on_its_list() {
+    let Portal { router, .. } = portal().await;
+    let northwind = signed_in(&partner("3664167"));
+    let (status, list) = get_page(&router, "/subscriptions", Some(&northwind.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let link = r#"href="/subscriptions/sub-002/history""#;
+    assert!(list.contains(link), "{list}");
+    let (status, page) = get_page(
+        &router,
+        "/subscriptions/sub-002/history",
+        Some(&northwind.cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Dynamics 365 Sales") && page.contains(r#"id="history""#),
+        "{page}"
+    );
+    // Another partner's subscription: refused, as the service refuses it.
+    let fabrikam = signed_in(&partner("565380"));
+    let (status, page) = get_page(
+        &router,
+        "/subscriptions/sub-002/history",
+        Some(&fabrikam.cookie),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status}: {page}");
+    assert!(!page.contains("Dynamics 365 Sales"), "{page}");
+}
+
+// ---- the partner's quick link ----
+
+/// The partner's quick link opens "Check ID" done: the partner's name, and "Submit".
+#[tokio::test]
+async fn a_partners_quick_link_opens_the_check_ready_to_submit() {
+    let Portal { router, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let link = PartnerLink {
+        subscription: sub("sub-001"),
+        mpn_id: MpnId::parse("565380").unwrap(),
+    };
+    let uri = format!("/link?{}", link.to_query_string());
+    let (status, page) = get_page(&router, &uri, Some(&admin_browser.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="partner-name">Fabrikam"#), "{page}");
+    assert!(page.contains(r#"id="submit""#), "{page}");
+    assert_eq!(
+        partner_of(&router, "sub-001").await,
+        None,
+        "nothing changes yet"
+    );
+    let (status, page) = submit_found(&router, &admin_browser, "sub-001", &page).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        partner_of(&router, "sub-001").await.as_deref(),
+        Some("565380")
+    );
+
+    // A link that does not read, or for a partner that cannot be designated, says so.
+    for (uri, expected) in [
+        ("/link?subscription=sub-001", StatusCode::BAD_REQUEST),
+        (
+            "/link?subscription=sub-001&mpn_id=12ab5",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/link?subscription=sub-001&mpn_id=99999",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/link?subscription=nope&mpn_id=565380",
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (status, page) = get_page(&router, uri, Some(&admin_browser.cookie)).await;
+        assert_eq!(status, expected, "{uri}: {page}");
+        assert!(!page.contains(r#"id="submit""#), "{uri}: {page}");
+    }
+    // Signed out: to the sign-in page.
+    let (status, _) = get_page(&router, &uri, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+// ---- DNS rebinding ----
+
+/// With no public origin, a request naming another host is refused, reads included:
+/// a page whose name was pointed at 127.0.0.1 can neither read nor change anything.
+#[tokio::test]
+async fn a_request_for_another_host_is_refused() {
+    let Portal { router, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    for uri in ["/subscriptions", "/api/subscriptions"] {
+        let request = Request::get(uri)
+            .header(header::HOST, "evil.example:8080")
+            .header(header::COOKIE, &admin_browser.cookie)
+            .header("x-actor", serde_json::to_string(&admin()).unwrap())
+            .body(Body::empty())
+            .unwrap();
+        let (status, page) = send_page(&router, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {page}");
+        assert!(!page.contains("sub-002"), "{uri}: {page}");
+    }
+    let request = Request::delete("/api/subscriptions/sub-002/partner-of-record")
+        .header(header::HOST, "evil.example:8080")
+        .header("x-actor", serde_json::to_string(&admin()).unwrap())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send_page(&router, request).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        partner_of(&router, "sub-002").await.as_deref(),
+        Some("3664167")
+    );
+    let request = Request::get("/subscriptions")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::COOKIE, &admin_browser.cookie)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send_page(&router, request).await.0, StatusCode::OK);
 }
 
 // ---- who reads the outbox ----
