@@ -171,18 +171,14 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 let committed = self
                     .commit_and_deliver(stored, transition, found.as_ref(), None, actor.cause())
                     .await;
-                match committed {
-                    // A double click whose twin committed first: the partner this check
-                    // asked for is on record, so nothing is left to do.
-                    Err(conflict @ Error::Conflict { .. }) => {
-                        let now_stored = self.read_subscription(check.subscription()).await?;
-                        match check.verify(actor, &now_stored, self.program, now, self.check_ttl) {
-                            Ok(Verified::AlreadyOnRecord) => Ok(Receipt::unchanged(now_stored)),
-                            _ => Err(conflict),
-                        }
-                    }
-                    other => other,
-                }
+                // A double click whose twin committed first: the partner this check
+                // asked for is on record.
+                self.unless_done(committed, check.subscription(), |now_stored| {
+                    let verified =
+                        check.verify(actor, now_stored, self.program, now, self.check_ttl);
+                    matches!(verified, Ok(Verified::AlreadyOnRecord))
+                })
+                .await
             },
         )
         .await
@@ -257,20 +253,25 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         subscription: &SubscriptionId,
         version: u64,
     ) -> Result<Receipt, Error> {
+        let decide = move |stored: &Subscription, now| stored.remove_partner_seen(version, now);
         trace::operation(
             "remove_partner_if_unchanged",
             Some(subscription),
             Some(actor),
-            self.remove(actor, subscription, move |stored, now| {
-                stored.remove_partner_seen(version, now)
-            }),
+            async move {
+                let removed = self.remove(actor, subscription, decide).await;
+                // A double click whose twin committed first: no partner is left.
+                let now = self.clock.now();
+                self.unless_done(removed, subscription, |now_stored| {
+                    matches!(decide(now_stored, now), Ok(Transition::Unchanged))
+                })
+                .await
+            },
         )
         .await
     }
 
-    /// A removal decided by `decide` on the subscription as read now. The one whose
-    /// commit loses a race reads it again: when `decide` then finds nothing to do (a
-    /// conditional removal whose twin committed first), that is its answer.
+    /// A removal decided by `decide` on the subscription as read now.
     async fn remove(
         &self,
         actor: &Actor,
@@ -283,17 +284,26 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             .await?;
         let now = self.clock.now();
         let transition = decide(&stored, now)?;
-        let committed = self
-            .commit_and_deliver(stored, transition, None, None, actor.cause())
-            .await;
+        self.commit_and_deliver(stored, transition, None, None, actor.cause())
+            .await
+    }
+
+    /// `committed`, unless it is a conflict after which the subscription, read again,
+    /// needs nothing more (`done`): a twin request (a double click) committed first,
+    /// and this one answers "unchanged" as it would have after it. A re-read that fails
+    /// or finds nothing answers the conflict.
+    async fn unless_done(
+        &self,
+        committed: Result<Receipt, Error>,
+        subscription: &SubscriptionId,
+        done: impl Fn(&Subscription) -> bool,
+    ) -> Result<Receipt, Error> {
         match committed {
-            Err(conflict @ Error::Conflict { .. }) => {
-                let now_stored = self.read_subscription(subscription).await?;
-                match decide(&now_stored, now) {
-                    Ok(Transition::Unchanged) => Ok(Receipt::unchanged(now_stored)),
-                    _ => Err(conflict),
-                }
-            }
+            Err(conflict @ Error::Conflict { .. }) => match self.repository.get(subscription).await
+            {
+                Ok(Some(now_stored)) if done(&now_stored) => Ok(Receipt::unchanged(now_stored)),
+                _ => Err(conflict),
+            },
             other => other,
         }
     }
