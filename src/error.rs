@@ -219,8 +219,8 @@ pub enum Error {
     /// than 256 characters, say); the source says which.
     ///
     /// ### Handling
-    /// HTTP 502 or 503; retry later (the host fixes a record the directory got wrong).
-    /// Nothing was changed.
+    /// HTTP 502 or 503. Nothing was changed. A failed directory: retry later. A record
+    /// it cannot keep: refused until the host corrects it in the directory.
     #[error("the partner directory is unavailable; try again later")]
     Directory(#[from] DirectoryError),
 }

@@ -59,9 +59,9 @@ pub struct AssociationEvent {
 /// `{"type":"customer","role":{"type":"global_administrator"},"user":"alice@contoso.example"}`
 /// (no `"user"` when the host did not name the user), `{"type":"billing_system"}`,
 /// `{"type":"unknown"}`. A type this release does not know (written by a later one),
-/// or a customer role it does not know, reads as [`Cause::Unknown`]; fields it does not
-/// know are ignored (in the role too, which a request's [`Actor`](crate::Actor)
-/// refuses).
+/// or a customer role it does not know, reads as [`Cause::Unknown`] (without its user,
+/// which only a known role's cause holds); fields it does not know are ignored (in the
+/// role too, which a request's [`Actor`](crate::Actor) refuses).
 ///
 /// ```
 /// use dpor::*;
@@ -369,7 +369,9 @@ pub struct Notification {
     pub id: NotificationId,
     /// The partner to tell.
     pub partner: MpnId,
-    /// Where to send it, as the directory listed it when the change was decided.
+    /// Where to send it, as the directory listed it when the change was decided: none
+    /// when it listed none, or an address longer than an address can be (254
+    /// characters; traced).
     #[serde(default, with = "crate::text::email::option")]
     pub contact_email: Option<String>,
     /// Added or removed.

@@ -214,15 +214,10 @@ impl Partner {
     /// [`TextError::TooLong`](crate::text::TextError::TooLong) for the first field too
     /// long.
     pub fn check_text(&self) -> Result<(), crate::text::TextError> {
-        use crate::text::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, check};
-        check("name", &self.name, MAX_NAME_CHARS)?;
-        if let Some(location) = &self.location {
-            check("location", location, MAX_NAME_CHARS)?;
-        }
-        if let Some(email) = &self.contact_email {
-            check("contact email", email, MAX_EMAIL_CHARS)?;
-        }
-        Ok(())
+        use crate::text::{email, location, name};
+        name::check(&self.name)?;
+        self.location.as_deref().map_or(Ok(()), location::check)?;
+        self.contact_email.as_deref().map_or(Ok(()), email::check)
     }
 
     /// Whether the partner is enrolled in `program`.

@@ -138,3 +138,38 @@ impl fmt::Display for CustomerRole {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every role, once: the match makes a role added later fail to compile here until
+    /// it is listed, and so until its stored form is checked below.
+    fn every_role() -> Vec<CustomerRole> {
+        let partner = MpnId::parse("565380").unwrap();
+        let roles = vec![
+            CustomerRole::GlobalAdministrator,
+            CustomerRole::BillingAdministrator,
+            CustomerRole::ServiceAdministrator,
+            CustomerRole::DelegatedAdministrator { partner },
+        ];
+        for role in &roles {
+            match role {
+                CustomerRole::GlobalAdministrator
+                | CustomerRole::BillingAdministrator
+                | CustomerRole::ServiceAdministrator
+                | CustomerRole::DelegatedAdministrator { .. } => {}
+            }
+        }
+        roles
+    }
+
+    #[test]
+    fn every_role_written_reads_back_as_stored() {
+        for role in every_role() {
+            let json = serde_json::to_string(&role).unwrap();
+            let stored: StoredRole = serde_json::from_str(&json).unwrap();
+            assert_eq!(stored.known(), Some(role), "{json}");
+        }
+    }
+}

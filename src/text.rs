@@ -60,19 +60,24 @@ pub fn check(field: &'static str, value: &str, max: usize) -> Result<(), TextErr
     Ok(())
 }
 
-/// Serde helpers for one bounded text field: `#[serde(with = "crate::text::name")]` on a
-/// `String`, `Box<str>` or `SmolStr`, `with = "crate::text::name::option"` on an
-/// `Option` of one.
+/// One bounded text field: its [`check`] (`crate::text::name::check`), and serde
+/// helpers: `#[serde(with = "crate::text::name")]` on a `String`, `Box<str>` or
+/// `SmolStr`, `with = "crate::text::name::option"` on an `Option` of one.
 macro_rules! bounded {
     ($module:ident, $field:literal, $max:expr) => {
         pub(crate) mod $module {
             use serde::{Deserialize, Deserializer, Serializer};
 
+            /// [`check`](super::check) with this field's name and bound.
+            pub(crate) fn check(value: &str) -> Result<(), super::TextError> {
+                super::check($field, value, $max)
+            }
+
             pub(crate) fn serialize<S: Serializer, T: AsRef<str>>(
                 value: &T,
                 serializer: S,
             ) -> Result<S::Ok, S::Error> {
-                super::check($field, value.as_ref(), $max).map_err(serde::ser::Error::custom)?;
+                check(value.as_ref()).map_err(serde::ser::Error::custom)?;
                 serializer.serialize_str(value.as_ref())
             }
 
@@ -80,7 +85,7 @@ macro_rules! bounded {
                 deserializer: D,
             ) -> Result<T, D::Error> {
                 let value = String::deserialize(deserializer)?;
-                super::check($field, &value, $max).map_err(serde::de::Error::custom)?;
+                check(&value).map_err(serde::de::Error::custom)?;
                 Ok(T::from(value))
             }
 

@@ -12,7 +12,7 @@ use std::future::Future;
 
 use crate::actor::Actor;
 use crate::error::Error;
-use crate::id::{NotificationId, SubscriptionId};
+use crate::id::{MpnId, NotificationId, SubscriptionId};
 
 /// Runs `work`, the body of service operation `name`, in a span of its own.
 #[cfg(feature = "tracing")]
@@ -96,6 +96,15 @@ pub(crate) fn dead_letter(id: &NotificationId, attempts: u32, text: &str) {
     }
     #[cfg(not(feature = "tracing"))]
     let _ = (id, attempts, text);
+}
+
+/// The directory lists a contact for `partner` that no notification can keep: the
+/// email is written without one.
+pub(crate) fn unusable_contact(partner: MpnId, error: &crate::text::TextError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(partner = partner.as_str(), error = %error, "the directory's contact email cannot be used: the notification has none");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (partner, error);
 }
 
 /// A dispatch loop's round failed (the loop naps, then tries again). Only the error's

@@ -360,8 +360,10 @@ async fn a_stale_check_never_undoes_a_later_change() {
 }
 
 /// A partner the directory answers with text the records cannot keep is the
-/// directory's fault: `Error::Directory`, on every store alike, and nothing changes
-/// (the SQL stores refused the write as a store failure; the in-memory store kept it).
+/// directory's fault when it is to be designated: `Error::Directory`, on every store
+/// alike, and nothing changes (the SQL stores refused the write as a store failure;
+/// the in-memory store kept it). A partner being removed is only told: its record
+/// cannot stop the customer, and an address too long to be one is none.
 #[tokio::test]
 async fn a_directory_record_too_long_to_keep_is_a_directory_error() {
     let w = world().await;
@@ -369,19 +371,34 @@ async fn a_directory_record_too_long_to_keep_is_a_directory_error() {
     w.directory.insert(
         Partner::new(mpn("3664167"), "N".repeat(300)).enrolled_in(Program::OnlineServicesSell),
     );
-    w.directory
-        .insert(fabrikam().with_contact_email(format!("{}@fabrikam.example", "x".repeat(250))));
     let before = w.snapshot().await;
-    let checked = check(&w, "sub-002", "3664167").await;
-    let removed = w.service.remove_partner(&admin(), &sub_id("sub-001")).await;
-    for result in [checked.map(drop), removed.map(drop)] {
-        let Err(Error::Directory(e)) = result else {
-            panic!("expected a directory error, got {result:?}");
-        };
-        let source = std::error::Error::source(&e).unwrap().to_string();
-        assert!(source.contains("cannot be kept"), "{source}");
-    }
+    let Err(Error::Directory(e)) = check(&w, "sub-002", "3664167").await else {
+        panic!("expected a directory error");
+    };
+    let source = std::error::Error::source(&e).unwrap().to_string();
+    assert!(
+        source.contains("3664167") && source.contains("name"),
+        "{source}"
+    );
     assert_eq!(w.snapshot().await, before);
+
+    // Fabrikam's record breaks too: its name, and its address.
+    w.directory.insert(
+        Partner::new(mpn("565380"), "F".repeat(300))
+            .with_contact_email(format!("{}@fabrikam.example", "x".repeat(250)))
+            .enrolled_in(Program::OnlineServicesSell),
+    );
+    let removed = w
+        .service
+        .remove_partner(&admin(), &sub_id("sub-001"))
+        .await
+        .unwrap();
+    assert!(removed.changed);
+    let told = w.notifier.sent().pop().unwrap();
+    assert_eq!(
+        (told.partner, told.kind, told.contact_email),
+        (mpn("565380"), NotificationKind::Removed, None)
+    );
 }
 
 /// A removal confirmed on a page that showed an older state never removes a partner

@@ -198,6 +198,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         &self.repository
     }
 
+    /// The clock the service reads, for a host that decides with the pure rules what
+    /// the service would (a portal that asks before it offers a button).
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     /// Reads a subscription, or [`Error::SubscriptionNotFound`].
     async fn read_subscription(&self, id: &SubscriptionId) -> Result<Subscription, Error> {
         self.repository
@@ -206,11 +212,12 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             .ok_or_else(|| Error::SubscriptionNotFound(id.clone()))
     }
 
-    /// Looks `mpn_id` up in the directory. A partner whose text the records could not
-    /// keep ([`Partner::check_text`]) is the directory's fault, answered as
-    /// [`Error::Directory`] before anything is decided: a store would refuse the record
-    /// that holds it (the SQL stores as a failed write, the in-memory store not at
-    /// all).
+    /// Looks up `mpn_id`, the partner to check or designate. A partner whose text the
+    /// records could not keep ([`Partner::check_text`]) is the directory's fault,
+    /// answered as [`Error::Directory`] before anything is decided: a store would refuse
+    /// the record that holds it (the SQL stores as a failed write, the in-memory store
+    /// not at all). A partner being told of a removal is looked up for its address only
+    /// (see `usable_contact`).
     async fn look_up(&self, mpn_id: MpnId) -> Result<Option<Partner>, Error> {
         let found = self.directory.lookup(mpn_id).await?;
         if let Some(partner) = &found {

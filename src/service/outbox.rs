@@ -68,6 +68,22 @@ impl std::ops::AddAssign for DispatchReport {
 /// past a few batches of failing mailboxes, few enough to bound the call.
 const MAX_ROUNDS: usize = 16;
 
+/// The address to tell `partner` at, as the directory lists it, if a notification can
+/// keep it. Only the address of a partner being told is kept (not its name), and an
+/// address longer than an address can be is none at all: the email is written as if
+/// the directory listed no contact (traced), so that a broken directory record never
+/// stops a customer removing or replacing its partner.
+fn usable_contact(partner: &Partner) -> Option<String> {
+    let email = partner.contact_email()?;
+    match crate::text::email::check(email) {
+        Ok(()) => Some(email.to_owned()),
+        Err(error) => {
+            trace::unusable_contact(partner.mpn_id(), &error);
+            None
+        }
+    }
+}
+
 /// What sending a batch of claimed notifications came to.
 #[derive(Debug, Default)]
 struct Sent {
@@ -298,9 +314,10 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             let contact = match known.filter(|p| p.mpn_id() == partner) {
                 Some(p) => p.contact_email().map(str::to_owned),
                 None => self
-                    .look_up(partner)
+                    .directory
+                    .lookup(partner)
                     .await?
-                    .and_then(|p| p.contact_email().map(str::to_owned)),
+                    .and_then(|p| usable_contact(&p)),
             };
             notifications.extend(Notification::for_event(event, next.service(), contact));
         }

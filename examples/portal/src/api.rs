@@ -512,7 +512,9 @@ where
 }
 
 /// `DELETE`'s query: the version the caller saw, if it wants the removal to depend on it.
+/// Strict, as every request: a misspelt `version` must not remove unconditionally.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
     version: Option<u64>,
 }
@@ -532,7 +534,7 @@ pub struct RemoveQuery {
     ),
     responses(
         (status = 200, description = "What changed", body = ReceiptBody),
-        (status = 400, description = "Not a subscription id", body = ErrorBody),
+        (status = 400, description = "Not a subscription id, or a query other than `version=N`", body = ErrorBody),
         (status = 401, description = "No or unreadable X-Actor", body = ErrorBody),
         (status = 403, description = "Only the customer's global administrator may", body = ErrorBody),
         (status = 404, description = "No such subscription", body = ErrorBody),

@@ -124,6 +124,15 @@ impl IntoResponse for EarlyResponse {
 /// What a page handler returns.
 type Page = Result<Response, EarlyResponse>;
 
+/// The path's subscription id, or a 400 page saying why it is none.
+fn path_id(
+    session: &Session,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<SubscriptionId, EarlyResponse> {
+    app::path_id(path)
+        .map_err(|message| error_response(Some(session), StatusCode::BAD_REQUEST, &message).into())
+}
+
 /// The error page for what the service refused, for `map_err`.
 fn service_error(session: &Session) -> impl Fn(Error) -> EarlyResponse + '_ {
     move |error| error_response(Some(session), classify(&error).0, &error.to_string()).into()
@@ -331,10 +340,14 @@ pub struct RemoveForm {
 /// would refuse it: the service's own rules ([`Actor::may_attempt`],
 /// [`Actor::authorize`], [`Subscription::remove_partner`]) asked without changing
 /// anything, so that the question is put only to someone it could be put to.
-fn removal_of<'a>(actor: &Actor, s: &'a Subscription) -> Result<&'a PartnerOfRecord, Error> {
+fn removal_of<'a>(
+    actor: &Actor,
+    s: &'a Subscription,
+    clock: &impl Clock,
+) -> Result<&'a PartnerOfRecord, Error> {
     actor.may_attempt(Operation::ChangePartner)?;
     actor.authorize(s, Access::Change)?;
-    s.remove_partner(time::OffsetDateTime::now_utc())?;
+    s.remove_partner(clock.now())?;
     s.partner_of_record()
         .ok_or_else(|| Error::NoPartnerOfRecord(s.id().clone()))
 }
@@ -552,14 +565,7 @@ where
         path: Result<Path<String>, PathRejection>,
     ) -> Result<(Session, Actor, SubscriptionId, Subscription), EarlyResponse> {
         let (session, actor) = self.require_actor(headers)?;
-        let id = match app::path_id(path) {
-            Ok(id) => id,
-            Err(message) => {
-                return Err(
-                    error_response(Some(&session), StatusCode::BAD_REQUEST, &message).into(),
-                );
-            }
-        };
+        let id = path_id(&session, path)?;
         let s = match self.service.subscription(&actor, &id).await {
             Ok(s) => s,
             Err(error) => return Err(service_error(&session)(error)),
@@ -925,7 +931,7 @@ where
         // The removal gesture, on a subscription that has a partner to remove (with
         // none, an empty field is the usual "enter the ID").
         if cleared(&typed) && s.partner_of_record().is_some() {
-            return Ok(match removal_of(&actor, &s) {
+            return Ok(match removal_of(&actor, &s, state.service.clock()) {
                 Ok(por) => Pane {
                     removing: Some(por),
                     ..pane
@@ -1028,7 +1034,7 @@ where
         path: Result<Path<String>, PathRejection>,
     ) -> Page {
         let (session, actor, _, s) = state.open_subscription(&headers, path).await?;
-        let asked = removal_of(&actor, &s);
+        let asked = removal_of(&actor, &s, state.service.clock());
         let status = asked
             .as_ref()
             .map_or_else(|e| classify(e).0, |_| StatusCode::OK);
@@ -1059,16 +1065,7 @@ where
         form: Result<Form<RemoveForm>, FormRejection>,
     ) -> Page {
         let (session, actor) = state.require_actor(&headers)?;
-        let id = match app::path_id(path) {
-            Ok(id) => id,
-            Err(message) => {
-                return Ok(error_response(
-                    Some(&session),
-                    StatusCode::BAD_REQUEST,
-                    &message,
-                ));
-            }
-        };
+        let id = path_id(&session, path)?;
         let Ok(Form(form)) = form else {
             return Ok(error_response(
                 Some(&session),
@@ -1091,7 +1088,7 @@ where
             };
             return page(
                 &session,
-                "Partner of record removed",
+                "Nothing changed",
                 &crumbs(Some(s), Some("Remove partner of record")),
                 body,
             );
@@ -1135,16 +1132,7 @@ where
         // A partner may read the history of a subscription it is partner of record on,
         // not the subscription itself: its name comes from its own list.
         let (id, s) = match &actor {
-            Actor::Partner { .. } => {
-                let id = app::path_id(path).map_err(|message| {
-                    EarlyResponse::from(error_response(
-                        Some(&session),
-                        StatusCode::BAD_REQUEST,
-                        &message,
-                    ))
-                })?;
-                (id, None)
-            }
+            Actor::Partner { .. } => (path_id(&session, path)?, None),
             _ => {
                 let (_, _, id, s) = state.open_subscription(&headers, path).await?;
                 (id, Some(s))
