@@ -13,6 +13,12 @@
 //!    `/api`) must carry the `csrf` field of the visitor's signed session
 //!    ([`Session::accepts`]); without a session, or with another token, it is 403.
 //!
+//! Every answer, refusals included, says that it may not be framed by another page
+//! (`X-Frame-Options: DENY`, `Content-Security-Policy: frame-ancestors 'none'`: a
+//! one-button "Remove" is what clickjacking aims at) nor kept by a cache
+//! (`Cache-Control: no-store`: the pages show a customer's partners), and that its
+//! type is the one it says (`X-Content-Type-Options: nosniff`).
+//!
 //! The JSON API takes its actor from the `X-Actor` header, which a browser never sends
 //! across sites without a CORS preflight that this portal does not answer; rule 1 still
 //! applies to it.
@@ -135,8 +141,29 @@ pub fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// The middleware: applies both rules, then hands the request on.
+/// The middleware: applies the rules, then hands the request on; every answer gets the
+/// headers the module's docs name.
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    harden(admit(guard, request, next).await)
+}
+
+/// The headers every answer carries (see the module's docs).
+fn harden(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The rules, in order; the answer of the first that refuses, or of the handler.
+async fn admit(guard: Guard, request: Request, next: Next) -> Response {
     let api = is_api(request.uri().path());
     if guard.foreign_host(request.headers()) {
         return refuse(api, Refusal::ForeignHost, None);

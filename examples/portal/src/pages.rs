@@ -282,6 +282,10 @@ fn error_line(id: &str, error: Option<&String>) -> Markup {
     }
 }
 
+/// The largest `Set-Cookie` a session may take: browsers keep cookies of up to 4,096
+/// bytes (name, value and attributes), and drop larger ones silently.
+const MAX_COOKIE_BYTES: usize = 4096;
+
 /// The sign-in forms' fields (three forms post here, told apart by `kind`).
 #[derive(Deserialize)]
 pub struct SignInForm {
@@ -754,7 +758,19 @@ where
         };
         // A new session, with a new token: nothing of the signed-out one carries over.
         let session = Session::new(Some(who));
-        redirect_with("/", state.config.sessions.set_cookie(&session))
+        let cookie = state.config.sessions.set_cookie(&session);
+        // A browser drops a cookie larger than 4 KB without a word: the visitor would
+        // stay signed out, not knowing why.
+        if cookie.len() > MAX_COOKIE_BYTES {
+            let message = "this customer id and user name are too long to keep in a session: use shorter ones".to_owned();
+            if form.user.trim().is_empty() {
+                view.customer_error = Some(message);
+            } else {
+                view.user_error = Some(message);
+            }
+            return state.sign_in_html(&current, view, StatusCode::BAD_REQUEST);
+        }
+        redirect_with("/", cookie)
     }
 
     /// `POST /sign-out`: a new, signed-out session.
@@ -810,7 +826,8 @@ where
         page(&session, title, &crumbs, body)
     }
 
-    /// `GET /subscriptions/{id}`: the subscription and its "More actions".
+    /// `GET /subscriptions/{id}`: the subscription and its "More Actions" (the KB's
+    /// words).
     pub async fn subscription_page(
         State(state): State<Shared<R, D, C>>,
         headers: HeaderMap,
@@ -826,7 +843,7 @@ where
                 }
             } @else {
                 details.menu id="more-actions" {
-                    summary id="more-actions-toggle" { "More actions" }
+                    summary id="more-actions-toggle" { "More Actions" }
                     ul {
                         @for action in actions {
                             @let (anchor, label) = action_label(action);

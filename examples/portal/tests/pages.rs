@@ -43,6 +43,61 @@ async fn partner_of(router: &Router, id: &str) -> Option<String> {
 
 // ---- sessions ----
 
+/// A customer id and user name whose session would not fit in a cookie are refused
+/// with a word, not signed in with a cookie the browser silently drops.
+#[tokio::test]
+async fn a_session_too_large_for_a_cookie_is_refused_with_a_word() {
+    let Portal { router, .. } = portal().await;
+    let visitor = browser_signed_out(&router).await;
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let form = format!(
+        "kind=customer&customer={}&role=global_administrator&user={}",
+        encode(&"\u{1F600}".repeat(128)),
+        encode(&"\u{1F600}".repeat(256)),
+    );
+    let (status, page) = post_form(&router, "/sign-in", &visitor, &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.contains(r#"id="user-error""#) && page.contains("too long to keep in a session"),
+        "{page}"
+    );
+}
+
+/// Every answer forbids framing and caching, pages, API and refusals alike.
+#[tokio::test]
+async fn every_answer_forbids_framing_and_caching() {
+    let Portal { router, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let requests = [
+        Request::get("/subscriptions/sub-002/partner-of-record/remove")
+            .header(header::COOKIE, &admin_browser.cookie)
+            .body(Body::empty())
+            .unwrap(),
+        Request::get("/api/subscriptions")
+            .header("x-actor", serde_json::to_string(&admin()).unwrap())
+            .body(Body::empty())
+            .unwrap(),
+        form_request("/sign-out", None, ""),
+    ];
+    for request in requests {
+        let uri = request.uri().clone();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let headers = response.headers();
+        for (name, value) in [
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+        ] {
+            assert_eq!(
+                headers.get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{uri}: {name}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
     let Portal { router, .. } = portal().await;
@@ -343,6 +398,77 @@ async fn clearing_the_partner_id_and_checking_asks_to_remove_then_removes() {
     let (status, page) = get_page(&router, remove, Some(&billing.cookie)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert!(!page.contains("confirm-remove"), "{page}");
+}
+
+/// KB3185444: changing the partner tells both (the old one removed, the new one
+/// added), and a partner can be added again after a removal, "as many times as the
+/// customer wishes".
+#[tokio::test]
+async fn a_replacement_tells_both_partners_and_a_removed_partner_can_come_back() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let check = "/subscriptions/sub-002/partner-of-record/check";
+    let sent = outbox.sent().len();
+    let (_, found) = post_form(&router, check, &admin_browser, "mpn_id=565380").await;
+    assert!(
+        found.contains(r#"id="partner-replaced">Northwind Traders (3664167)"#),
+        "{found}"
+    );
+    let (status, page) = submit_found(&router, &admin_browser, "sub-002", &found).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let told: Vec<(String, NotificationKind)> = outbox.sent()[sent..]
+        .iter()
+        .map(|n| (n.partner.to_string(), n.kind))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("3664167".to_owned(), NotificationKind::Removed),
+            ("565380".to_owned(), NotificationKind::Added)
+        ]
+    );
+
+    let (_, question) = post_form(&router, check, &admin_browser, "mpn_id=").await;
+    let version = input_value(&question, "version");
+    let remove = "/subscriptions/sub-002/partner-of-record/remove";
+    let (status, _) = post_form(
+        &router,
+        remove,
+        &admin_browser,
+        &format!("version={version}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(partner_of(&router, "sub-002").await, None);
+    let (_, found) = post_form(&router, check, &admin_browser, "mpn_id=565380").await;
+    let (status, page) = submit_found(&router, &admin_browser, "sub-002", &found).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        partner_of(&router, "sub-002").await.as_deref(),
+        Some("565380")
+    );
+    let last = outbox.sent().pop().unwrap();
+    assert_eq!(
+        (last.partner.as_str(), last.kind),
+        ("565380", NotificationKind::Added)
+    );
+}
+
+/// Checking the partner already on record says so, and submitting it changes nothing
+/// and sends nothing.
+#[tokio::test]
+async fn checking_the_current_partner_says_so_and_submitting_it_changes_nothing() {
+    let Portal { router, outbox, .. } = portal().await;
+    let admin_browser = signed_in(&admin());
+    let check = "/subscriptions/sub-002/partner-of-record/check";
+    let (status, found) = post_form(&router, check, &admin_browser, "mpn_id=3664167").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert!(found.contains(r#"id="already-current""#), "{found}");
+    let sent = outbox.sent().len();
+    let (status, page) = submit_found(&router, &admin_browser, "sub-002", &found).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Nothing changed"), "{page}");
+    assert_eq!(outbox.sent().len(), sent);
 }
 
 /// "Remove" on a question asked before someone else changed the partner of record
