@@ -1030,6 +1030,21 @@ async fn imports_write_records_as_they_are_or_nothing<R: Store>(
         again.len() == after.len(),
         "the refused import wrote something"
     );
+    // A new id given twice in one batch: refused too, and nothing written.
+    let mut fresh = imported[1].clone();
+    fresh.notification.id = notification_id("s-1#99")?;
+    let result = repo.import_outbox(vec![fresh.clone(), fresh]).await;
+    ensure!(
+        CHECK,
+        matches!(result, Err(StoreError::InvalidCommit { .. })),
+        "importing one new notification twice in a batch gave {result:?}, expected InvalidCommit"
+    );
+    let still = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
+    ensure!(
+        CHECK,
+        still.len() == after.len(),
+        "the refused batch wrote something"
+    );
     Ok(())
 }
 
@@ -1046,6 +1061,7 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     let first = designate(&s1, &partner("565380")?)?; // n1: s-1 565380 added
     let replace = designate(&first.next, &partner("3664167")?)?; // n2: 565380 removed, n3: 3664167 added
     let other = designate(&s2, &partner("565380")?)?; // n4: s-2 565380 added
+    let other_next = other.next.clone();
     let ids: Vec<NotificationId> = [&first, &replace, &other]
         .iter()
         .flat_map(|c| c.notifications.iter().map(|n| n.id.clone()))
@@ -1144,11 +1160,27 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
         repo.record_failure(&failure(n4, AfterFailure::RetryAt(retry_at)))
             .await,
     )?;
+    // n5: s-2's partner removed, told after n4 (same subscription, same partner), which
+    // waits for its retry: n5 waits behind it, asked for or not.
+    let removal = commit_of(&other_next, other_next.remove_partner(AT))?;
+    let n5 = removal
+        .notifications
+        .first()
+        .map(|n| n.id.clone())
+        .ok_or_else(|| fixture("the removal tells nobody"))?;
+    ok(CHECK, repo.commit(removal).await)?;
     let next = claimed_ids(ok(CHECK, repo.claim(Claim::Due, later, lease, 10).await)?);
     ensure!(
         CHECK,
         next == [n2.clone()],
-        "after {n1} was delivered and {n4} failed, a claim took {next:?}, expected {n2} only"
+        "after {n1} was delivered and {n4} failed, a claim took {next:?}, expected {n2} \
+         only ({n5} waits behind {n4}'s retry)"
+    );
+    let behind_retry = claim_ids(CHECK, repo, std::slice::from_ref(&n5), later, lease, 10).await?;
+    ensure!(
+        CHECK,
+        behind_retry.is_empty(),
+        "a claim of {n5} alone took {behind_retry:?}, while {n4} (same partner) waits for its retry"
     );
     ok(
         CHECK,
@@ -1165,11 +1197,23 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
             && dead[0].last_error.as_deref() == Some("421 try again later"),
         "dead letters {dead:?}, expected {n2} with its attempt"
     );
+    // Dead letters page by position: after the letter's own, none; after the one
+    // before, the letter; none in a page of none.
+    let at = dead[0].position;
+    let pages = [(Some(at), 10, 0), (at.checked_sub(1), 10, 1), (None, 0, 0)];
+    for (after, limit, expected) in pages {
+        let page = ok(CHECK, repo.dead_letters(after, limit).await)?;
+        ensure!(
+            CHECK,
+            page.len() == expected,
+            "dead letters after {after:?}, at most {limit}: {page:?}, expected {expected}"
+        );
+    }
     let pending = ok(CHECK, repo.pending_notifications(10).await)?;
     ensure!(
         CHECK,
-        pending.iter().map(|n| &n.id).collect::<Vec<_>>() == [n4],
-        "pending {pending:?}, expected {n4} only"
+        pending.iter().map(|n| &n.id).collect::<Vec<_>>() == [n4, &n5],
+        "pending {pending:?}, expected {n4} and {n5}"
     );
     let early = ok(
         CHECK,
@@ -1188,7 +1232,14 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     ensure!(
         CHECK,
         due == [n4.clone()],
-        "at its retry time, a claim took {due:?}, expected {n4}"
+        "at its retry time, a claim took {due:?}, expected {n4} ({n5} behind it)"
+    );
+    ok(CHECK, repo.mark_delivered(std::slice::from_ref(n4)).await)?;
+    let after = claim_ids(CHECK, repo, std::slice::from_ref(&n5), retry_at, lease, 10).await?;
+    ensure!(
+        CHECK,
+        after == [n5.clone()],
+        "once {n4} was delivered, a claim of {n5} took {after:?}"
     );
 
     let unknown = NotificationId::for_event(&id("nowhere")?, 1);
@@ -1216,8 +1267,8 @@ async fn the_outbox_keeps_order_due_times_claims_and_dead_letters<R: Store>(
     );
     ensure!(
         CHECK,
-        !ok(CHECK, repo.redrive(n4, retry_at).await)?,
-        "a pending notification, {n4}, was redriven"
+        !ok(CHECK, repo.redrive(&n5, retry_at).await)?,
+        "a pending notification, {n5}, was redriven"
     );
 
     // A dead letter that a dispatcher whose send outlived its lease did deliver: marked
