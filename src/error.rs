@@ -361,8 +361,9 @@ pub enum StoreError {
 /// Why a SQL store cannot use its database's schema (see [`crate::schema`]).
 ///
 /// ### Handling
-/// [`NotInstalled`](Self::NotInstalled): run `migrate()` (or the host's migration tool
-/// with [`schema::steps`](crate::schema::steps)) before serving. [`TooNew`](Self::TooNew):
+/// [`NotInstalled`](Self::NotInstalled), [`NotMigrated`](Self::NotMigrated): run
+/// `migrate()` (or the host's migration tool with [`schema::steps`](crate::schema::steps))
+/// before serving. [`TooNew`](Self::TooNew):
 /// this instance is older than the database; deploy the newer release instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
@@ -370,6 +371,14 @@ pub enum SchemaError {
     /// The dpor tables are missing: the store is used before `migrate()` was run.
     #[error("the dpor tables are missing: run migrate() (or apply dpor::schema::steps) first")]
     NotInstalled,
+    /// The dpor tables lack a column this release uses: they are at an older schema
+    /// version, and the store is used before `migrate()` brought them up to date.
+    /// Nothing was written.
+    #[error(
+        "the dpor tables are at an older schema version than this release uses: run \
+         migrate() (or apply the missing dpor::schema::steps) first"
+    )]
+    NotMigrated,
     /// The database is at a schema version newer than this release knows.
     #[error(
         "the database is at dpor schema version {found}, newer than the {supported} this \

@@ -556,13 +556,20 @@ pub(crate) fn backend(error: impl Into<crate::error::BoxError>) -> StoreError {
 }
 
 /// A database error as a store error: a missing table (SQLite's "no such table",
-/// PostgreSQL's `42P01`) means that the schema is not installed, and says so.
+/// PostgreSQL's `42P01`) means that the schema is not installed, and a missing column
+/// (SQLite's "no such column" and "has no column named", PostgreSQL's `42703`) that it
+/// is at an older step than this release's statements use; each says so.
 pub(crate) fn database(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
-        let missing_table =
-            db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table");
-        if missing_table {
+        let (code, message) = (db.code(), db.message());
+        if code.as_deref() == Some("42P01") || message.starts_with("no such table") {
             return StoreError::Schema(SchemaError::NotInstalled);
+        }
+        if code.as_deref() == Some("42703")
+            || message.starts_with("no such column")
+            || message.contains("has no column named")
+        {
+            return StoreError::Schema(SchemaError::NotMigrated);
         }
     }
     backend(error)

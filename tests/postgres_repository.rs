@@ -249,6 +249,7 @@ async fn fixture(url: &str, name: &str) -> PostgresRepository {
 async fn a_0_1_0_database_upgrades_with_nothing_lost() {
     let url = url();
     let repo = fixture(&url, "v0.1.0").await;
+    a_0_1_0_database_before_migrate_says_so(&repo).await;
     let migration = repo.migrate().await.unwrap();
     let latest = dpor::schema::latest(dpor::schema::Backend::Postgres);
     assert_eq!((migration.from, migration.to), (1, latest));

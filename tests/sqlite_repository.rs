@@ -290,6 +290,7 @@ fn fixture(name: &str) -> TempDb {
 async fn a_0_1_0_database_upgrades_with_nothing_lost() {
     let db = fixture("v0.1.0");
     let repo = SqliteRepository::connect(&db.url()).await.unwrap();
+    a_0_1_0_database_before_migrate_says_so(&repo).await;
     let migration = repo.migrate().await.unwrap();
     let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
     assert_eq!((migration.from, migration.to), (1, latest));

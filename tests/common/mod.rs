@@ -669,6 +669,27 @@ pub const FIXTURE_0_1_0: &str = include_str!("../fixtures/v0.1.0/expected.json")
 /// subscription, every history event and every pending notification exactly as 0.1.0
 /// wrote them; that a new change commits on it; and that `dispatch_pending` delivers
 /// the emails 0.1.0 left pending.
+/// A 0.1.0 database used before `migrate()`: what needs a later step's columns
+/// answers `SchemaError::NotMigrated` and writes nothing (the caller then migrates and
+/// finds everything as 0.1.0 wrote it).
+pub async fn a_0_1_0_database_before_migrate_says_so<R: Store>(repo: &R) {
+    let outdated = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::Schema(SchemaError::NotMigrated))),
+            "{result:?}"
+        );
+    };
+    outdated(repo.pending_notifications(10).await.map(drop));
+    // The fixture's sub-001 has no partner of record (any more).
+    let sub = repo.get(&sub_id("sub-001")).await.unwrap().unwrap();
+    let Ok(Transition::Changed { next, events }) =
+        sub.associate(&fabrikam(), Program::OnlineServicesSell, T0)
+    else {
+        panic!("sub-001 takes a partner");
+    };
+    outdated(repo.commit(commit_for(&sub, next, events)).await);
+}
+
 pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
     let expected: serde_json::Value = serde_json::from_str(FIXTURE_0_1_0).unwrap();
     let mut subscriptions = Vec::new();
