@@ -1,9 +1,11 @@
 //! The ports: the traits a host implements over its own infrastructure —
-//! [`Repository`] (storage), [`PartnerDirectory`] ("Check ID"), [`Notifier`] (email)
-//! and [`Clock`] — and the [`Commit`] a repository applies.
+//! [`Repository`] (storage) and [`Outbox`] (its notifications; [`Store`] names the
+//! pair), [`PartnerDirectory`] ("Check ID"), [`Notifier`] (email) and [`Clock`] — and
+//! the [`Commit`] a repository applies.
 //!
-//! Every trait is object safe (`#[async_trait]`, so `Arc<dyn Repository>` works),
-//! `Send + Sync`, and implemented for `Arc<T>`, `Box<T>` and `&T`. Each trait's docs
+//! Every trait is object safe (the async ones through `#[async_trait]`, so
+//! `Arc<dyn Store>` works; [`Clock::now`] is synchronous), `Send + Sync`, and
+//! implemented for `Arc<T>`, `Box<T>` and `&T`. Each trait's docs
 //! state its contract. `examples/custom_store.rs` is the worked example: a complete
 //! `Repository` over a plain `Mutex<BTreeMap>` "table" with a version column, and a
 //! logging `Notifier`. The [`memory`](crate::memory) implementations keep the same
