@@ -54,8 +54,9 @@ pub struct DeliveryPolicy {
     /// The longest delay between two attempts (default 1 hour).
     pub max_retry: Duration,
     /// How long a dispatcher holds what it claimed (default 1 minute). A batch starts no
-    /// send in the last quarter of its lease (the first excepted), and leaves the rest
-    /// to a claim after it, so that another dispatcher never takes over what it is
+    /// send in the last quarter of its lease (the first excepted, unless the lease has
+    /// run out before it: a claim that waited that long on the store), and leaves the
+    /// rest to a claim after it, so that another dispatcher never takes over what it is
     /// still sending; make it longer than one send takes, several times over. A send
     /// that outlives it anyway records its failure only if nobody claimed the
     /// notification since ([`Failure::claimed_until`](crate::Failure::claimed_until));
@@ -93,6 +94,26 @@ impl DeliveryPolicy {
     /// the last quarter: at least once, not exactly once).
     pub(crate) fn last_send_start(&self, claimed_at: OffsetDateTime) -> OffsetDateTime {
         claimed_at.saturating_add(self.lease - self.lease / 4)
+    }
+
+    /// Whether a dispatcher that claimed a batch at `claimed_at` may start, at `now`,
+    /// the send of its `first` notification or of a later one. A later one: until
+    /// [`last_send_start`](Self::last_send_start). The first, however slow the sends:
+    /// until the lease runs out, but not after. A claim that waited on the store longer
+    /// than its lease (a commit's claim behind a lock, a claim in a queue) may have been
+    /// claimed again by another dispatcher meanwhile, which sends it; left alone, it is
+    /// claimed again after. With no lease (zero) there is no claim to keep: it sends.
+    pub(crate) fn may_start_send(
+        &self,
+        claimed_at: OffsetDateTime,
+        now: OffsetDateTime,
+        first: bool,
+    ) -> bool {
+        if first {
+            !self.lease.is_positive() || now < claimed_at.saturating_add(self.lease)
+        } else {
+            now < self.last_send_start(claimed_at)
+        }
     }
 
     /// What follows the `attempts`-th failed attempt (counting this one, so at least 1)
@@ -181,6 +202,37 @@ mod tests {
             ..policy
         };
         assert_eq!(none.last_send_start(CREATED), CREATED);
+    }
+
+    #[test]
+    fn the_first_send_starts_until_the_lease_runs_out_the_others_until_three_quarters() {
+        let policy = DeliveryPolicy::default();
+        let at = |seconds| CREATED + Duration::seconds(seconds);
+        for (now, first, later) in [
+            (0, true, true),
+            (44, true, true),
+            (45, true, false),
+            (59, true, false),
+            (60, false, false),
+        ] {
+            assert_eq!(
+                policy.may_start_send(CREATED, at(now), true),
+                first,
+                "first at {now} s"
+            );
+            assert_eq!(
+                policy.may_start_send(CREATED, at(now), false),
+                later,
+                "later at {now} s"
+            );
+        }
+        // No lease, no claim to keep: the first goes whenever.
+        let none = DeliveryPolicy {
+            lease: Duration::ZERO,
+            ..policy
+        };
+        assert!(none.may_start_send(CREATED, at(3600), true));
+        assert!(!none.may_start_send(CREATED, at(0), false));
     }
 
     #[test]

@@ -239,6 +239,37 @@ async fn a_raced_double_click_on_remove_changes_nothing() {
     );
 }
 
+/// A commit that comes back after its emails' lease ran out (it waited on a lock, say)
+/// leaves them to the dispatchers: another instance's dispatcher may have claimed and
+/// sent them meanwhile, and the email goes out once.
+#[tokio::test]
+async fn a_commit_back_after_its_lease_sends_nothing_another_dispatcher_may_have_sent() {
+    let w = world().await;
+    let (service, repo) = flaky(&w);
+    let lease = DeliveryPolicy::default().lease;
+    let elsewhere = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
+        .with_clock(w.clock.clone());
+    let clock = w.clock.clone();
+    *repo.after_commit.lock().unwrap() = Some(Box::pin(async move {
+        clock.advance(lease + Duration::SECOND);
+        let report = elsewhere.dispatch_pending(10).await.unwrap();
+        assert_eq!(report.delivered, 1, "the other instance sends it");
+    }));
+    let receipt = check_and_submit(&service, &admin(), &sub_id("sub-001"), "565380")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            receipt.notifications_delivered,
+            receipt.notifications_pending
+        ),
+        (0, 1)
+    );
+    let sent: Vec<String> = w.notifier.sent().iter().map(|n| n.id.to_string()).collect();
+    assert_eq!(sent, ["sub-001#1"], "sent once");
+    assert!(w.repo.pending_notifications(10).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_failed_mark_is_not_an_error_and_the_email_comes_again_with_the_same_id() {
     let w = world().await;

@@ -375,15 +375,18 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
         delivered
     }
 
-    /// Tries each notification claimed at `claimed_at` once, in order, until
-    /// [`DeliveryPolicy::last_send_start`](delivery::DeliveryPolicy::last_send_start)
-    /// (the first always): the rest is left to a claim after the lease.
+    /// Tries each notification claimed at `claimed_at` once, in order, while
+    /// [`DeliveryPolicy::may_start_send`](delivery::DeliveryPolicy::may_start_send)
+    /// (the first until the lease runs out, the others until three quarters into it):
+    /// the rest is left to a claim after the lease.
     async fn send(&self, claimed: Vec<OutboxEntry>, claimed_at: OffsetDateTime) -> Sent {
-        let last_start = self.delivery.last_send_start(claimed_at);
         let mut sent = Sent::default();
         let count = claimed.len();
         for (i, entry) in claimed.into_iter().enumerate() {
-            if i > 0 && self.clock.now() >= last_start {
+            if !self
+                .delivery
+                .may_start_send(claimed_at, self.clock.now(), i == 0)
+            {
                 sent.left = count - i;
                 trace::lease_running_out(sent.left);
                 break;

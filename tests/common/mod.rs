@@ -794,9 +794,10 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
 
 /// A store that fails on request, forwarding everything else to `inner`: the switches
 /// fail inserts, commits, claims or delivery marks, `imports_allowed` counts down the
-/// imports that may still succeed (for an interrupted transfer), and `stale_read` is
+/// imports that may still succeed (for an interrupted transfer), `stale_read` is
 /// what the next `get` answers instead of the stored record (a read made before
-/// another request's commit).
+/// another request's commit), and `after_commit` runs once after the next commit
+/// (what happened elsewhere while the commit was on its way back).
 #[derive(Clone)]
 pub struct Faulty<R> {
     pub inner: R,
@@ -806,7 +807,11 @@ pub struct Faulty<R> {
     pub fail_claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub imports_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub stale_read: std::sync::Arc<std::sync::Mutex<Option<Subscription>>>,
+    pub after_commit: std::sync::Arc<std::sync::Mutex<Option<AfterCommit>>>,
 }
+
+/// What [`Faulty::after_commit`] runs.
+pub type AfterCommit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl<R> Faulty<R> {
     pub fn new(inner: R) -> Self {
@@ -818,6 +823,7 @@ impl<R> Faulty<R> {
             fail_claim: Default::default(),
             imports_allowed: std::sync::Arc::new(usize::MAX.into()),
             stale_read: Default::default(),
+            after_commit: Default::default(),
         }
     }
 
@@ -859,6 +865,27 @@ impl<R: Repository> Repository for Faulty<R> {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         Self::fails(&self.fail_commit)?;
         self.inner.commit(commit).await
+    }
+    async fn commit_and_claim(
+        &self,
+        commit: Commit,
+        now: OffsetDateTime,
+        lease: time::Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        Self::fails(&self.fail_commit)?;
+        // With claims failing, the commit claims nothing (the trait's default), and the
+        // service's own claim then fails.
+        let claimed = if self.fail_claim.load(std::sync::atomic::Ordering::SeqCst) {
+            self.inner.commit(commit).await?;
+            Vec::new()
+        } else {
+            self.inner.commit_and_claim(commit, now, lease).await?
+        };
+        let after = self.after_commit.lock().unwrap().take();
+        if let Some(after) = after {
+            after.await;
+        }
+        Ok(claimed)
     }
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
         self.inner.history(id).await
