@@ -470,10 +470,11 @@ struct LoggingMailer;
 impl Notifier for LoggingMailer {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let Some(to) = &n.contact_email else {
-            // Never deliverable: record it for a person to follow up, and say Ok, so
-            // that it does not block the outbox (NotifyError means "try again later").
+            // Never deliverable: hand it to a person to follow up, and say Ok, so that
+            // it does not block the outbox (NotifyError means "try again later", and
+            // ends as a dead letter). The outbox then marks it delivered.
             println!(
-                "  [dead letter] id={} partner {} has no contact email",
+                "  [for follow-up] id={} partner {} has no contact email",
                 n.id, n.partner
             );
             return Ok(());
@@ -526,7 +527,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let check = service.check_partner(&admin, &sub, "3664167").await?;
     let receipt = service.submit(&admin, &check).await?;
     println!(
-        "  committed; {} email(s) delivered or dead-lettered, {} pending in the outbox",
+        "  committed; {} email(s) delivered (or handed for follow-up), {} pending in the outbox",
         receipt.notifications_delivered, receipt.notifications_pending
     );
 
@@ -545,7 +546,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "Pending after a dispatch run: {:?}",
+        "A dispatch run, for what was pending: {:?}",
         service.dispatch_pending(10).await?
     );
     Ok(())

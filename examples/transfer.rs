@@ -13,6 +13,15 @@
 use dpor::*;
 use time::macros::datetime;
 
+/// The file of a SQLite URL (`sqlite://path?options`), unless it is in memory.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
 /// A store opened from its URL, migrated to this release's schema.
 async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("postgres") {
@@ -74,10 +83,27 @@ async fn demo_data(repo: &dyn Store) -> Result<(), Box<dyn std::error::Error>> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let demo = std::env::temp_dir().join(format!("dpor-transfer-demo-{}", std::process::id()));
-    let (from_url, to_url) = match args.as_slice() {
-        [from, to] => (from.clone(), to.clone()),
+    let moved = run(&args, &demo).await;
+    if args.is_empty() {
+        let _ = std::fs::remove_dir_all(&demo); // the demo's files, whatever happened
+    }
+    moved
+}
+
+async fn run(args: &[String], demo: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let (from_url, to_url) = match args {
+        [from, to] => {
+            // SQLite creates a file it cannot find: a mistyped source would be an empty
+            // store, and the copy a successful copy of nothing.
+            if let Some(file) = sqlite_file(from)
+                && !std::path::Path::new(file).exists()
+            {
+                return Err(format!("the source database {file} does not exist").into());
+            }
+            (from.clone(), to.clone())
+        }
         [] => {
-            std::fs::create_dir_all(&demo)?;
+            std::fs::create_dir_all(demo)?;
             let urls = (
                 format!("sqlite://{}", demo.join("small.db").display()),
                 format!("sqlite://{}", demo.join("bigger.db").display()),
@@ -112,8 +138,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pending.len()
     );
 
-    if args.is_empty() {
-        let _ = std::fs::remove_dir_all(&demo);
-    }
     Ok(())
 }

@@ -150,7 +150,7 @@ async fn two_instances_racing_lose_nothing_and_never_show_two_partners() {
     assert!(changed > 0);
     let events = assert_race_consistent(&first, SUBS, changed).await;
     // What waited behind an earlier email of its partner goes out now.
-    while instances[0].dispatch_pending(100).await.unwrap().delivered > 0 {}
+    dispatch_until_done(&instances[0]).await;
     // One notification per event in the store, each id once, all delivered.
     let outbox: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM dpor_outbox")
         .fetch_all(first.pool())

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use std::error::Error as _;
 
@@ -16,29 +14,6 @@ async fn memory() -> SqliteRepository {
     let repo = SqliteRepository::connect("sqlite::memory:").await.unwrap();
     repo.migrate().await.unwrap();
     repo
-}
-
-/// A database file that is removed when dropped.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        TempDb(std::env::temp_dir().join(format!("dpor-test-{}-{n}.db", std::process::id())))
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
 }
 
 #[tokio::test]
@@ -52,7 +27,12 @@ async fn sqlite_repository_conforms() {
 async fn migrate_is_idempotent() {
     let repo = memory().await;
     repo.migrate().await.unwrap();
-    repo.migrate().await.unwrap();
+    let again = repo.migrate().await.unwrap();
+    let latest = dpor::schema::latest(dpor::schema::Backend::Sqlite);
+    assert_eq!(
+        (again.from, again.to, again.applied()),
+        (latest, latest, false)
+    );
 }
 
 #[tokio::test]
@@ -88,7 +68,8 @@ async fn everything_survives_a_reopen_and_pending_emails_are_delivered() {
     assert_eq!(repo.pending_notifications(10).await.unwrap().len(), 3);
 
     let notifier = RecordingNotifier::new();
-    let service = PorService::new(repo.clone(), InMemoryDirectory::new(), notifier.clone());
+    let service = PorService::new(repo.clone(), InMemoryDirectory::new(), notifier.clone())
+        .with_clock(ManualClock::new(LATER));
     assert_eq!(
         service.dispatch_pending(10).await.unwrap(),
         DispatchReport {

@@ -21,7 +21,8 @@ async fn contents<R: Store + ?Sized>(
 ) -> (Vec<(Subscription, Vec<AssociationEvent>)>, Vec<OutboxEntry>) {
     let mut subscriptions = Vec::new();
     let mut after: Option<SubscriptionId> = None;
-    loop {
+    for pages in 0.. {
+        assert!(pages < MAX_PAGES, "the subscriptions keep answering");
         let page = repo.page_subscriptions(after.as_ref(), 333).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last.id().clone());
@@ -32,7 +33,8 @@ async fn contents<R: Store + ?Sized>(
     }
     let mut outbox = Vec::new();
     let mut after = None;
-    loop {
+    for pages in 0.. {
+        assert!(pages < MAX_PAGES, "the outbox keeps answering");
         let page = repo.page_outbox(after, 333).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last.position);
@@ -129,7 +131,8 @@ async fn everything_moves_record_by_record() {
         "pending and delivered both moved"
     );
     // The copy is a working store: the service goes on there.
-    let service = PorService::new(&target, w.directory.clone(), RecordingNotifier::new());
+    let service = PorService::new(&target, w.directory.clone(), RecordingNotifier::new())
+        .with_clock(ManualClock::new(LATER));
     let pending = service.dispatch_pending(usize::MAX).await.unwrap();
     assert_eq!(pending.delivered, source.1.len() - delivered);
     check_and_submit(&service, &admin(), &sub_id("sub-001"), "565380")
@@ -213,9 +216,8 @@ async fn a_target_holding_anything_else_is_refused_and_left_alone() {
 async fn a_ten_thousand_subscription_sqlite_file_moves_to_postgresql() {
     let url = postgres::url();
     let w = busy_world(10_000).await;
-    let file = std::env::temp_dir().join(format!("dpor-transfer-{}.db", std::process::id()));
-    let sqlite_url = format!("sqlite://{}", file.display());
-    let sqlite = SqliteRepository::connect(&sqlite_url).await.unwrap();
+    let file = TempDb::new(); // removed when the test ends, passed or not
+    let sqlite = SqliteRepository::connect(&file.url()).await.unwrap();
     sqlite.migrate().await.unwrap();
     transfer::transfer(&w.repo, &sqlite).await.unwrap();
     // The host outgrew one machine: SQLite to PostgreSQL.
@@ -228,9 +230,6 @@ async fn a_ten_thousand_subscription_sqlite_file_moves_to_postgresql() {
     assert_eq!(to, from, "record by record");
     assert_eq!(report.subscriptions, from.0.len());
     sqlite.pool().close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
 }
 
 #[tokio::test]

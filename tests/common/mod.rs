@@ -7,6 +7,12 @@ use dpor::*;
 use time::{OffsetDateTime, macros::datetime};
 
 pub const T0: OffsetDateTime = datetime!(2026-01-05 10:00 UTC);
+/// A time after everything the fixtures and the tests' clocks record: what a test that
+/// reads a fixture's retries dispatches at, instead of the machine's clock.
+pub const LATER: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
+
+/// The most pages a test reads before it says the store keeps answering the same one.
+pub const MAX_PAGES: usize = 10_000;
 
 pub type Service =
     PorService<InMemoryRepository, InMemoryDirectory, RecordingNotifier, ManualClock>;
@@ -287,6 +293,19 @@ pub fn listed_service<R: Store>(repo: R) -> PorService<R, InMemoryDirectory, Rec
 }
 
 /// [`listed_service`] recording its emails in `notifier` (a clone the test keeps).
+/// Dispatches until a call delivers nothing, at most 1,000 calls (a store that keeps
+/// offering what was delivered would otherwise loop for ever).
+pub async fn dispatch_until_done<R: Store, D: PartnerDirectory, N: Notifier, C: Clock>(
+    service: &PorService<R, D, N, C>,
+) {
+    for _ in 0..1_000 {
+        if service.dispatch_pending(100).await.unwrap().delivered == 0 {
+            return;
+        }
+    }
+    panic!("dispatching still delivered after 1,000 calls");
+}
+
 pub fn listed_service_with<R: Store>(
     repo: R,
     notifier: RecordingNotifier,
@@ -406,13 +425,9 @@ pub async fn assert_race_consistent<R: Store>(repo: &R, n: u64, changed: u64) ->
     events
 }
 
-/// Rows as a newer release would write them, read by this one over a SQL store: every
-/// record gains fields this release does not know, and everything still reads and
-/// updates. Then a time beyond the recordable years: a typed error, never a panic.
-/// `sql` runs one statement on the store's database.
 /// One pending email whose stored JSON no longer decodes (`sql` runs a statement on the
 /// store) holds back none of the others: a dispatch delivers the rest, and the
-/// unreadable one stays pending.
+/// unreadable one stays pending, for a release that reads it.
 pub async fn an_unreadable_email_holds_back_no_other<R, F, Fut>(repo: R, sql: F)
 where
     R: Store + Clone,
@@ -438,8 +453,17 @@ where
     assert_eq!(report.delivered, 1);
     let sent: Vec<String> = notifier.sent().iter().map(|n| n.id.to_string()).collect();
     assert_eq!(sent, ["sub-002#1"]);
+    // A release that reads it (here: the row as it was) finds it pending still.
+    sql(r#"UPDATE dpor_outbox SET notification = replace(notification, '"teleported"', '"added"') WHERE id = 'sub-001#1'"#).await;
+    let pending = repo.pending_notifications(10).await.unwrap();
+    let pending: Vec<&str> = pending.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(pending, ["sub-001#1"]);
 }
 
+/// Rows as a newer release would write them, read by this one over a SQL store: every
+/// record gains fields this release does not know, and everything still reads and
+/// updates. Then a time beyond the recordable years: a typed error, never a panic.
+/// `sql` runs one statement on the store's database.
 pub async fn rows_from_a_newer_release_still_read<R, F, Fut>(repo: R, sql: F)
 where
     R: Store + Clone,
@@ -630,12 +654,7 @@ pub async fn the_schema_3_outbox_is_intact_and_delivers<R: Store>(repo: R) {
     // Due now: each partner's first pending email, not Northwind's removal behind its
     // designation (claimed with no lease, so the dispatch below takes them again).
     let claimed = repo
-        .claim(
-            Claim::Due,
-            OffsetDateTime::now_utc(),
-            time::Duration::ZERO,
-            10,
-        )
+        .claim(Claim::Due, LATER, time::Duration::ZERO, 10)
         .await
         .unwrap();
     let claimed: Vec<String> = claimed
@@ -645,9 +664,9 @@ pub async fn the_schema_3_outbox_is_intact_and_delivers<R: Store>(repo: R) {
     assert_eq!(claimed, ["sub-301#2", "sub-301#3"]);
 
     let notifier = RecordingNotifier::new();
-    let service = listed_service_with(repo, notifier.clone());
+    let service = listed_service_with(repo, notifier.clone()).with_clock(ManualClock::new(LATER));
     let sent = || -> Vec<String> { notifier.sent().iter().map(|n| n.id.to_string()).collect() };
-    while service.dispatch_pending(100).await.unwrap().delivered > 0 {}
+    dispatch_until_done(&service).await;
     assert_eq!(sent(), ["sub-301#2", "sub-301#3", "sub-301#4"]);
     let dead = service.dead_letters(None, 100).await.unwrap();
     assert!(service.redrive(&dead[0].notification.id).await.unwrap());
@@ -722,7 +741,8 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
     // sequence order.
     let mut feed = Vec::new();
     let mut after = None;
-    loop {
+    for pages in 0.. {
+        assert!(pages < MAX_PAGES, "the feed keeps answering");
         let page = repo.changes(after.as_ref(), 100).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last.cursor);
@@ -774,7 +794,8 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
         .with_partner(fabrikam())
         .with_partner(northwind());
     let notifier = RecordingNotifier::new();
-    let service = PorService::new(repo.clone(), directory, notifier.clone());
+    let service = PorService::new(repo.clone(), directory, notifier.clone())
+        .with_clock(ManualClock::new(LATER));
     let report = service.dispatch_pending(100).await.unwrap();
     assert_eq!((report.delivered, report.failed), (4, 0));
     // Per partner in event order: Fabrikam's "added" (#1) before its "removed" (#2).
@@ -996,4 +1017,27 @@ pub async fn commit_claims_its_email<R: Store>(repo: &R) {
         .unwrap();
     let claimed: Vec<NotificationId> = claimed.into_iter().map(|e| e.notification.id).collect();
     assert_eq!(claimed, ids);
+}
+
+/// A database file that is removed when dropped.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempDb(std::env::temp_dir().join(format!("dpor-test-{}-{n}.db", std::process::id())))
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
 }

@@ -38,7 +38,13 @@ async fn the_customer_adds_checks_submits_then_removes_by_clearing_the_id() {
     let (_driver, driver_url) = start_chromedriver().await;
     let profile = tempdir();
     let c = open_browser(&driver_url, &profile).await;
-    let result = walk(&c, &base).await;
+    // In a task of its own, so that a failed step (an `assert!`) still lets the browser
+    // close and its profile go before the test fails.
+    let walked = tokio::spawn({
+        let (c, base) = (c.clone(), base.clone());
+        async move { walk(&c, &base).await }
+    })
+    .await;
     let last_page = c.screenshot().await;
     c.close().await.expect("the browser closes");
     let _ = std::fs::remove_dir_all(&profile);
@@ -48,7 +54,10 @@ async fn the_customer_adds_checks_submits_then_removes_by_clearing_the_id() {
             png,
         );
     }
-    result.unwrap();
+    match walked {
+        Ok(result) => result.unwrap(),
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    }
 }
 
 type Step = Result<(), fantoccini::error::CmdError>;
