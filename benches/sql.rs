@@ -268,7 +268,14 @@ fn run_dispatch<R: Store + Clone + 'static>(
                         .map(|service| {
                             let service = service.clone();
                             tokio::spawn(async move {
-                                while service.dispatch_pending(100).await.unwrap().delivered > 0 {}
+                                // Bounded: a store that kept offering what it
+                                // delivered would otherwise hang the bench.
+                                for _ in 0..1_000 {
+                                    let report = service.dispatch_pending(100).await.unwrap();
+                                    if report.delivered == 0 {
+                                        break;
+                                    }
+                                }
                             })
                         })
                         .collect();

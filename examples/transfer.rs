@@ -13,13 +13,15 @@
 use dpor::*;
 use time::macros::datetime;
 
-/// The file of a SQLite URL (`sqlite://path?options`), unless it is in memory.
-fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+/// The file a SQLite URL names, as the store reads the URL, unless it is in memory
+/// (what `SqliteRepository::connect` takes for one).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = dpor::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// A store opened from its URL, migrated to this release's schema.
@@ -95,9 +97,11 @@ async fn run(args: &[String], demo: &std::path::Path) -> Result<(), Box<dyn std:
         [from, to] => {
             // SQLite creates a file it cannot find: a mistyped source would be an empty
             // store, and the copy a successful copy of nothing.
-            if let Some(file) = sqlite_file(from)
-                && !std::path::Path::new(file).exists()
+            if !from.starts_with("postgres")
+                && let Some(file) = sqlite_file(from)
+                && !file.exists()
             {
+                let file = file.display();
                 return Err(format!("the source database {file} does not exist").into());
             }
             (from.clone(), to.clone())

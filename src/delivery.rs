@@ -57,7 +57,10 @@ pub struct DeliveryPolicy {
     /// send in the last quarter of its lease (the first excepted, unless the lease has
     /// run out before it: a claim that waited that long on the store), and leaves the
     /// rest to a claim after it, so that another dispatcher never takes over what it is
-    /// still sending; make it longer than one send takes, several times over. A send
+    /// still sending; make it longer than one send takes, several times over, and than a
+    /// claim's or a commit's wait on the store (a claim that came back after its lease
+    /// sends nothing, and is claimed again after: a lease shorter than that wait sends
+    /// nothing at all). A negative lease is taken as zero. A send
     /// that outlives it anyway records its failure only if nobody claimed the
     /// notification since ([`Failure::claimed_until`](crate::Failure::claimed_until));
     /// with a lease of zero, two claims at one instant name the same lease end, and
@@ -102,7 +105,8 @@ impl DeliveryPolicy {
     /// until the lease runs out, but not after. A claim that waited on the store longer
     /// than its lease (a commit's claim behind a lock, a claim in a queue) may have been
     /// claimed again by another dispatcher meanwhile, which sends it; left alone, it is
-    /// claimed again after. With no lease (zero) there is no claim to keep: it sends.
+    /// claimed again after. With no lease (zero; the service takes a negative one as
+    /// zero) there is no claim to keep: it sends.
     pub(crate) fn may_start_send(
         &self,
         claimed_at: OffsetDateTime,
@@ -110,10 +114,17 @@ impl DeliveryPolicy {
         first: bool,
     ) -> bool {
         if first {
-            !self.lease.is_positive() || now < claimed_at.saturating_add(self.lease)
+            self.lease == Duration::ZERO || now < self.lease_end(claimed_at)
         } else {
             now < self.last_send_start(claimed_at)
         }
+    }
+
+    /// When a claim made at `claimed_at` runs out: what a failure names
+    /// ([`Failure::claimed_until`](crate::Failure::claimed_until)), and what the stores
+    /// record.
+    pub(crate) fn lease_end(&self, claimed_at: OffsetDateTime) -> OffsetDateTime {
+        claimed_at.saturating_add(self.lease)
     }
 
     /// What follows the `attempts`-th failed attempt (counting this one, so at least 1)

@@ -361,22 +361,25 @@ pub enum StoreError {
 /// Why a SQL store cannot use its database's schema (see [`crate::schema`]).
 ///
 /// ### Handling
-/// [`NotInstalled`](Self::NotInstalled), [`NotMigrated`](Self::NotMigrated): run
-/// `migrate()` (or the host's migration tool with [`schema::steps`](crate::schema::steps))
-/// before serving. [`TooNew`](Self::TooNew):
-/// this instance is older than the database; deploy the newer release instead.
+/// [`NotInstalled`](Self::NotInstalled): run `migrate()` (or the host's migration tool
+/// with [`schema::steps`](crate::schema::steps)) before serving.
+/// [`NotMigrated`](Self::NotMigrated): the same, unless a newer release has migrated the
+/// database since this instance connected: then stop this instance.
+/// [`TooNew`](Self::TooNew): this instance is older than the database; deploy the newer
+/// release instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum SchemaError {
     /// The dpor tables are missing: the store is used before `migrate()` was run.
     #[error("the dpor tables are missing: run migrate() (or apply dpor::schema::steps) first")]
     NotInstalled,
-    /// The dpor tables lack a column this release uses: they are at an older schema
-    /// version, and the store is used before `migrate()` brought them up to date.
-    /// Nothing was written.
+    /// The dpor tables lack a column this release uses: they are at another schema
+    /// version than this release's. Most often an older one, the store used before
+    /// `migrate()` brought them up to date; or a newer release migrated them (a step
+    /// that drops a column) after this instance connected. Nothing was written.
     #[error(
-        "the dpor tables are at an older schema version than this release uses: run \
-         migrate() (or apply the missing dpor::schema::steps) first"
+        "the dpor tables are not at the schema version this release uses: run migrate() \
+         if they are older; if a newer release has migrated them, stop this instance"
     )]
     NotMigrated,
     /// The database is at a schema version newer than this release knows.

@@ -136,6 +136,18 @@ pub(crate) fn claim_failed(count: usize, error: &dyn std::error::Error) {
     let _ = (count, error);
 }
 
+/// A claim came back from the store after its lease had run out: its `count`
+/// notifications are left for a claim after it (another dispatcher may have them).
+pub(crate) fn claimed_after_the_lease(count: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        count,
+        "the claim came back after its lease ran out: nothing sent, left for a later claim"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = count;
+}
+
 /// A batch stopped sending with a quarter of its lease left: `count` notifications wait
 /// for the lease to run out and a claim after it.
 pub(crate) fn lease_running_out(count: usize) {

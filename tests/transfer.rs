@@ -19,27 +19,26 @@ use time::Duration;
 async fn contents<R: Store + ?Sized>(
     repo: &R,
 ) -> (Vec<(Subscription, Vec<AssociationEvent>)>, Vec<OutboxEntry>) {
+    let all = page_all(
+        |after: Option<SubscriptionId>| async move {
+            repo.page_subscriptions(after.as_ref(), 333).await
+        },
+        |s: &Subscription| s.id().clone(),
+    )
+    .await;
     let mut subscriptions = Vec::new();
-    let mut after: Option<SubscriptionId> = None;
-    for pages in 0.. {
-        assert!(pages < MAX_PAGES, "the subscriptions keep answering");
-        let page = repo.page_subscriptions(after.as_ref(), 333).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.id().clone());
-        for subscription in page {
-            let history = repo.history(subscription.id()).await.unwrap();
-            subscriptions.push((subscription, history));
-        }
+    for subscription in all {
+        let history = repo.history(subscription.id()).await.unwrap();
+        subscriptions.push((subscription, history));
     }
-    let mut outbox = Vec::new();
-    let mut after = None;
-    for pages in 0.. {
-        assert!(pages < MAX_PAGES, "the outbox keeps answering");
-        let page = repo.page_outbox(after, 333).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.position);
-        outbox.extend(page.into_iter().map(|e| OutboxEntry { position: 0, ..e }));
-    }
+    let outbox = page_all(
+        |after| async move { repo.page_outbox(after, 333).await },
+        |e: &OutboxEntry| e.position,
+    )
+    .await
+    .into_iter()
+    .map(|e| OutboxEntry { position: 0, ..e })
+    .collect();
     (subscriptions, outbox)
 }
 

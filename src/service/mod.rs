@@ -185,10 +185,13 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
     }
 
     /// The same service delivering by `policy` (retries, dead letters, claims; default
-    /// [`DeliveryPolicy::default`]).
+    /// [`DeliveryPolicy::default`]). A negative lease is taken as zero.
     pub fn with_delivery_policy(self, policy: DeliveryPolicy) -> Self {
         PorService {
-            delivery: policy,
+            delivery: DeliveryPolicy {
+                lease: policy.lease.max(Duration::ZERO),
+                ..policy
+            },
             ..self
         }
     }
@@ -297,8 +300,9 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             notifications,
             create,
         };
-        // The lease runs from now, not from the decision: the lookups since then (and a
-        // wait for the store) must not eat into it.
+        // The lease runs from now, not from the decision: the lookups since then must not
+        // eat into it. A wait for the store does; a claim that comes back after its
+        // lease sends nothing (`DeliveryPolicy::may_start_send`).
         let now = self.clock.now();
         let claimed = self
             .repository

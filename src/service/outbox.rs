@@ -388,7 +388,11 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                 .may_start_send(claimed_at, self.clock.now(), i == 0)
             {
                 sent.left = count - i;
-                trace::lease_running_out(sent.left);
+                if i == 0 {
+                    trace::claimed_after_the_lease(sent.left);
+                } else {
+                    trace::lease_running_out(sent.left);
+                }
                 break;
             }
             let notification = &entry.notification;
@@ -417,7 +421,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
                         at,
                         error: text,
                         next,
-                        claimed_until: Some(claimed_at.saturating_add(self.delivery.lease)),
+                        claimed_until: Some(self.delivery.lease_end(claimed_at)),
                     });
                 }
             }

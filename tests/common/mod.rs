@@ -14,6 +14,29 @@ pub const LATER: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
 /// The most pages a test reads before it says the store keeps answering the same one.
 pub const MAX_PAGES: usize = 10_000;
 
+/// Every item a paged read answers: `read(after)` gives the page after `after` (the
+/// first with `None`), `key` an item's place; at most [`MAX_PAGES`] pages, so that a
+/// store answering the same page again fails the test instead of hanging it.
+pub async fn page_all<T, K: Clone, Fut>(
+    mut read: impl FnMut(Option<K>) -> Fut,
+    key: impl Fn(&T) -> K,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    for _ in 0..MAX_PAGES {
+        let page = read(after.clone()).await.unwrap();
+        let Some(last) = page.last() else {
+            return all;
+        };
+        after = Some(key(last));
+        all.extend(page);
+    }
+    panic!("the store answered {MAX_PAGES} pages and more");
+}
+
 pub type Service =
     PorService<InMemoryRepository, InMemoryDirectory, RecordingNotifier, ManualClock>;
 
@@ -292,7 +315,6 @@ pub fn listed_service<R: Store>(repo: R) -> PorService<R, InMemoryDirectory, Rec
     listed_service_with(repo, RecordingNotifier::new())
 }
 
-/// [`listed_service`] recording its emails in `notifier` (a clone the test keeps).
 /// Dispatches until a call delivers nothing, at most 1,000 calls (a store that keeps
 /// offering what was delivered would otherwise loop for ever).
 pub async fn dispatch_until_done<R: Store, D: PartnerDirectory, N: Notifier, C: Clock>(
@@ -306,6 +328,7 @@ pub async fn dispatch_until_done<R: Store, D: PartnerDirectory, N: Notifier, C: 
     panic!("dispatching still delivered after 1,000 calls");
 }
 
+/// [`listed_service`] recording its emails in `notifier` (a clone the test keeps).
 pub fn listed_service_with<R: Store>(
     repo: R,
     notifier: RecordingNotifier,
@@ -684,10 +707,6 @@ pub async fn the_schema_3_outbox_is_intact_and_delivers<R: Store>(repo: R) {
 /// What the 0.1.0 fixtures (`tests/fixtures/v0.1.0/`) hold, as 0.1.0 read it back.
 pub const FIXTURE_0_1_0: &str = include_str!("../fixtures/v0.1.0/expected.json");
 
-/// Checks that a store opened on a 0.1.0 fixture and migrated holds every
-/// subscription, every history event and every pending notification exactly as 0.1.0
-/// wrote them; that a new change commits on it; and that `dispatch_pending` delivers
-/// the emails 0.1.0 left pending.
 /// A 0.1.0 database used before `migrate()`: what needs a later step's columns
 /// answers `SchemaError::NotMigrated` and writes nothing (the caller then migrates and
 /// finds everything as 0.1.0 wrote it).
@@ -709,6 +728,10 @@ pub async fn a_0_1_0_database_before_migrate_says_so<R: Store>(repo: &R) {
     outdated(repo.commit(commit_for(&sub, next, events)).await);
 }
 
+/// Checks that a store opened on a 0.1.0 fixture and migrated holds every
+/// subscription, every history event and every pending notification exactly as 0.1.0
+/// wrote them; that a new change commits on it; and that `dispatch_pending` delivers
+/// the emails 0.1.0 left pending.
 pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
     let expected: serde_json::Value = serde_json::from_str(FIXTURE_0_1_0).unwrap();
     let mut subscriptions = Vec::new();
@@ -739,18 +762,15 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
     }
     // The events 0.1.0 wrote are in the change feed, each once, each subscription's in
     // sequence order.
-    let mut feed = Vec::new();
-    let mut after = None;
-    for pages in 0.. {
-        assert!(pages < MAX_PAGES, "the feed keeps answering");
-        let page = repo.changes(after.as_ref(), 100).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.cursor);
-        feed.extend(
-            page.into_iter()
-                .map(|c| (c.event.subscription, c.event.sequence)),
-        );
-    }
+    let reader = &repo;
+    let feed: Vec<(SubscriptionId, u64)> = page_all(
+        |after: Option<Cursor>| async move { reader.changes(after.as_ref(), 100).await },
+        |change: &Change| change.cursor,
+    )
+    .await
+    .into_iter()
+    .map(|c| (c.event.subscription, c.event.sequence))
+    .collect();
     let mut all = Vec::new();
     for subscription in &subscriptions {
         let history = repo.history(subscription.id()).await.unwrap();
@@ -817,8 +837,11 @@ pub async fn the_0_1_0_data_is_intact_and_usable<R: Store + Clone>(repo: R) {
 /// fail inserts, commits, claims or delivery marks, `imports_allowed` counts down the
 /// imports that may still succeed (for an interrupted transfer), `stale_read` is
 /// what the next `get` answers instead of the stored record (a read made before
-/// another request's commit), and `after_commit` runs once after the next commit
-/// (what happened elsewhere while the commit was on its way back).
+/// another request's commit), and `after_commit` runs once after the next
+/// `commit_and_claim` (what happened elsewhere while the commit was on its way back).
+/// Without it, `commit_and_claim` is the trait's default (commit, claim nothing; the
+/// service then claims itself), the path a host's own store takes; with it, the inner
+/// store's claim in the commit.
 #[derive(Clone)]
 pub struct Faulty<R> {
     pub inner: R,
@@ -894,18 +917,13 @@ impl<R: Repository> Repository for Faulty<R> {
         lease: time::Duration,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         Self::fails(&self.fail_commit)?;
-        // With claims failing, the commit claims nothing (the trait's default), and the
-        // service's own claim then fails.
-        let claimed = if self.fail_claim.load(std::sync::atomic::Ordering::SeqCst) {
-            self.inner.commit(commit).await?;
-            Vec::new()
-        } else {
-            self.inner.commit_and_claim(commit, now, lease).await?
-        };
         let after = self.after_commit.lock().unwrap().take();
-        if let Some(after) = after {
-            after.await;
-        }
+        let Some(after) = after else {
+            self.inner.commit(commit).await?;
+            return Ok(Vec::new());
+        };
+        let claimed = self.inner.commit_and_claim(commit, now, lease).await?;
+        after.await;
         Ok(claimed)
     }
     async fn history(&self, id: &SubscriptionId) -> Result<Vec<AssociationEvent>, StoreError> {
