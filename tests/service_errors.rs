@@ -1,4 +1,5 @@
-//! Every error path of the service, each with "nothing changed" checked.
+//! Every error path of the service. A refused change (a submit, a removal) is checked
+//! to change nothing; a refused "Check ID" only reads.
 
 mod common;
 
@@ -8,6 +9,21 @@ use time::Duration;
 
 async fn check(w: &World, sub: &str, input: &str) -> Result<PartnerCheck, Error> {
     w.service.check_partner(&admin(), &sub_id(sub), input).await
+}
+
+/// The error `attempt` answers, once it is checked to have changed nothing.
+async fn refused<T: std::fmt::Debug>(
+    w: &World,
+    attempt: impl std::future::Future<Output = Result<T, Error>>,
+) -> Error {
+    let before = w.snapshot().await;
+    let error = attempt.await.expect_err("the change is refused");
+    assert_eq!(
+        w.snapshot().await,
+        before,
+        "a refused change changed something"
+    );
+    error
 }
 
 #[tokio::test]
@@ -182,13 +198,13 @@ async fn a_forged_subscription_is_authorized_again() {
     let genuine = check(&w, "sub-001", "565380").await.unwrap();
     let forged = forge(&genuine, |v| v["subscription"] = "other-001".into());
     assert!(matches!(
-        w.service.submit(&admin(), &forged).await,
-        Err(Error::SubscriptionNotFound(_))
+        refused(&w, w.service.submit(&admin(), &forged)).await,
+        Error::SubscriptionNotFound(_)
     ));
     let cancelled = forge(&genuine, |v| v["subscription"] = "sub-cancelled".into());
     assert!(matches!(
-        w.service.submit(&admin(), &cancelled).await,
-        Err(Error::SubscriptionNotActive { .. })
+        refused(&w, w.service.submit(&admin(), &cancelled)).await,
+        Error::SubscriptionNotActive { .. }
     ));
 }
 
@@ -219,8 +235,8 @@ async fn a_check_dated_in_the_future_has_expired() {
     let check = check(&w, "sub-001", "565380").await.unwrap();
     let forged = forge(&check, |v| v["checked_at"] = "2026-01-05T10:05:00Z".into());
     assert!(matches!(
-        w.service.submit(&admin(), &forged).await,
-        Err(Error::CheckExpired { .. })
+        refused(&w, w.service.submit(&admin(), &forged)).await,
+        Error::CheckExpired { .. }
     ));
 }
 
@@ -236,8 +252,8 @@ async fn the_check_ttl_is_configurable() {
         .unwrap();
     w.clock.advance(Duration::minutes(2));
     assert!(matches!(
-        service.submit(&admin(), &check).await,
-        Err(Error::CheckExpired { .. })
+        refused(&w, service.submit(&admin(), &check)).await,
+        Error::CheckExpired { .. }
     ));
 }
 
@@ -286,8 +302,8 @@ async fn version_is_checked_before_age() {
     w.designate("sub-001", &northwind()).await;
     w.clock.advance(Duration::hours(1));
     assert!(matches!(
-        w.service.submit(&admin(), &mine).await,
-        Err(Error::Conflict { .. })
+        refused(&w, w.service.submit(&admin(), &mine)).await,
+        Error::Conflict { .. }
     ));
 }
 
@@ -297,8 +313,8 @@ async fn a_partner_delisted_after_the_check_is_not_found_at_submit() {
     let check = check(&w, "sub-001", "565380").await.unwrap();
     w.directory.remove(mpn("565380"));
     assert!(matches!(
-        w.service.submit(&admin(), &check).await,
-        Err(Error::PartnerNotFound(_))
+        refused(&w, w.service.submit(&admin(), &check)).await,
+        Error::PartnerNotFound(_)
     ));
 }
 
