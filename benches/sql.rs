@@ -364,25 +364,46 @@ fn run_feed<R: Store + 'static>(c: &mut Criterion, rt: &Runtime, group: &str, re
     g.finish();
 }
 
-fn temp_db(name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
+/// The bench's SQLite files, `dpor-bench-<pid>-<name>.db` in the temp dir, removed
+/// (with their `-wal` and `-shm`) before use and when the bench is done.
+struct TempDbs(Vec<std::path::PathBuf>);
+
+impl TempDbs {
+    /// The URL of a new file named `name`.
+    fn url(&mut self, name: &str) -> String {
+        let path =
+            std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
+        remove_db(&path);
+        let url = format!("sqlite://{}", path.display());
+        self.0.push(path);
+        url
+    }
+}
+
+impl Drop for TempDbs {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|path| remove_db(path));
+    }
+}
+
+fn remove_db(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    format!("sqlite://{}", path.display())
 }
 
 fn sqlite(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
+    let mut files = TempDbs(Vec::new());
     let repo = rt.block_on(async {
-        let repo = SqliteRepository::connect(&temp_db("dpor")).await.unwrap();
+        let repo = SqliteRepository::connect(&files.url("dpor")).await.unwrap();
         repo.migrate().await.unwrap();
         seed(&repo).await;
         repo
     });
     run_dpor(c, &rt, "sql/sqlite_file_wal/check_submit", repo);
     let pool = rt.block_on(async {
-        let repo = SqliteRepository::connect(&temp_db("baseline"))
+        let repo = SqliteRepository::connect(&files.url("baseline"))
             .await
             .unwrap();
         repo.migrate().await.unwrap();
@@ -394,7 +415,7 @@ fn sqlite(c: &mut Criterion) {
         sqlite_baseline(&pool, &mut versions, k).await
     });
 
-    let url = temp_db("dispatch");
+    let url = files.url("dispatch");
     let repos: Vec<SqliteRepository> = rt.block_on(async {
         let first = SqliteRepository::connect(&url).await.unwrap();
         first.migrate().await.unwrap();
@@ -416,7 +437,7 @@ fn sqlite(c: &mut Criterion) {
         );
     }
     let feed = rt.block_on(async {
-        let repo = SqliteRepository::connect(&temp_db("feed")).await.unwrap();
+        let repo = SqliteRepository::connect(&files.url("feed")).await.unwrap();
         repo.migrate().await.unwrap();
         repo
     });
