@@ -33,7 +33,10 @@ pub async fn unmigrated(url: &str) -> PostgresRepository {
     PostgresRepository::from_pool(pool_in(url, &schema).await)
 }
 
-/// A new, empty schema.
+/// A new, empty schema, `dpor_test_<pid>_<n>`. The first call of a test process also
+/// drops the schemas of test processes that have ended (on Linux, where it can tell:
+/// their pid is not in `/proc`), so that runs on a developer's own server do not pile
+/// them up; a process still running keeps its schemas.
 pub async fn empty_schema(url: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let schema = format!(
@@ -46,6 +49,7 @@ pub async fn empty_schema(url: &str) -> String {
         .connect(url)
         .await
         .unwrap();
+    sweep_ended_runs(&admin).await;
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; "))
         .execute(&admin)
         .await
@@ -72,4 +76,33 @@ pub async fn pool_in(url: &str, schema: &str) -> dpor::sqlx::PgPool {
         .connect_with(options_in(url, schema))
         .await
         .unwrap()
+}
+
+/// Drops, once per test process, the test schemas of processes that have ended.
+async fn sweep_ended_runs(admin: &sqlx::PgPool) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, Ordering::SeqCst) || !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let schemas: Vec<String> = sqlx::query_scalar(
+        r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'dpor\_test\_%'",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    for schema in schemas {
+        let pid = schema
+            .strip_prefix("dpor_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let ended = pid.is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if ended {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(admin)
+                .await
+                .unwrap();
+        }
+    }
 }
