@@ -671,14 +671,7 @@ impl InMemoryRepository {
     /// letter (see [`Outbox::mark_delivered`]).
     fn deliver_anywhere(&self, id: &NotificationId) {
         self.in_storing_shard(id, |shard, position| {
-            match shard.settled.get_mut(&position) {
-                Some(item) if item.entry.status == DeliveryStatus::Dead => {
-                    item.entry.status = DeliveryStatus::Delivered;
-                    shard.live.remove(id);
-                }
-                Some(_) => {}
-                None => settle(shard, id, position, DeliveryStatus::Delivered, |_| {}),
-            }
+            settle(shard, id, position, DeliveryStatus::Delivered, |_| {});
         });
     }
 
@@ -764,12 +757,6 @@ impl InMemoryRepository {
                 Some(index) => taken_in(index, &|shard| shard.entries.contains(created)),
                 None => shard.entries.contains(created),
             };
-            let repeated_notification = || {
-                commit.notifications.iter().find(|n| match home(n) {
-                    home if home == own => shard.holds(Some(&entry), &n.id),
-                    home => taken_in(home, &|shard| shard.holds(None, &n.id)),
-                })
-            };
             if follows != last {
                 Some(invalid(format!(
                     "its events follow event {follows}, and the last event stored is {last}"
@@ -777,8 +764,11 @@ impl InMemoryRepository {
             } else if let Some(created) = created.filter(|created| taken(created)) {
                 Some(StoreError::AlreadyExists(created.clone()))
             } else {
-                repeated_notification()
-                    .map(|n| invalid(format!("notification {} is stored already", n.id)))
+                let repeated = commit.notifications.iter().find(|n| match home(n) {
+                    home if home == own => shard.holds(Some(&entry), &n.id),
+                    home => taken_in(home, &|shard| shard.holds(None, &n.id)),
+                });
+                repeated.map(|n| invalid(format!("notification {} is stored already", n.id)))
             }
         };
         let stored_before = entry.history.len();
@@ -900,8 +890,9 @@ fn home_of(id: &NotificationId) -> Option<&str> {
         .map(|(subscription, _)| subscription)
 }
 
-/// Settles notification `id`, at `position` of `shard`, as `status` after `change`
-/// (nothing when it is not pending).
+/// Settles notification `id`, at `position` of `shard`, as `status` after `change`: a
+/// pending one, and a dead letter as delivered (a late dispatcher's send went through:
+/// see [`Outbox::mark_delivered`]); nothing else.
 fn settle(
     shard: &mut Shard,
     id: &NotificationId,
@@ -914,9 +905,18 @@ fn settle(
         item.entry.status = status;
         item.claimed_until = None;
         shard.settled.insert(position, item);
-        if status == DeliveryStatus::Delivered {
-            shard.live.remove(id);
-        }
+    } else {
+        let delivering_dead = |item: &&mut Box<Item>| {
+            status == DeliveryStatus::Delivered && item.entry.status == DeliveryStatus::Dead
+        };
+        let Some(item) = shard.settled.get_mut(&position).filter(delivering_dead) else {
+            return;
+        };
+        change(&mut item.entry);
+        item.entry.status = status;
+    }
+    if status == DeliveryStatus::Delivered {
+        shard.live.remove(id);
     }
 }
 

@@ -197,7 +197,7 @@ impl Partner {
     /// Checks the partner's free text against the bounds the records keep
     /// ([`text`](crate::text)): its name, location and contact email. A partner built
     /// in code is not checked until a record holding it is written; the service checks
-    /// every partner the directory answers, so that a store never has one to refuse.
+    /// each partner it checks or designates, so that a store never has one to refuse.
     ///
     /// ```
     /// use dpor::{MpnId, Partner};

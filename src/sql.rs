@@ -122,10 +122,10 @@ pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notif
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
 /// The status test of a statement that finds its notifications by `id`: "still
-/// pending" (or "still dead", or "not delivered yet") written as the statuses the row must not have, so that it
-/// implies no partial index's predicate and the rows are found by the unique index on
-/// `id` (schema step 4 says why). The status column's `CHECK` allows exactly these
-/// three statuses.
+/// pending" (or "still dead", or "not delivered yet") written as the statuses the row
+/// must not have, so that it implies no partial index's predicate and the rows are
+/// found by the unique index on `id` (schema step 4 says why). The status column's
+/// `CHECK` allows exactly these three statuses.
 macro_rules! by_id_while {
     ("pending") => {
         "status NOT IN ('delivered', 'dead')"
@@ -558,7 +558,7 @@ pub(crate) fn backend(error: impl Into<crate::error::BoxError>) -> StoreError {
 /// A database error as a store error: a missing table (SQLite's "no such table",
 /// PostgreSQL's `42P01`) means that the schema is not installed, and a missing column
 /// (SQLite's "no such column" and "has no column named", PostgreSQL's `42703`) that it
-/// is at an older step than this release's statements use; each says so.
+/// is at another step than this release's statements use; each says so.
 pub(crate) fn database(error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
         let (code, message) = (db.code(), db.message());

@@ -247,8 +247,7 @@ async fn a_commit_back_after_its_lease_sends_nothing_another_dispatcher_may_have
     let w = world().await;
     let (service, repo) = flaky(&w);
     let lease = DeliveryPolicy::default().lease;
-    let elsewhere = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
-        .with_clock(w.clock.clone());
+    let elsewhere = w.another_service();
     let clock = w.clock.clone();
     *repo.after_commit.lock().unwrap() = Some(Box::pin(async move {
         clock.advance(lease + Duration::SECOND);

@@ -235,8 +235,8 @@ async fn history_tells_every_change_in_order() {
 #[tokio::test]
 async fn the_usage_program_is_configurable() {
     let w = world().await;
-    let service = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
-        .with_clock(w.clock.clone())
+    let service = w
+        .another_service()
         .with_program(Program::OnlineServicesUsage);
     let check = service
         .check_partner(&admin(), &sub_id("sub-002"), "5139005")

@@ -243,9 +243,7 @@ async fn a_check_dated_in_the_future_has_expired() {
 #[tokio::test]
 async fn the_check_ttl_is_configurable() {
     let w = world().await;
-    let service = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
-        .with_clock(w.clock.clone())
-        .with_check_ttl(Duration::minutes(1));
+    let service = w.another_service().with_check_ttl(Duration::minutes(1));
     let check = service
         .check_partner(&admin(), &sub_id("sub-001"), "565380")
         .await
@@ -260,9 +258,7 @@ async fn the_check_ttl_is_configurable() {
 #[tokio::test]
 async fn a_negative_check_ttl_is_taken_as_zero() {
     let w = world().await;
-    let service = PorService::new(w.repo.clone(), w.directory.clone(), w.notifier.clone())
-        .with_clock(w.clock.clone())
-        .with_check_ttl(Duration::minutes(-5));
+    let service = w.another_service().with_check_ttl(Duration::minutes(-5));
     let (admin, fabrikam) = (admin(), "565380");
     // At the instant of the check: zero old, not older than zero.
     let sub = sub_id("sub-001");

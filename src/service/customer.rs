@@ -261,9 +261,9 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             async move {
                 let removed = self.remove(actor, subscription, decide).await;
                 // A double click whose twin committed first: no partner is left.
-                let now = self.clock.now();
                 self.unless_done(removed, subscription, |now_stored| {
-                    matches!(decide(now_stored, now), Ok(Transition::Unchanged))
+                    let decided = decide(now_stored, self.clock.now());
+                    matches!(decided, Ok(Transition::Unchanged))
                 })
                 .await
             },

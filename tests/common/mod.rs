@@ -144,6 +144,17 @@ impl World {
         .unwrap()
     }
 
+    /// Another service over the world's store, directory, notifier and clock: another
+    /// instance, or the same one configured otherwise.
+    pub fn another_service(&self) -> Service {
+        PorService::new(
+            self.repo.clone(),
+            self.directory.clone(),
+            self.notifier.clone(),
+        )
+        .with_clock(self.clock.clone())
+    }
+
     /// Everything a test can observe, for "nothing changed" assertions.
     pub async fn snapshot(
         &self,

@@ -120,15 +120,7 @@ async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
     };
 
     let form = "kind=customer&customer=contoso&role=billing_administrator&delegated_partner=";
-    let request = form_request(
-        "/sign-in",
-        Some(&visitor.cookie),
-        &format!("{form}&csrf={}", visitor.csrf),
-    );
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let cookie = sign_in(&router, &visitor, form).await.cookie;
     assert_ne!(cookie, visitor.cookie);
 
     let (status, page) = get_page(&router, "/subscriptions", Some(&cookie)).await;
@@ -147,21 +139,7 @@ async fn signing_in_takes_the_token_of_the_page_and_starts_a_new_session() {
     // A named user is recorded with the changes, and the history page says who.
     let form =
         "kind=customer&customer=contoso&role=global_administrator&user=alice%40contoso.example";
-    let request = form_request(
-        "/sign-in",
-        Some(&visitor.cookie),
-        &format!("{form}&csrf={}", visitor.csrf),
-    );
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    // The session the sign-in set, and the token its pages carry.
-    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    let (_, page) = get_page(&router, "/", Some(&cookie)).await;
-    let alice = Browser {
-        csrf: input_value(&page, "csrf"),
-        cookie,
-    };
+    let alice = sign_in(&router, &visitor, form).await;
     let remove = "/subscriptions/sub-002/partner-of-record/remove";
     let (status, _) = post_form(&router, remove, &alice, "version=1").await;
     assert_eq!(status, StatusCode::OK);
@@ -748,6 +726,24 @@ async fn browser_signed_out(router: &Router) -> Browser {
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
         .await
         .unwrap();
+    browser_of(router, &response).await
+}
+
+/// The browser `visitor` becomes by signing in with `form` (it must be let in): the
+/// session the sign-in set, and the token its pages carry.
+async fn sign_in(router: &Router, visitor: &Browser, form: &str) -> Browser {
+    let request = form_request(
+        "/sign-in",
+        Some(&visitor.cookie),
+        &format!("{form}&csrf={}", visitor.csrf),
+    );
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    browser_of(router, &response).await
+}
+
+/// A browser holding the session `response` set, and the token of its pages.
+async fn browser_of(router: &Router, response: &axum::response::Response) -> Browser {
     let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let (_, page) = get_page(router, "/", Some(&cookie)).await;
