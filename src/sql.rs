@@ -369,19 +369,66 @@ pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = concat!(
     " RETURNING id, position, claimed_until IS NOT NULL"
 );
 
-/// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
-/// statement (`$1` the ids: an array on PostgreSQL, a JSON array on SQLite).
+/// The PostgreSQL statements that find notifications by a list of ids are sent
+/// unprepared (the simple query protocol), so that PostgreSQL plans each for its call's
+/// ids on the outbox as it is then; this is the list, as a `TEXT[]` in the statement's
+/// own text: an array literal, hex-encoded, which holds whatever an id holds and needs
+/// no quoting, whatever the server's string settings.
 ///
-/// Unlike [`COMMIT_AND_CLAIM_POSTGRES`], PostgreSQL plans it on every call (0.03–0.07
-/// ms), and should: a generic plan of it, made while the outbox is small, scans the
-/// table, and was kept as the table grew (tried in issue 15's fifth round: ten times
-/// slower within seconds).
+/// Prepared, as they were until issue 15's tenth round, PostgreSQL planned them for
+/// their first five calls on a connection, then kept the generic plan, which reads the
+/// whole table while the outbox is small (a few hundred emails, with no statistics
+/// yet). So in a new database every connection kept that plan as the outbox grew,
+/// until autovacuum's first `ANALYZE` of the table: each delivered mark read every
+/// email ever written. In the 10-second client benches that was most of the server's
+/// time: 0.6–0.7k replacements per second at 1 client, against 1.1–1.3k with the
+/// outbox analyzed during the run. Planning the mark on every call costs the server
+/// about 0.05 ms (`pg_stat_statements`, 8 clients). The statements by one id keep
+/// their plans: those find the row by its key whatever the outbox held when they
+/// were made (tested).
 #[cfg(feature = "postgres")]
-pub(crate) const MARK_ALL_DELIVERED_POSTGRES: &str = concat!(
-    "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
-    "WHERE id = ANY($1) AND ",
-    by_id_while!("not delivered")
-);
+fn text_array_postgres<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    use std::fmt::Write as _;
+
+    // `{"id1","id2"}`, each element quoted, its `"` and `\` escaped with a `\`.
+    let mut array = String::from("{");
+    for (n, id) in ids.into_iter().enumerate() {
+        if n > 0 {
+            array.push(',');
+        }
+        array.push('"');
+        for c in id.chars() {
+            if matches!(c, '"' | '\\') {
+                array.push('\\');
+            }
+            array.push(c);
+        }
+        array.push('"');
+    }
+    array.push('}');
+    let mut expression = String::with_capacity(50 + 2 * array.len());
+    expression.push_str("convert_from(decode('");
+    for byte in array.bytes() {
+        // Writing to a `String` cannot fail.
+        let _ = write!(expression, "{byte:02x}");
+    }
+    expression.push_str("', 'hex'), 'UTF8')::TEXT[]");
+    expression
+}
+
+/// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
+/// statement, to be sent unprepared (see [`text_array_postgres`]).
+#[cfg(feature = "postgres")]
+pub(crate) fn mark_all_delivered_postgres(ids: &[crate::id::NotificationId]) -> String {
+    format!(
+        concat!(
+            "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
+            "WHERE id = ANY({}) AND ",
+            by_id_while!("not delivered")
+        ),
+        text_array_postgres(ids.iter().map(crate::id::NotificationId::as_str))
+    )
+}
 #[cfg(feature = "sqlite")]
 pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = concat!(
     "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
@@ -389,12 +436,17 @@ pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = concat!(
     by_id_while!("not delivered")
 );
 
-/// Which of the notification ids `$1` are stored, oldest first (an array on
-/// PostgreSQL, a JSON array on SQLite): the order in which a claim of given ids that
-/// cannot take them all takes them.
+/// Which of the notification ids `ids` are stored, oldest first: the order in which a
+/// claim of given ids that cannot take them all takes them. To be sent unprepared (see
+/// [`text_array_postgres`]).
 #[cfg(feature = "postgres")]
-pub(crate) const OLDEST_FIRST_POSTGRES: &str =
-    "SELECT id FROM dpor_outbox WHERE id = ANY($1) ORDER BY position";
+pub(crate) fn oldest_first_postgres(ids: &[&str]) -> String {
+    format!(
+        "SELECT id FROM dpor_outbox WHERE id = ANY({}) ORDER BY position",
+        text_array_postgres(ids.iter().copied())
+    )
+}
+/// Which of the notification ids `$1` (a JSON array) are stored, oldest first.
 #[cfg(feature = "sqlite")]
 pub(crate) const OLDEST_FIRST_SQLITE: &str = "SELECT id FROM dpor_outbox \
      WHERE id IN (SELECT value FROM json_each($1)) ORDER BY position";
