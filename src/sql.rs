@@ -376,9 +376,10 @@ pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = concat!(
 /// no quoting, whatever the server's string settings.
 ///
 /// Prepared, as they were until issue 15's tenth round, PostgreSQL planned them for
-/// their first five calls on a connection, then kept the generic plan, which reads the
-/// whole table while the outbox is small (a few hundred emails, with no statistics
-/// yet). So in a new database every connection kept that plan as the outbox grew,
+/// their first five calls on a connection, then kept the generic plan. That plan
+/// assumes ten ids, and for ten ids reading the whole table looks cheapest while the
+/// outbox is small and has no statistics yet (over 10 to 1,000 emails, tested). So in
+/// a new database every connection kept that plan as the outbox grew,
 /// until autovacuum's first `ANALYZE` of the table: each delivered mark read every
 /// email ever written. In the 10-second client benches that was most of the server's
 /// time: 0.6–0.7k replacements per second at 1 client, against 1.1–1.3k with the
