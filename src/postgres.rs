@@ -394,19 +394,10 @@ mod tests {
             .await;
             fill_outbox(&mut connection, 1, small).await;
             let statements = outbox_statements();
-            // Prepared statements and their plans outlive the transaction; the calls'
-            // writes do not.
-            // Alone: a `SET` sent with the `BEGIN` would be in the transaction, undone.
-            run(&mut connection, "SET plan_cache_mode = force_generic_plan").await;
-            run(&mut connection, "BEGIN").await;
-            for (n, (_, statement, (types, arguments), _)) in statements.iter().enumerate() {
-                let prepare = format!(
-                    "PREPARE step{n} {types} AS {statement}; \
-                     SAVEPOINT call; EXECUTE step{n}({arguments}); ROLLBACK TO call"
-                );
-                run(&mut connection, &prepare).await;
-            }
-            run(&mut connection, "ROLLBACK").await;
+            let steps = statements
+                .iter()
+                .map(|(_, s, (types, a), _)| (*s, *types, *a));
+            keep_generic_plans(&mut connection, steps).await;
             fill_outbox(&mut connection, small + 1, 20_000).await;
             for (n, (what, _, (_, arguments), uses)) in statements.iter().enumerate() {
                 let execute = format!("EXECUTE step{n}({arguments})");
@@ -424,6 +415,127 @@ mod tests {
             drop_schema(connection, &schema).await;
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    /// As [`the_plans_kept_over_a_small_outbox_serve_as_it_grows`], for the statements
+    /// on the subscriptions and their events: the generic plans made over 0 to 1,000
+    /// subscriptions (5 events each) use their keys over 20,000.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
+    async fn the_plans_kept_over_few_subscriptions_serve_as_they_grow() {
+        let statements = [
+            ("get", sql::GET, "'sub-1'", "dpor_subscriptions_pkey"),
+            (
+                "version",
+                sql::VERSION,
+                "'sub-1'",
+                "dpor_subscriptions_pkey",
+            ),
+            (
+                "by customer",
+                sql::BY_CUSTOMER,
+                "'cust-1'",
+                "dpor_subscriptions_by_customer",
+            ),
+            (
+                "by partner",
+                sql::BY_PARTNER,
+                "'1'",
+                "dpor_subscriptions_by_partner",
+            ),
+            ("history", sql::HISTORY, "'sub-1'", "dpor_events_pkey"),
+            (
+                "changes",
+                sql::CHANGES_POSTGRES,
+                "0, 0, 100",
+                "dpor_events_feed",
+            ),
+            (
+                "page",
+                sql::PAGE_AFTER,
+                "'sub-1', 100",
+                "dpor_subscriptions_pkey",
+            ),
+            (
+                "swap",
+                sql::UPDATE,
+                "'1', 2, '{}', 'sub-1', 1, 5",
+                "dpor_subscriptions_pkey",
+            ),
+            (
+                "commit",
+                sql::COMMIT_AND_CLAIM_POSTGRES,
+                COMMIT_ARGUMENTS,
+                "dpor_subscriptions_pkey",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for small in [0, 10, 100, 1000] {
+            let (mut connection, schema) = migrated_schema("small_tables").await;
+            run(
+                &mut connection,
+                "ALTER TABLE dpor_subscriptions SET (autovacuum_enabled = off); \
+                 ALTER TABLE dpor_events SET (autovacuum_enabled = off)",
+            )
+            .await;
+            fill_subscriptions(&mut connection, 1, small).await;
+            let steps = statements.iter().map(|(_, statement, arguments, _)| {
+                let commit = *statement == sql::COMMIT_AND_CLAIM_POSTGRES;
+                (
+                    *statement,
+                    if commit { COMMIT_TYPES } else { "" },
+                    *arguments,
+                )
+            });
+            keep_generic_plans(&mut connection, steps).await;
+            fill_subscriptions(&mut connection, small + 1, 20_000).await;
+            for (n, (what, _, arguments, key)) in statements.iter().enumerate() {
+                let execute = format!("EXECUTE step{n}({arguments})");
+                let plan = explain(&mut connection, &execute).await;
+                if !plan.contains(key) || plan.contains("Seq Scan") {
+                    wrong.push(format!("{what}, planned over {small}:\n{plan}"));
+                }
+            }
+            drop_schema(connection, &schema).await;
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    /// Adds subscriptions `sub-{from}` to `sub-{to}`, of 1,000 customers, every other
+    /// one with one of 500 partners, each with 5 events.
+    async fn fill_subscriptions(connection: &mut sqlx::PgConnection, from: u32, to: u32) {
+        let fill = format!(
+            "INSERT INTO dpor_subscriptions (id, customer, partner, version, record) \
+             SELECT 'sub-' || g, 'cust-' || (g % 1000), \
+                    CASE WHEN g % 2 = 0 THEN (g % 500)::TEXT END, 5, '{{}}' \
+             FROM generate_series({from}, {to}) AS g; \
+             INSERT INTO dpor_events (subscription, sequence, event) \
+             SELECT 'sub-' || g, s, '{{}}' \
+             FROM generate_series({from}, {to}) AS g, generate_series(1, 5) AS s"
+        );
+        run(connection, &fill).await;
+    }
+
+    /// Prepares each of `statements` (text, parameter types, arguments) as `step{n}`,
+    /// and has it make its generic plan, over the tables as they are, by one call whose
+    /// writes are undone: the plan a connection keeps of it after five calls, unless
+    /// planning each call looks cheaper.
+    async fn keep_generic_plans<'a>(
+        connection: &mut sqlx::PgConnection,
+        statements: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+    ) {
+        // Alone: a `SET` sent with the `BEGIN` would be in the transaction, undone.
+        run(connection, "SET plan_cache_mode = force_generic_plan").await;
+        // Prepared statements and their plans outlive the transaction.
+        run(connection, "BEGIN").await;
+        for (n, (statement, types, arguments)) in statements.enumerate() {
+            let prepare = format!(
+                "PREPARE step{n} {types} AS {statement}; \
+                 SAVEPOINT call; EXECUTE step{n}({arguments}); ROLLBACK TO call"
+            );
+            run(connection, &prepare).await;
+        }
+        run(connection, "ROLLBACK").await;
     }
 
     /// Adds emails `n-{from}` to `n-{to}` to the outbox, every tenth pending.
