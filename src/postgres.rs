@@ -242,13 +242,22 @@ impl PostgresRepository {
             .collect()
     }
 
-    /// Marks many notifications delivered in one statement planned for this call (see
-    /// `sql::mark_all_delivered_postgres`).
+    /// Marks notifications delivered in one statement: prepared for one or two ids,
+    /// planned for this call for more (see `sql::MARK_DELIVERED_POSTGRES`).
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
-        let statement = sql::mark_all_delivered_postgres(ids);
-        let mut lent = self.lend(sql::Side::Writes).await?;
-        let result = sqlx::Executor::execute(lent.connection(), statement.as_str()).await;
-        lent.settle(result).map(drop)
+        let query = match ids {
+            [one] => sqlx::query(sql::MARK_DELIVERED_POSTGRES[0]).bind(one.as_str()),
+            [one, two] => sqlx::query(sql::MARK_DELIVERED_POSTGRES[1])
+                .bind(one.as_str())
+                .bind(two.as_str()),
+            _ => {
+                let statement = sql::mark_all_delivered_postgres(ids);
+                let mut lent = self.lend(sql::Side::Writes).await?;
+                let result = sqlx::Executor::execute(lent.connection(), statement.as_str()).await;
+                return lent.settle(result).map(drop);
+            }
+        };
+        self.execute(sql::Side::Writes, query).await.map(drop)
     }
 }
 
@@ -590,6 +599,18 @@ mod tests {
     fn outbox_statements() -> Vec<Statement> {
         vec![
             (
+                "mark one delivered",
+                sql::MARK_DELIVERED_POSTGRES[0],
+                ("", "'n-1'"),
+                vec![ID],
+            ),
+            (
+                "mark two delivered",
+                sql::MARK_DELIVERED_POSTGRES[1],
+                ("", "'n-1', 'n-2'"),
+                vec![ID],
+            ),
+            (
                 "retry",
                 sql::RECORD_RETRY,
                 ("", "'n-1', 1, 'refused', 0, 0, 0"),
@@ -630,8 +651,8 @@ mod tests {
         ]
     }
 
-    /// The statements by a list of ids (the delivered mark, the order of a claim of
-    /// given ids) are planned on every call, for the outbox as it is then: a
+    /// The statements by a list of ids (the delivered mark of more than two, the order
+    /// of a claim of given ids) are planned on every call, for the outbox as it is then: a
     /// connection keeps no plan of them. Kept (until issue 15's tenth round), the plans
     /// made over the small outbox of a new database read the whole table, on every
     /// call, as the outbox grew.
@@ -641,11 +662,11 @@ mod tests {
         let (connection, schema) = migrated_schema("list_plans").await;
         let repo = one_connection(&schema).await;
         for n in 0..8 {
-            let (one, other) = (format!("n-{n}"), format!("m-{n}"));
-            repo.mark_delivered(&[id_of(&one), id_of(&other)])
-                .await
-                .unwrap();
-            repo.oldest_first(&[&one, &other]).await.unwrap();
+            let ids = [format!("n-{n}"), format!("m-{n}"), format!("o-{n}")];
+            let marked: Vec<NotificationId> = ids.iter().map(|id| id_of(id)).collect();
+            repo.mark_delivered(&marked).await.unwrap();
+            let given: Vec<&str> = ids.iter().map(String::as_str).collect();
+            repo.oldest_first(&given).await.unwrap();
         }
         let kept: Vec<String> = sqlx::query_scalar("SELECT statement FROM pg_prepared_statements")
             .fetch_all(repo.pool())
