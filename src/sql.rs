@@ -384,9 +384,10 @@ pub(crate) const INSERT_NOTIFICATIONS_POSTGRES: &str = concat!(
 /// email ever written. In the 10-second client benches that was most of the server's
 /// time: 0.6–0.7k replacements per second at 1 client, against 1.1–1.3k with the
 /// outbox analyzed during the run. Planning the mark on every call costs the server
-/// about 0.05 ms (`pg_stat_statements`, 8 clients). The statements by one id keep
-/// their plans: those find the row by its key whatever the outbox held when they
-/// were made (tested).
+/// about 0.05 ms (`pg_stat_statements`, 8 clients), which the marks of one and two
+/// ids ([`MARK_DELIVERED_POSTGRES`]) and the statements by one id are spared: those
+/// keep plans that find their rows by key whatever the outbox held when they were
+/// made (tested).
 #[cfg(feature = "postgres")]
 fn text_array_postgres<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     use std::fmt::Write as _;
