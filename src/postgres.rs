@@ -584,14 +584,16 @@ mod tests {
         Vec<&'static str>,
     );
 
-    /// The outbox's statements by a list of ids, sent unprepared, with two ids.
+    /// The outbox's statements by a list of ids, sent unprepared, with three ids (the
+    /// mark of one or two is prepared).
     fn unprepared_statements() -> [(&'static str, String); 2] {
+        let ids = ["n-1", "n-2", "n-3"];
         [
             (
                 "mark delivered",
-                sql::mark_all_delivered_postgres(&[id_of("n-1"), id_of("n-2")]),
+                sql::mark_all_delivered_postgres(&ids.map(id_of)),
             ),
-            ("oldest first", sql::oldest_first_postgres(&["n-1", "n-2"])),
+            ("oldest first", sql::oldest_first_postgres(&ids)),
         ]
     }
 
@@ -680,8 +682,9 @@ mod tests {
         );
     }
 
-    /// The delivered mark finds each id it is given, whatever the id holds: the ids
-    /// are in the statement's text (hex-encoded), not bound.
+    /// The delivered mark of more than two ids finds each id it is given, whatever the
+    /// id holds: the ids are in the statement's text (hex-encoded), not bound. (The
+    /// marks of one and two bind theirs; the testkit marks real rows with each.)
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
     async fn the_delivered_mark_finds_any_id() {

@@ -420,6 +420,7 @@ fn text_array_postgres<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
 
 /// The delivered mark on PostgreSQL, `UPDATE ... WHERE $ids AND` the row is not
 /// delivered yet, with `$ids` SQL text.
+#[cfg(feature = "postgres")]
 macro_rules! mark_delivered_postgres {
     ($ids:literal) => {
         concat!(
