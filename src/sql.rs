@@ -454,6 +454,11 @@ pub(crate) fn mark_all_delivered_postgres(ids: &[crate::id::NotificationId]) -> 
         text_array_postgres(ids.iter().map(crate::id::NotificationId::as_str))
     )
 }
+/// [`Outbox::mark_delivered`](crate::ports::Outbox::mark_delivered) of many ids in one
+/// statement on SQLite, `$1` the ids as a JSON array. Prepared: with no `ANALYZE`
+/// statistics SQLite's planner takes every table for a large one, so the plan it
+/// keeps finds the ids by their unique index whatever the outbox held when it was
+/// made (`sqlite::tests::the_outbox_statements_find_their_rows_by_their_keys`).
 #[cfg(feature = "sqlite")]
 pub(crate) const MARK_ALL_DELIVERED_SQLITE: &str = concat!(
     "UPDATE dpor_outbox SET status = 'delivered', claimed_until = NULL ",
