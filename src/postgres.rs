@@ -233,10 +233,9 @@ impl PostgresRepository {
     /// Which of notifications `ids` are stored, oldest first, in a statement planned
     /// for this call (see `sql::oldest_first_postgres`).
     async fn oldest_first(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
-        let statement = sql::oldest_first_postgres(ids);
-        let mut lent = self.lend(sql::Side::Reads).await?;
-        let result = sqlx::Executor::fetch_all(lent.connection(), statement.as_str()).await;
-        let rows = lent.settle(result)?;
+        let rows = self
+            .unprepared(sql::Side::Reads, &sql::oldest_first_postgres(ids))
+            .await?;
         rows.iter()
             .map(|row| sqlx::Row::try_get(row, 0).map_err(sql::database))
             .collect()
@@ -252,12 +251,26 @@ impl PostgresRepository {
                 .bind(two.as_str()),
             _ => {
                 let statement = sql::mark_all_delivered_postgres(ids);
-                let mut lent = self.lend(sql::Side::Writes).await?;
-                let result = sqlx::Executor::execute(lent.connection(), statement.as_str()).await;
-                return lent.settle(result).map(drop);
+                return self
+                    .unprepared(sql::Side::Writes, &statement)
+                    .await
+                    .map(drop);
             }
         };
         self.execute(sql::Side::Writes, query).await.map(drop)
+    }
+
+    /// The rows of `statement`, sent unprepared (the simple query protocol), so that
+    /// PostgreSQL plans it for this call: the statements by a list of ids (see
+    /// `sql::text_array_postgres`).
+    async fn unprepared(
+        &self,
+        side: sql::Side,
+        statement: &str,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        let mut lent = self.lend(side).await?;
+        let result = sqlx::Executor::fetch_all(lent.connection(), statement).await;
+        lent.settle(result)
     }
 }
 
@@ -369,12 +382,7 @@ mod tests {
             }
         }
         // The statements by a list of ids are not prepared, but planned for each call.
-        for (what, statement) in unprepared_statements() {
-            let plan = explain(&mut connection, &statement).await;
-            if !keyed(&[ID], &plan) {
-                wrong.push(format!("{what}:\n{plan}"));
-            }
-        }
+        wrong.extend(unprepared_misplanned(&mut connection, "").await);
         drop_schema(connection, &schema).await;
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
     }
@@ -408,19 +416,15 @@ mod tests {
                 .map(|(_, s, (types, a), _)| (*s, *types, *a));
             keep_generic_plans(&mut connection, steps).await;
             fill_outbox(&mut connection, small + 1, 20_000).await;
-            for (n, (what, _, (_, arguments), uses)) in statements.iter().enumerate() {
-                let execute = format!("EXECUTE step{n}({arguments})");
-                let plan = explain(&mut connection, &execute).await;
+            let arguments = statements.iter().map(|(_, _, (_, a), _)| *a);
+            let plans = kept_plans(&mut connection, arguments).await;
+            for ((what, _, _, uses), plan) in statements.iter().zip(plans) {
                 if !keyed(uses, &plan) {
                     wrong.push(format!("{what}, planned over {small} emails:\n{plan}"));
                 }
             }
-            for (what, statement) in unprepared_statements() {
-                let plan = explain(&mut connection, &statement).await;
-                if !keyed(&[ID], &plan) {
-                    wrong.push(format!("{what}, at {small} + 20,000 emails:\n{plan}"));
-                }
-            }
+            let at = format!(", at {small} + 20,000 emails");
+            wrong.extend(unprepared_misplanned(&mut connection, &at).await);
             drop_schema(connection, &schema).await;
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
@@ -498,9 +502,9 @@ mod tests {
             });
             keep_generic_plans(&mut connection, steps).await;
             fill_subscriptions(&mut connection, small + 1, 20_000).await;
-            for (n, (what, _, arguments, key)) in statements.iter().enumerate() {
-                let execute = format!("EXECUTE step{n}({arguments})");
-                let plan = explain(&mut connection, &execute).await;
+            let arguments = statements.iter().map(|(_, _, a, _)| *a);
+            let plans = kept_plans(&mut connection, arguments).await;
+            for ((what, _, _, key), plan) in statements.iter().zip(plans) {
                 if !plan.contains(key) || plan.contains("Seq Scan") {
                     wrong.push(format!("{what}, planned over {small}:\n{plan}"));
                 }
@@ -545,6 +549,32 @@ mod tests {
             run(connection, &prepare).await;
         }
         run(connection, "ROLLBACK").await;
+    }
+
+    /// The plans of the statements [`keep_generic_plans`] prepared, called with
+    /// `arguments` in turn.
+    async fn kept_plans<'a>(
+        connection: &mut sqlx::PgConnection,
+        arguments: impl Iterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let mut plans = Vec::new();
+        for (n, arguments) in arguments.enumerate() {
+            plans.push(explain(connection, &format!("EXECUTE step{n}({arguments})")).await);
+        }
+        plans
+    }
+
+    /// The plans of [`unprepared_statements`] that do not find their rows by id, each
+    /// named with `at` after it.
+    async fn unprepared_misplanned(connection: &mut sqlx::PgConnection, at: &str) -> Vec<String> {
+        let mut wrong = Vec::new();
+        for (what, statement) in unprepared_statements() {
+            let plan = explain(connection, &statement).await;
+            if !keyed(&[ID], &plan) {
+                wrong.push(format!("{what}{at}:\n{plan}"));
+            }
+        }
+        wrong
     }
 
     /// Adds emails `n-{from}` to `n-{to}` to the outbox, every tenth pending.
