@@ -334,6 +334,9 @@ pub struct SubmitForm {
     check: String,
 }
 
+/// The title of a partner's list of subscriptions.
+const PORTFOLIO: &str = "Where you are partner of record";
+
 /// "Remove": the version of the subscription the question showed.
 #[derive(Deserialize)]
 pub struct RemoveForm {
@@ -390,6 +393,20 @@ impl<'a> Pane<'a> {
     fn unreadable(self, rejection: &FormRejection) -> Response {
         let message = format!("the form could not be read: {}", rejection.body_text());
         self.failed(message, StatusCode::BAD_REQUEST)
+    }
+
+    /// The pane after "Check ID": the partner checked, ready for "Submit", or why
+    /// not, next to the field.
+    fn checked(self, checked: Result<PartnerCheck, Error>) -> Response {
+        match checked {
+            Ok(check) => Pane {
+                check: Some(&check),
+                typed: check.partner().mpn_id().as_str(),
+                ..self
+            }
+            .render(StatusCode::OK),
+            Err(e) => self.failed(e.to_string(), classify(&e).0),
+        }
     }
 
     /// The pane answered with `status` and `message` next to the field.
@@ -570,11 +587,18 @@ where
     ) -> Result<(Session, Actor, SubscriptionId, Subscription), EarlyResponse> {
         let (session, actor) = self.require_actor(headers)?;
         let id = path_id(&session, path)?;
-        let s = match self.service.subscription(&actor, &id).await {
-            Ok(s) => s,
-            Err(error) => return Err(service_error(&session)(error)),
-        };
+        let s = self.read_subscription(&session, &actor, &id).await?;
         Ok((session, actor, id, s))
+    }
+
+    /// Subscription `id` as `actor` may read it, or the page saying why not.
+    async fn read_subscription(
+        &self,
+        session: &Session,
+        actor: &Actor,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, EarlyResponse> {
+        (self.service.subscription(actor, id).await).map_err(service_error(session))
     }
 
     /// `GET /`: the demo sign-in, "pick who you are". A visitor without a valid session
@@ -789,10 +813,7 @@ where
         let (title, list) = if customer {
             ("Subscriptions", state.service.subscriptions(&actor).await)
         } else {
-            (
-                "Where you are partner of record",
-                state.service.partner_portfolio(&actor).await,
-            )
+            (PORTFOLIO, state.service.partner_portfolio(&actor).await)
         };
         let list = list.map_err(service_error(&session))?;
         let body = html! {
@@ -908,24 +929,15 @@ where
                 &message,
             ))
         })?;
-        let s = (state.service.subscription(&actor, &link.subscription).await)
-            .map_err(service_error(&session))?;
+        let s = state
+            .read_subscription(&session, &actor, &link.subscription)
+            .await?;
         let typed = link.mpn_id.to_string();
-        let pane = Pane::new(&session, &s, &actor, &typed);
-        Ok(
-            match state
-                .service
-                .check_partner(&actor, &link.subscription, &typed)
-                .await
-            {
-                Ok(check) => Pane {
-                    check: Some(&check),
-                    ..pane
-                }
-                .render(StatusCode::OK),
-                Err(e) => pane.failed(e.to_string(), classify(&e).0),
-            },
-        )
+        let checked = state
+            .service
+            .check_partner(&actor, &link.subscription, &typed)
+            .await;
+        Ok(Pane::new(&session, &s, &actor, &typed).checked(checked))
     }
 
     /// `POST /subscriptions/{id}/partner-of-record/check`: "Check ID". With the field
@@ -957,21 +969,12 @@ where
                 Err(e) => pane.failed(e.to_string(), classify(&e).0),
             });
         }
-        Ok(
-            match state.service.check_partner(&actor, &id, &typed).await {
-                Ok(check) => Pane {
-                    check: Some(&check),
-                    typed: check.partner().mpn_id().as_str(),
-                    ..pane
-                }
-                .render(StatusCode::OK),
-                Err(e) => Pane {
-                    typed: &typed,
-                    ..pane
-                }
-                .failed(e.to_string(), classify(&e).0),
-            },
-        )
+        let checked = state.service.check_partner(&actor, &id, &typed).await;
+        Ok(Pane {
+            typed: &typed,
+            ..pane
+        }
+        .checked(checked))
     }
 
     /// `POST /subscriptions/{id}/partner-of-record`: "Submit", then the confirmation.
@@ -1148,12 +1151,10 @@ where
         let (session, actor) = state.require_actor(&headers)?;
         // A partner may read the history of a subscription it is partner of record on,
         // not the subscription itself: its name comes from its own list.
-        let (id, s) = match &actor {
-            Actor::Partner { .. } => (path_id(&session, path)?, None),
-            _ => {
-                let (_, _, id, s) = state.open_subscription(&headers, path).await?;
-                (id, Some(s))
-            }
+        let id = path_id(&session, path)?;
+        let s = match &actor {
+            Actor::Partner { .. } => None,
+            _ => Some(state.read_subscription(&session, &actor, &id).await?),
         };
         let history =
             (state.service.history(&actor, &id).await).map_err(service_error(&session))?;
@@ -1170,10 +1171,7 @@ where
         let crumbs = match &s {
             Some(s) if !matches!(actor, Actor::Partner { .. }) => crumbs(Some(s), Some("History")),
             Some(s) => vec![
-                (
-                    "Where you are partner of record".to_owned(),
-                    Some("/subscriptions".to_owned()),
-                ),
+                (PORTFOLIO.to_owned(), Some("/subscriptions".to_owned())),
                 (s.name().to_owned(), None),
                 ("History".to_owned(), None),
             ],

@@ -25,11 +25,21 @@ async fn submit_found(
     page: &str,
 ) -> (StatusCode, String) {
     let check = input_value(page, "check");
-    let form = format!(
-        "check={}",
-        form_urlencoded::byte_serialize(check.as_bytes()).collect::<String>()
-    );
+    let form = format!("check={}", dpor::link::percent_encode(&check));
     let uri = format!("/subscriptions/{id}/partner-of-record");
+    post_form(router, &uri, browser, &form).await
+}
+
+/// "Remove" on the removal question `question` of subscription `id`, from `browser`,
+/// with the version the question showed.
+async fn confirm_removal(
+    router: &Router,
+    browser: &Browser,
+    id: &str,
+    question: &str,
+) -> (StatusCode, String) {
+    let form = format!("version={}", input_value(question, "version"));
+    let uri = format!("/subscriptions/{id}/partner-of-record/remove");
     post_form(router, &uri, browser, &form).await
 }
 
@@ -49,11 +59,10 @@ async fn partner_of(router: &Router, id: &str) -> Option<String> {
 async fn a_session_too_large_for_a_cookie_is_refused_with_a_word() {
     let Portal { router, .. } = portal().await;
     let visitor = browser_signed_out(&router).await;
-    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let form = format!(
         "kind=customer&customer={}&role=global_administrator&user={}",
-        encode(&"\u{1F600}".repeat(128)),
-        encode(&"\u{1F600}".repeat(256)),
+        dpor::link::percent_encode(&"\u{1F600}".repeat(128)),
+        dpor::link::percent_encode(&"\u{1F600}".repeat(256)),
     );
     let (status, page) = post_form(&router, "/sign-in", &visitor, &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
@@ -419,15 +428,7 @@ async fn a_replacement_tells_both_partners_and_a_removed_partner_can_come_back()
     );
 
     let (_, question) = post_form(&router, check, &admin_browser, "mpn_id=").await;
-    let version = input_value(&question, "version");
-    let remove = "/subscriptions/sub-002/partner-of-record/remove";
-    let (status, _) = post_form(
-        &router,
-        remove,
-        &admin_browser,
-        &format!("version={version}"),
-    )
-    .await;
+    let (status, _) = confirm_removal(&router, &admin_browser, "sub-002", &question).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(partner_of(&router, "sub-002").await, None);
     let (_, found) = post_form(&router, check, &admin_browser, "mpn_id=565380").await;
@@ -470,21 +471,13 @@ async fn remove_on_a_stale_question_removes_nothing() {
     let check = "/subscriptions/sub-002/partner-of-record/check";
     let (_, question) = post_form(&router, check, &admin_browser, "mpn_id=").await;
     assert!(question.contains(r#"id="remove-partner-name">Northwind Traders"#));
-    let version = input_value(&question, "version");
     // Meanwhile, in another tab: Fabrikam replaces Northwind.
     let (_, found) = post_form(&router, check, &admin_browser, "mpn_id=565380").await;
     let (status, _) = submit_found(&router, &admin_browser, "sub-002", &found).await;
     assert_eq!(status, StatusCode::OK);
     let sent = outbox.sent().len();
 
-    let remove = "/subscriptions/sub-002/partner-of-record/remove";
-    let (status, page) = post_form(
-        &router,
-        remove,
-        &admin_browser,
-        &format!("version={version}"),
-    )
-    .await;
+    let (status, page) = confirm_removal(&router, &admin_browser, "sub-002", &question).await;
     assert_eq!(status, StatusCode::CONFLICT, "{page}");
     assert_eq!(
         partner_of(&router, "sub-002").await.as_deref(),
