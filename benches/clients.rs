@@ -63,10 +63,8 @@ async fn postgres(url: &str, clients: u32) -> PostgresRepository {
 }
 
 /// A SQLite repository on a new file.
-async fn sqlite(file: &std::path::Path) -> SqliteRepository {
-    let repo = SqliteRepository::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
+async fn sqlite(url: &str) -> SqliteRepository {
+    let repo = SqliteRepository::connect(url).await.unwrap();
     repo.migrate().await.unwrap();
     repo
 }
@@ -204,8 +202,8 @@ fn main() {
             .build()
             .unwrap();
         // A file per run: the last run's connections may still be closing.
-        let file =
-            std::env::temp_dir().join(format!("dpor-bench-clients-{}-{n}.db", std::process::id()));
+        let mut files = support::TempDbs::default();
+        let file = files.url(&format!("clients-{n}"));
         runtime.block_on(async {
             match (on_sqlite, &url) {
                 (true, _) => run(service(sqlite(&file).await).await, n, seconds).await,
@@ -214,8 +212,6 @@ fn main() {
             }
         });
         drop(runtime);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-        }
+        drop(files);
     }
 }

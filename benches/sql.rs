@@ -364,37 +364,9 @@ fn run_feed<R: Store + 'static>(c: &mut Criterion, rt: &Runtime, group: &str, re
     g.finish();
 }
 
-/// The bench's SQLite files, `dpor-bench-<pid>-<name>.db` in the temp dir, removed
-/// (with their `-wal` and `-shm`) before use and when the bench is done.
-struct TempDbs(Vec<std::path::PathBuf>);
-
-impl TempDbs {
-    /// The URL of a new file named `name`.
-    fn url(&mut self, name: &str) -> String {
-        let path =
-            std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
-        remove_db(&path);
-        let url = format!("sqlite://{}", path.display());
-        self.0.push(path);
-        url
-    }
-}
-
-impl Drop for TempDbs {
-    fn drop(&mut self) {
-        self.0.iter().for_each(|path| remove_db(path));
-    }
-}
-
-fn remove_db(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
-
 fn sqlite(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
-    let mut files = TempDbs(Vec::new());
+    let mut files = support::TempDbs::default();
     let repo = rt.block_on(async {
         let repo = SqliteRepository::connect(&files.url("dpor")).await.unwrap();
         repo.migrate().await.unwrap();

@@ -187,13 +187,7 @@ impl Subscription {
         if self.partner_of_record().is_none() {
             return Ok(Transition::Unchanged);
         }
-        if self.version() != seen {
-            return Err(Error::Conflict {
-                subscription: self.id().clone(),
-                expected: seen,
-                actual: self.version(),
-            });
-        }
+        ensure_version(self, seen)?;
         self.remove_partner(at)
     }
 
@@ -346,6 +340,19 @@ impl Subscription {
 /// date is outside the years 0000 to 9999 (a clock gone wrong).
 pub(crate) fn recordable(at: OffsetDateTime) -> Result<OffsetDateTime, Error> {
     timestamp::utc(at).ok_or(Error::TimeOutOfRange { at })
+}
+
+/// A change decided on the subscription as a page or a check saw it, at version
+/// `seen`, goes ahead only on that version: [`Error::Conflict`] otherwise.
+pub(crate) fn ensure_version(subscription: &Subscription, seen: u64) -> Result<(), Error> {
+    if subscription.version() == seen {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        subscription: subscription.id().clone(),
+        expected: seen,
+        actual: subscription.version(),
+    })
 }
 
 /// Only an active subscription changes its partner of record: what

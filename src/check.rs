@@ -206,13 +206,7 @@ impl PartnerCheck {
         {
             return Ok(Verified::AlreadyOnRecord);
         }
-        if stored.version() != self.version {
-            return Err(Error::Conflict {
-                subscription: stored.id().clone(),
-                expected: self.version,
-                actual: stored.version(),
-            });
-        }
+        association::ensure_version(stored, self.version)?;
         if self.checked_at > now || now - self.checked_at > ttl {
             return Err(Error::CheckExpired {
                 checked_at: self.checked_at,

@@ -686,15 +686,15 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
     let taken = subscription("taken", "c-2")?;
     ok(CHECK, repo.insert(sub.clone()).await)?;
     ok(CHECK, repo.insert(taken.clone()).await)?;
-    let migrate = |to: &str| -> Result<Commit, ConformanceFailure> {
-        let (transition, created) = sub.migrate(id(to)?, AT).map_err(fixture)?;
-        let mut commit = commit_of(&sub, Ok(transition))?;
+    let migrate = |from: &Subscription, to: &str| -> Result<Commit, ConformanceFailure> {
+        let (transition, created) = from.migrate(id(to)?, AT).map_err(fixture)?;
+        let mut commit = commit_of(from, Ok(transition))?;
         commit.create = Some(created);
         Ok(commit)
     };
 
     let before = observe(CHECK, repo, sub.id()).await?;
-    let result = repo.commit(migrate("taken")?).await;
+    let result = repo.commit(migrate(&sub, "taken")?).await;
     ensure!(
         CHECK,
         matches!(&result, Err(StoreError::AlreadyExists(s)) if s.as_str() == "taken"),
@@ -720,9 +720,7 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
     let designated = designate(&p, &partner("565380")?)?;
     ok(CHECK, repo.commit(designated.clone()).await)?;
     for (from, expected) in [(&designated.next, "AlreadyExists"), (&p, "Conflict")] {
-        let (transition, created) = from.migrate(id("taken")?, AT).map_err(fixture)?;
-        let mut commit = commit_of(from, Ok(transition))?;
-        commit.create = Some(created);
+        let mut commit = migrate(from, "taken")?;
         commit.notifications = designated.notifications.clone();
         let result = repo.commit(commit).await;
         let first = match &result {
@@ -739,7 +737,7 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
         );
     }
 
-    let commit = migrate("s-2")?;
+    let commit = migrate(&sub, "s-2")?;
     let (moved, created) = (commit.next.clone(), commit.create.clone());
     ok(CHECK, repo.commit(commit).await)?;
     let stored = ok(CHECK, repo.get(moved.id()).await)?;
@@ -763,7 +761,7 @@ async fn a_commit_creates_its_new_subscription_atomically<R: Store>(
     );
 
     // The same move again is stale (s-1 moved on): nothing is created.
-    let stale = migrate("s-3")?;
+    let stale = migrate(&sub, "s-3")?;
     let result = repo.commit(stale).await;
     ensure!(
         CHECK,
@@ -1018,33 +1016,34 @@ async fn imports_write_records_as_they_are_or_nothing<R: Store>(
         !pending.iter().any(|n| n.id == imported[0].notification.id),
         "an entry imported as delivered is pending"
     );
-    let result = repo.import_outbox(imported[..1].to_vec()).await;
-    ensure!(
-        CHECK,
-        matches!(result, Err(StoreError::InvalidCommit { .. })),
-        "importing a stored notification again gave {result:?}, expected InvalidCommit"
-    );
-    let again = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
-    ensure!(
-        CHECK,
-        again.len() == after.len(),
-        "the refused import wrote something"
-    );
-    // A new id given twice in one batch: refused too, and nothing written.
+    // A stored id imported again, and a new id given twice in one batch: refused, and
+    // nothing written.
     let mut fresh = imported[1].clone();
     fresh.notification.id = notification_id("s-1#99")?;
-    let result = repo.import_outbox(vec![fresh.clone(), fresh]).await;
-    ensure!(
-        CHECK,
-        matches!(result, Err(StoreError::InvalidCommit { .. })),
-        "importing one new notification twice in a batch gave {result:?}, expected InvalidCommit"
-    );
-    let still = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
-    ensure!(
-        CHECK,
-        still.len() == after.len(),
-        "the refused batch wrote something"
-    );
+    let refused = [
+        (
+            "importing a stored notification again",
+            imported[..1].to_vec(),
+        ),
+        (
+            "importing one new notification twice in a batch",
+            vec![fresh.clone(), fresh],
+        ),
+    ];
+    for (what, batch) in refused {
+        let result = repo.import_outbox(batch).await;
+        ensure!(
+            CHECK,
+            matches!(result, Err(StoreError::InvalidCommit { .. })),
+            "{what} gave {result:?}, expected InvalidCommit"
+        );
+        let still = ok(CHECK, repo.page_outbox(None, usize::MAX).await)?;
+        ensure!(
+            CHECK,
+            still.len() == after.len(),
+            "{what}: the refused import wrote something"
+        );
+    }
     Ok(())
 }
 

@@ -83,6 +83,24 @@ fn partner_id(p: usize) -> String {
     format!("{}", 100_000 + p)
 }
 
+/// Submits partner `partner(i)` on each of the first `n` subscriptions (`s-00000`...)
+/// while every mailbox is out: their emails wait, pending.
+async fn submit_during_outage(
+    service: &MailService,
+    mail: &Mailboxes,
+    n: usize,
+    partner: impl Fn(usize) -> usize,
+) {
+    mail.outage(true);
+    for i in 0..n {
+        let sub = sub_id(&format!("s-{i:05}"));
+        check_and_submit(service, &admin(), &sub, &partner_id(partner(i)))
+            .await
+            .unwrap();
+    }
+    mail.outage(false);
+}
+
 #[tokio::test]
 async fn a_broken_mailbox_never_stalls_the_others() {
     for limit in [10, 100] {
@@ -91,18 +109,7 @@ async fn a_broken_mailbox_never_stalls_the_others() {
         for p in 0..100 {
             mail.break_mailbox(mpn(&partner_id(p)));
         }
-        mail.outage(true);
-        for i in 0..1_100 {
-            let partner = if i < 100 {
-                partner_id(i)
-            } else {
-                partner_id(100)
-            };
-            check_and_submit(&service, &admin(), &sub_id(&format!("s-{i:05}")), &partner)
-                .await
-                .unwrap();
-        }
-        mail.outage(false);
+        submit_during_outage(&service, &mail, 1_100, |i| i.min(100)).await;
         let mut calls = 0;
         while mail.received().len() < 1_000 {
             calls += 1;
@@ -237,18 +244,7 @@ async fn a_letter_too_old_is_dead_whatever_its_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dispatchers_running_at_once_send_each_email_once() {
     let (service, repo, mail, clock) = mail_world(400, 5).await;
-    mail.outage(true);
-    for i in 0..400 {
-        check_and_submit(
-            &service,
-            &admin(),
-            &sub_id(&format!("s-{i:05}")),
-            &partner_id(i % 5),
-        )
-        .await
-        .unwrap();
-    }
-    mail.outage(false);
+    submit_during_outage(&service, &mail, 400, |i| i % 5).await;
     clock.advance(Duration::hours(1));
     let service = Arc::new(service);
     let dispatchers: Vec<_> = (0..4)
@@ -281,18 +277,7 @@ async fn dispatchers_running_at_once_send_each_email_once() {
 #[tokio::test]
 async fn the_claims_of_a_dispatcher_that_died_are_taken_over_after_the_lease() {
     let (service, repo, mail, clock) = mail_world(3, 1).await;
-    mail.outage(true);
-    for i in 0..3 {
-        check_and_submit(
-            &service,
-            &admin(),
-            &sub_id(&format!("s-{i:05}")),
-            &partner_id(0),
-        )
-        .await
-        .unwrap();
-    }
-    mail.outage(false);
+    submit_during_outage(&service, &mail, 3, |_| 0).await;
     clock.advance(Duration::hours(1));
     // A dispatcher claims the batch, then dies before sending anything.
     let lease = DeliveryPolicy::default().lease;
@@ -313,18 +298,7 @@ async fn the_claims_of_a_dispatcher_that_died_are_taken_over_after_the_lease() {
 #[tokio::test]
 async fn the_dispatch_loop_runs_until_shut_down() {
     let (service, repo, mail, clock) = mail_world(5, 1).await;
-    mail.outage(true);
-    for i in 0..5 {
-        check_and_submit(
-            &service,
-            &admin(),
-            &sub_id(&format!("s-{i:05}")),
-            &partner_id(0),
-        )
-        .await
-        .unwrap();
-    }
-    mail.outage(false);
+    submit_during_outage(&service, &mail, 5, |_| 0).await;
     clock.advance(Duration::hours(1)); // the retries are due
     let service = Arc::new(service);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -463,18 +437,7 @@ async fn a_policy_without_delay_tries_each_email_once_per_call() {
         ..DeliveryPolicy::default()
     });
     mail.break_mailbox(mpn(&partner_id(0)));
-    mail.outage(true);
-    for s in 0..2 {
-        check_and_submit(
-            &service,
-            &admin(),
-            &sub_id(&format!("s-{s:05}")),
-            &partner_id(s),
-        )
-        .await
-        .unwrap();
-    }
-    mail.outage(false);
+    submit_during_outage(&service, &mail, 2, |s| s).await;
     let report = service.dispatch_pending(1).await.unwrap();
     assert_eq!(
         report,
@@ -510,14 +473,7 @@ impl Notifier for SlowMail {
 async fn a_batch_slower_than_its_lease_leaves_the_rest_and_no_email_goes_out_twice() {
     // 8 emails to 8 partners, pending after an outage.
     let (other, repo, mail, clock) = mail_world(8, 8).await;
-    mail.outage(true);
-    for i in 0..8 {
-        let sub = sub_id(&format!("s-{i:05}"));
-        check_and_submit(&other, &admin(), &sub, &partner_id(i))
-            .await
-            .unwrap();
-    }
-    mail.outage(false);
+    submit_during_outage(&other, &mail, 8, |i| i).await;
     clock.advance(Duration::hours(1));
 
     // Each send takes a sixth of the lease; while it is under way, the other dispatcher

@@ -74,3 +74,32 @@ pub async fn empty_schema(url: &str, schema: &str) -> dpor::sqlx::postgres::PgCo
         .unwrap()
         .options([("search_path", schema)])
 }
+
+/// The bench's SQLite files, `dpor-bench-<pid>-<name>.db` in the temp dir, removed
+/// (with their `-wal` and `-shm`) before use and when dropped.
+#[derive(Default)]
+pub struct TempDbs(Vec<std::path::PathBuf>);
+
+impl TempDbs {
+    /// The URL of a new file named `name`.
+    pub fn url(&mut self, name: &str) -> String {
+        let path =
+            std::env::temp_dir().join(format!("dpor-bench-{}-{name}.db", std::process::id()));
+        remove_db(&path);
+        let url = format!("sqlite://{}", path.display());
+        self.0.push(path);
+        url
+    }
+}
+
+impl Drop for TempDbs {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|path| remove_db(path));
+    }
+}
+
+fn remove_db(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -225,9 +225,7 @@ impl<R: Repository + Outbox, D: PartnerDirectory, N: Notifier, C: Clock> PorServ
             "remove_partner",
             Some(subscription),
             Some(actor),
-            self.remove(actor, subscription, |stored, now| {
-                stored.remove_partner(now)
-            }),
+            self.remove(actor, subscription, Subscription::remove_partner),
         )
         .await
     }
