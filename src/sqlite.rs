@@ -426,6 +426,23 @@ impl SqliteRepository {
             .collect()
     }
 
+    /// Claims what is due, oldest first: until `until`, at `now`, at most `limit`.
+    async fn claim_due(
+        &self,
+        until: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let query = sqlx::query(sql::CLAIM_DUE_SQLITE).bind(until).bind(now);
+        self.fetch_all(sql::Side::Writes, query.bind(limit)).await
+    }
+
+    /// The first `limit` pending notifications' rows, in order.
+    async fn pending_rows(&self, limit: i64) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let query = sqlx::query(sql::PENDING_SQLITE).bind(limit);
+        self.fetch_all(sql::Side::Reads, query).await
+    }
+
     /// Marks many notifications delivered in one statement.
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         let ids: Vec<&str> = ids.iter().map(NotificationId::as_str).collect();
@@ -473,7 +490,7 @@ sql::sql_repository!(
     SqliteRepository,
     sqlx::Sqlite,
     Backend::Sqlite,
-    sql::CLAIM_SQLITE,
+    sql::CLAIM_ONLY_SQLITE,
     sql::INSERT_EVENTS_SQLITE,
     sql::INSERT_NOTIFICATIONS_SQLITE,
     sql::CHANGES_SQLITE
@@ -723,9 +740,9 @@ mod tests {
             (sql::RECORD_DEAD, vec![id]),
             (sql::REDRIVE, vec![id]),
             (sql::OLDEST_FIRST_SQLITE, vec![id]),
-            (sql::CLAIM_SQLITE[1], vec![id, pair]),
-            (sql::CLAIM_SQLITE[0], vec![due, pair]),
-            (sql::PENDING, vec![due]),
+            (sql::CLAIM_ONLY_SQLITE, vec![id, pair]),
+            (sql::CLAIM_DUE_SQLITE, vec![due, pair]),
+            (sql::PENDING_SQLITE, vec![due]),
             (sql::INSERT_NOTIFICATIONS_SQLITE, vec![pair]),
         ];
         for (statement, uses) in statements {
