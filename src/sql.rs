@@ -1,6 +1,7 @@
-//! What the SQL repositories share: the statements (the same text for SQLite and
-//! PostgreSQL, with `$n` placeholders), the row encoding, and the `Repository`
-//! implementation, written once and instantiated per database by a macro.
+//! What the SQL repositories share: the statements (mostly the same text for SQLite and
+//! PostgreSQL, with `$n` placeholders; those PostgreSQL plans for each call have their
+//! arguments in their text), the row encoding, and the `Repository` implementation,
+//! written once and instantiated per database by a macro.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -106,7 +107,7 @@ macro_rules! pending {
 /// SQLite.
 #[cfg(feature = "sqlite")]
 pub(crate) const PENDING_SQLITE: &str = pending!("$1");
-/// The same on PostgreSQL, sent as [`IN_ORDER_POSTGRES`] says.
+/// The same on PostgreSQL, sent as [`in_order_postgres`] says.
 #[cfg(feature = "postgres")]
 pub(crate) fn pending_postgres(limit: i64) -> String {
     format!(pending!("{limit}"), limit = limit)
@@ -279,8 +280,8 @@ macro_rules! claim_postgres {
 /// [`Claim::Only`](crate::ports::Claim::Only) on PostgreSQL, one id per statement.
 #[cfg(feature = "postgres")]
 pub(crate) const CLAIM_ONLY_POSTGRES: &str = claim_postgres!(only, "$1", "$2", "$3");
-/// [`Claim::Due`](crate::ports::Claim::Due) on PostgreSQL, sent as [`IN_ORDER_POSTGRES`]
-/// says.
+/// [`Claim::Due`](crate::ports::Claim::Due) on PostgreSQL, sent as
+/// [`in_order_postgres`] says.
 #[cfg(feature = "postgres")]
 pub(crate) fn claim_due_postgres(until: i64, now: i64, limit: i64) -> String {
     format!(
@@ -291,28 +292,32 @@ pub(crate) fn claim_due_postgres(until: i64, now: i64, limit: i64) -> String {
     )
 }
 
-/// What the PostgreSQL statements that read what is due in its order (the claim of
-/// what is due, the list of pending notifications) run under: no sorting. They are sent
-/// unprepared, each after this setting in one message (the simple query protocol: one
-/// round trip, in one implicit transaction, at whose end the setting lapses), their
-/// arguments (numbers) in their text, so that PostgreSQL plans them for each call with
-/// the one plan that does not sort: a walk of `dpor_outbox_due` in order, which stops
-/// at the limit.
+/// The message that sends `statement`, a PostgreSQL read of what is due in its order
+/// (the claim of what is due, the list of pending notifications), with no sorting: it
+/// is sent unprepared, after `SET LOCAL enable_sort = off` in one message (the simple
+/// query protocol: one round trip, in one implicit transaction, at whose end the
+/// setting lapses), its arguments (numbers) in its text, so that PostgreSQL plans it
+/// for each call with sorting priced out. What is left are the walks of an index in
+/// position order, which stop at the limit, and of those PostgreSQL takes
+/// `dpor_outbox_due`, which holds only pending rows (tested).
 ///
 /// Planned freely, as they were until issue 15's eleventh round, PostgreSQL chose by
 /// the outbox's statistics, and an outbox never analyzed has none (a new database's,
 /// until autovacuum's first `ANALYZE` of it: up to a minute on a default server). It
 /// then took few notifications to be pending, and sorting them looked cheapest: every
 /// call read every pending row, tested each and sorted them all, to take its first
-/// 100 (so over 20,000 emails never analyzed, 2,000 of them pending: tested). Draining
-/// a backlog that way costs time in proportion to its
+/// 100 (so over 20,000 emails never analyzed, 2,000 of them pending: the plan tests
+/// fail with sorting on). Draining a backlog that way costs time in proportion to its
 /// square. Seen in the SQL bench, whose dispatch rows delete and fill the outbox again
 /// for every run: each claim of 100 among 1,000 pending read and sorted all 1,000
 /// (3.4 ms), and one dispatcher delivered 8.5-10.5k emails per second; walking the
-/// index, 20-27k. The setting leaves PostgreSQL the walk alone; planning each call
-/// costs the server about 0.15 ms per claim.
+/// index, 20-27k. Planning each call costs the server about 0.15 ms per claim; the
+/// 2-dispatcher row, which did not meet the misplan, went from 26.8-31.3k to
+/// 22.4-29.3k in the same runs.
 #[cfg(feature = "postgres")]
-pub(crate) const IN_ORDER_POSTGRES: &str = "SET LOCAL enable_sort = off";
+pub(crate) fn in_order_postgres(statement: &str) -> String {
+    format!("SET LOCAL enable_sort = off; {statement}")
+}
 
 /// The claim of a notification a commit inserts, for its `claimed_until`: until `$until`
 /// when it is the first of its recipient in the commit (`$first`: rows of one statement
