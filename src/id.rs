@@ -138,12 +138,14 @@ impl MpnId {
                 },
             });
         }
-        if let Some(offset) = source.iter().position(|b| !b.is_ascii_digit()) {
-            return Err(invalid_character(input, trimmed, offset));
+        // One pass checks and copies each digit, zero-padded.
+        let mut digits = [0; MPN_ID_MAX_DIGITS];
+        for (offset, (digit, &b)) in digits.iter_mut().zip(source).enumerate() {
+            if !b.is_ascii_digit() {
+                return Err(invalid_character(input, trimmed, offset));
+            }
+            *digit = b;
         }
-        // A fixed-length copy the compiler unrolls, zero-padded.
-        let digits: [u8; MPN_ID_MAX_DIGITS] =
-            std::array::from_fn(|i| source.get(i).copied().unwrap_or(0));
         let length = source.len();
         if length < MPN_ID_MIN_DIGITS {
             return Err(MpnIdError::WrongLength { length });
