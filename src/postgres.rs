@@ -261,6 +261,17 @@ impl PostgresRepository {
             .await
     }
 
+    /// The rows of the dead letters after position `after`, at most `limit`.
+    async fn dead_letter_rows(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        let page = sql::dead_letters_postgres(after, limit);
+        self.unprepared(sql::Side::Reads, &sql::in_order_postgres(&page))
+            .await
+    }
+
     /// Marks notifications delivered in one statement: prepared for one or two ids,
     /// planned for this call for more (see `sql::MARK_DELIVERED_POSTGRES`).
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
@@ -282,8 +293,8 @@ impl PostgresRepository {
 
     /// The rows of `statement`, sent unprepared (the simple query protocol), so that
     /// PostgreSQL plans it for this call: the statements by a list of ids (see
-    /// `sql::text_array_postgres`) and the reads of what is due in order
-    /// (`sql::in_order_postgres`).
+    /// `sql::text_array_postgres`) and the reads of the outbox's partial indexes in
+    /// order (`sql::in_order_postgres`).
     async fn unprepared(
         &self,
         side: sql::Side,
@@ -419,8 +430,8 @@ mod tests {
     /// delivered mark's did until issue 15's tenth round (that statement fails this
     /// test over 10, 100 and 1,000 emails). The unprepared statements, planned on every
     /// call, are planned over the grown outbox too: the reads of what is due sorted all
-    /// 2,000 pending emails there until issue 15's eleventh round (they fail this test
-    /// with sorting on).
+    /// 2,000 pending emails there, and a page of dead letters all 200 dead letters,
+    /// until issue 15's eleventh round (they fail this test with sorting on).
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set DPOR_TEST_POSTGRES_URL (`source .ci/postgres.sh` starts one)"]
     async fn the_plans_kept_over_a_small_outbox_serve_as_it_grows() {
@@ -606,12 +617,14 @@ mod tests {
         wrong
     }
 
-    /// Adds emails `n-{from}` to `n-{to}` to the outbox, every tenth pending.
+    /// Adds emails `n-{from}` to `n-{to}` to the outbox, every tenth pending and every
+    /// hundredth dead.
     async fn fill_outbox(connection: &mut sqlx::PgConnection, from: u32, to: u32) {
         let fill = format!(
             "INSERT INTO dpor_outbox (id, notification, subscription, recipient, status) \
              SELECT 'n-' || g, '{{}}', 'sub-' || (g % 100), (g % 7)::TEXT, \
-                    CASE WHEN g % 10 = 0 THEN 'pending' ELSE 'delivered' END \
+                    CASE WHEN g % 10 = 0 THEN 'pending' WHEN g % 100 = 5 THEN 'dead' \
+                         ELSE 'delivered' END \
              FROM generate_series({from}, {to}) AS g"
         );
         run(connection, &fill).await;
@@ -623,17 +636,20 @@ mod tests {
     const PAIR: &str = "Index Cond: ((subscription =";
     /// The index of what is due.
     const DUE: &str = "dpor_outbox_due";
+    /// The index of the dead letters.
+    const DEAD: &str = "dpor_outbox_dead";
 
     /// Whether `plan` finds its rows by the keys `uses` names and by no other index of
-    /// pending or dead notifications, and walks what is due in order (no sort) when it
-    /// reads it.
+    /// pending or dead notifications, and walks a partial index of the outbox in order
+    /// (no sort) when it reads one.
     fn keyed(uses: &[&str], plan: &str) -> bool {
-        let due_scans = usize::from(uses.contains(&DUE));
+        let partial = [DUE, DEAD];
         uses.iter().all(|u| plan.contains(u))
-            && plan.matches(DUE).count() == due_scans
-            && (due_scans == 0 || !plan.contains("Sort"))
+            && partial
+                .iter()
+                .all(|index| plan.matches(index).count() == usize::from(uses.contains(index)))
+            && (!partial.iter().any(|index| uses.contains(index)) || !plan.contains("Sort"))
             && !plan.contains("Anti Join")
-            && !plan.contains("dpor_outbox_dead")
     }
 
     /// A statement of the outbox: what it does, its text, its parameter types and
@@ -650,9 +666,9 @@ mod tests {
 
     /// The outbox's statements sent unprepared: what each does, the message it is sent
     /// in, its text, and the keys its plan must use. Those by a list of ids with three
-    /// ids (the mark of one or two is prepared); the reads of what is due in order with
-    /// the dispatcher's limit.
-    fn unprepared_statements() -> [Unprepared; 4] {
+    /// ids (the mark of one or two is prepared); the reads of the partial indexes in
+    /// order with the dispatcher's limit.
+    fn unprepared_statements() -> [Unprepared; 5] {
         let ids = ["n-1", "n-2", "n-3"];
         [
             (
@@ -678,6 +694,12 @@ mod tests {
                 sql::in_order_postgres,
                 sql::pending_postgres(100),
                 vec![DUE],
+            ),
+            (
+                "dead letters",
+                sql::in_order_postgres,
+                sql::dead_letters_postgres(0, 100),
+                vec![DEAD],
             ),
         ]
     }
@@ -731,7 +753,7 @@ mod tests {
         ]
     }
 
-    /// The reads of what is due in order walk `dpor_outbox_due` (no sort) over a
+    /// The reads of the outbox's partial indexes in order walk them (no sort) over a
     /// backlog that built up in a new outbox (never analyzed) after dead rows: as in the
     /// SQL bench, whose dispatch rows delete and fill the outbox again. Planned freely,
     /// the claim of what is due read all 1,000 pending notifications and sorted them, to
@@ -789,6 +811,7 @@ mod tests {
             let lease = time::Duration::MINUTE;
             repo.claim(Claim::Due, now, lease, 10).await.unwrap();
             repo.pending_notifications(10).await.unwrap();
+            repo.dead_letters(None, 10).await.unwrap();
         }
         let kept: Vec<String> = sqlx::query_scalar("SELECT statement FROM pg_prepared_statements")
             .fetch_all(repo.pool())

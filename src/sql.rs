@@ -127,11 +127,31 @@ pub(crate) const OUTBOX_PAGE: &str = concat!(
     entry_columns!(),
     " FROM dpor_outbox WHERE position > $1 ORDER BY position LIMIT $2"
 );
-pub(crate) const DEAD_LETTERS: &str = concat!(
-    "SELECT ",
-    entry_columns!(),
-    " FROM dpor_outbox WHERE status = 'dead' AND position > $1 ORDER BY position LIMIT $2"
-);
+/// The dead letters after position `$after`, at most `$limit` (SQL text).
+macro_rules! dead_letters {
+    ($after:literal, $limit:literal) => {
+        concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM dpor_outbox WHERE status = 'dead' AND position > ",
+            $after,
+            " ORDER BY position LIMIT ",
+            $limit
+        )
+    };
+}
+/// [`Outbox::dead_letters`](crate::ports::Outbox::dead_letters) on SQLite.
+#[cfg(feature = "sqlite")]
+pub(crate) const DEAD_LETTERS_SQLITE: &str = dead_letters!("$1", "$2");
+/// The same on PostgreSQL, sent as [`in_order_postgres`] says.
+#[cfg(feature = "postgres")]
+pub(crate) fn dead_letters_postgres(after: i64, limit: i64) -> String {
+    format!(
+        dead_letters!("{after}", "{limit}"),
+        after = after,
+        limit = limit
+    )
+}
 pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, \
      subscription, recipient, status, attempts, last_error, last_attempt_at, next_attempt_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
@@ -292,14 +312,15 @@ pub(crate) fn claim_due_postgres(until: i64, now: i64, limit: i64) -> String {
     )
 }
 
-/// The message that sends `statement`, a PostgreSQL read of what is due in its order
-/// (the claim of what is due, the list of pending notifications), with no sorting: it
+/// The message that sends `statement`, a PostgreSQL read of one of the outbox's partial
+/// indexes in position order (the claim of what is due, the list of pending
+/// notifications, a page of dead letters), with no sorting: it
 /// is sent unprepared, after `SET LOCAL enable_sort = off` in one message (the simple
 /// query protocol: one round trip, in one implicit transaction, at whose end the
 /// setting lapses), its arguments (numbers) in its text, so that PostgreSQL plans it
 /// for each call with sorting priced out. What is left are the walks of an index in
-/// position order, which stop at the limit, and of those PostgreSQL takes
-/// `dpor_outbox_due`, which holds only pending rows (tested).
+/// position order, which stop at the limit, and of those PostgreSQL takes the partial
+/// index, `dpor_outbox_due` or `dpor_outbox_dead` (tested).
 ///
 /// Planned freely, as they were until issue 15's eleventh round, PostgreSQL chose by
 /// the outbox's statistics, and an outbox never analyzed has none (a new database's,
@@ -313,7 +334,9 @@ pub(crate) fn claim_due_postgres(until: i64, now: i64, limit: i64) -> String {
 /// (3.4 ms), and one dispatcher delivered 8.5-10.5k emails per second; walking the
 /// index, 20-27k. Planning each call costs the server about 0.15 ms per claim; the
 /// 2-dispatcher row, which did not meet the misplan, went from 26.8-31.3k to
-/// 22.4-29.3k in the same runs.
+/// 22.4-29.3k in the same runs. A page of dead letters was planned the same way
+/// (until the same round): every page read and sorted all of them, so paging through
+/// dead letters imported into a new database cost time in proportion to their square.
 #[cfg(feature = "postgres")]
 pub(crate) fn in_order_postgres(statement: &str) -> String {
     format!("SET LOCAL enable_sort = off; {statement}")
@@ -831,9 +854,10 @@ pub(crate) fn swap_refused(
 /// database's schema lock), `recorded_and_found` (the recorded and the actual schema
 /// versions), `commit_claiming` (`Repository::commit`, and with a claim
 /// `Repository::commit_and_claim`), `oldest_first` (the stored ones of given
-/// notification ids, by position), `mark_all_delivered`, and the two reads of what is
-/// due in order: `claim_due` (the claim of what is due) and `pending_rows` (the pending
-/// notifications).
+/// notification ids, by position), `mark_all_delivered`, and the reads of the outbox's
+/// partial indexes in order: `claim_due` (the claim of what is due), `pending_rows`
+/// (the pending notifications) and `dead_letter_rows` (the dead letters after a
+/// position).
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim_only:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {
         impl $name {
@@ -919,10 +943,11 @@ macro_rules! sql_repository {
                 lent.settle(result).map(|done| done.rows_affected())
             }
 
-            /// The outbox entries `statement` selects after position `after`.
+            /// The outbox entries after position `after`, at most `limit`: all of them,
+            /// or only the dead letters.
             async fn fetch_entries(
                 &self,
-                statement: &'static str,
+                dead_only: bool,
                 after: Option<u64>,
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -930,12 +955,13 @@ macro_rules! sql_repository {
                 let Ok(after) = i64::try_from(after.unwrap_or(0)) else {
                     return Ok(Vec::new());
                 };
-                let rows = self
-                    .fetch_all(
-                        sql::Side::Reads,
-                        sqlx::query(statement).bind(after).bind(sql::limit(limit)),
-                    )
-                    .await?;
+                let limit = sql::limit(limit);
+                let rows = if dead_only {
+                    self.dead_letter_rows(after, limit).await?
+                } else {
+                    let query = sqlx::query(sql::OUTBOX_PAGE).bind(after).bind(limit);
+                    self.fetch_all(sql::Side::Reads, query).await?
+                };
                 rows.iter().map(decode_entry).collect()
             }
 
@@ -1390,7 +1416,7 @@ macro_rules! sql_repository {
                 after: Option<u64>,
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
-                self.fetch_entries(sql::DEAD_LETTERS, after, limit).await
+                self.fetch_entries(true, after, limit).await
             }
 
             async fn redrive(
@@ -1414,7 +1440,7 @@ macro_rules! sql_repository {
                 after: Option<u64>,
                 limit: usize,
             ) -> Result<Vec<OutboxEntry>, StoreError> {
-                self.fetch_entries(sql::OUTBOX_PAGE, after, limit).await
+                self.fetch_entries(false, after, limit).await
             }
 
             async fn import_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {

@@ -443,6 +443,18 @@ impl SqliteRepository {
         self.fetch_all(sql::Side::Reads, query).await
     }
 
+    /// The rows of the dead letters after position `after`, at most `limit`.
+    async fn dead_letter_rows(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let query = sqlx::query(sql::DEAD_LETTERS_SQLITE)
+            .bind(after)
+            .bind(limit);
+        self.fetch_all(sql::Side::Reads, query).await
+    }
+
     /// Marks many notifications delivered in one statement.
     async fn mark_all_delivered(&self, ids: &[NotificationId]) -> Result<(), StoreError> {
         let ids: Vec<&str> = ids.iter().map(NotificationId::as_str).collect();
