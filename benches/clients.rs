@@ -212,6 +212,5 @@ fn main() {
             }
         });
         drop(runtime);
-        drop(files);
     }
 }

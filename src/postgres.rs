@@ -241,35 +241,11 @@ impl PostgresRepository {
             .collect()
     }
 
-    /// Claims what is due, oldest first: until `until`, at `now`, at most `limit`
-    /// (see `sql::in_order_postgres`).
-    async fn claim_due(
-        &self,
-        until: i64,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-        let claim = sql::claim_due_postgres(until, now, limit);
-        self.unprepared(sql::Side::Writes, &sql::in_order_postgres(&claim))
-            .await
-    }
-
-    /// The first `limit` pending notifications' rows, in order.
-    async fn pending_rows(&self, limit: i64) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-        let pending = sql::pending_postgres(limit);
-        self.unprepared(sql::Side::Reads, &sql::in_order_postgres(&pending))
-            .await
-    }
-
-    /// The rows of the dead letters after position `after`, at most `limit`.
-    async fn dead_letter_rows(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-        let page = sql::dead_letters_postgres(after, limit);
-        self.unprepared(sql::Side::Reads, &sql::in_order_postgres(&page))
-            .await
+    /// The rows of `read`, planned for this call with sorting off (see
+    /// `sql::in_order_postgres`).
+    async fn in_order(&self, read: sql::InOrder) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        let message = sql::in_order_postgres(&read.postgres());
+        self.unprepared(read.side(), &message).await
     }
 
     /// Marks notifications delivered in one statement: prepared for one or two ids,
@@ -604,12 +580,7 @@ mod tests {
     async fn unprepared_misplanned(connection: &mut sqlx::PgConnection, at: &str) -> Vec<String> {
         let mut wrong = Vec::new();
         for (what, message, statement, uses) in unprepared_statements() {
-            let explain = message(&format!("EXPLAIN {statement}"));
-            let rows = sqlx::Executor::fetch_all(&mut *connection, explain.as_str())
-                .await
-                .unwrap();
-            let lines: Vec<String> = rows.iter().map(|row| sqlx::Row::get(row, 0)).collect();
-            let plan = lines.join("\n");
+            let plan = plan_of(connection, &message(&format!("EXPLAIN {statement}"))).await;
             if !keyed(&uses, &plan) {
                 wrong.push(format!("{what}{at}:\n{plan}"));
             }
@@ -686,19 +657,28 @@ mod tests {
             (
                 "claim due",
                 sql::in_order_postgres,
-                sql::claim_due_postgres(0, 0, 100),
+                sql::InOrder::ClaimDue {
+                    until: 0,
+                    now: 0,
+                    limit: 100,
+                }
+                .postgres(),
                 vec![DUE, PAIR],
             ),
             (
                 "pending",
                 sql::in_order_postgres,
-                sql::pending_postgres(100),
+                sql::InOrder::Pending { limit: 100 }.postgres(),
                 vec![DUE],
             ),
             (
                 "dead letters",
                 sql::in_order_postgres,
-                sql::dead_letters_postgres(0, 100),
+                sql::InOrder::DeadLetters {
+                    after: 0,
+                    limit: 100,
+                }
+                .postgres(),
                 vec![DEAD],
             ),
         ]
@@ -968,13 +948,16 @@ mod tests {
 
     /// The plan of `statement`, as text.
     async fn explain(connection: &mut sqlx::PgConnection, statement: &str) -> String {
-        let explain = format!("EXPLAIN {statement}");
-        let plan: Vec<String> = sqlx::query_scalar(&explain)
-            .persistent(false)
-            .fetch_all(connection)
+        plan_of(connection, &format!("EXPLAIN {statement}")).await
+    }
+
+    /// The plan `message` (an `EXPLAIN`, maybe after settings) answers, as text.
+    async fn plan_of(connection: &mut sqlx::PgConnection, message: &str) -> String {
+        let rows = sqlx::Executor::fetch_all(connection, message)
             .await
             .unwrap();
-        plan.join("\n")
+        let lines: Vec<String> = rows.iter().map(|row| sqlx::Row::get(row, 0)).collect();
+        lines.join("\n")
     }
 
     /// Runs `statements` on `connection`.

@@ -107,11 +107,6 @@ macro_rules! pending {
 /// SQLite.
 #[cfg(feature = "sqlite")]
 pub(crate) const PENDING_SQLITE: &str = pending!("$1");
-/// The same on PostgreSQL, sent as [`in_order_postgres`] says.
-#[cfg(feature = "postgres")]
-pub(crate) fn pending_postgres(limit: i64) -> String {
-    format!(pending!("{limit}"), limit = limit)
-}
 pub(crate) const PAGE_FIRST: &str =
     "SELECT id, version, record FROM dpor_subscriptions ORDER BY id LIMIT $1";
 pub(crate) const PAGE_AFTER: &str =
@@ -143,15 +138,6 @@ macro_rules! dead_letters {
 /// [`Outbox::dead_letters`](crate::ports::Outbox::dead_letters) on SQLite.
 #[cfg(feature = "sqlite")]
 pub(crate) const DEAD_LETTERS_SQLITE: &str = dead_letters!("$1", "$2");
-/// The same on PostgreSQL, sent as [`in_order_postgres`] says.
-#[cfg(feature = "postgres")]
-pub(crate) fn dead_letters_postgres(after: i64, limit: i64) -> String {
-    format!(
-        dead_letters!("{after}", "{limit}"),
-        after = after,
-        limit = limit
-    )
-}
 pub(crate) const IMPORT_NOTIFICATION: &str = "INSERT INTO dpor_outbox (id, notification, \
      subscription, recipient, status, attempts, last_error, last_attempt_at, next_attempt_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
@@ -300,21 +286,52 @@ macro_rules! claim_postgres {
 /// [`Claim::Only`](crate::ports::Claim::Only) on PostgreSQL, one id per statement.
 #[cfg(feature = "postgres")]
 pub(crate) const CLAIM_ONLY_POSTGRES: &str = claim_postgres!(only, "$1", "$2", "$3");
-/// [`Claim::Due`](crate::ports::Claim::Due) on PostgreSQL, sent as
+/// A read of one of the outbox's partial indexes in position order, with its
+/// arguments: SQLite prepares and binds it, PostgreSQL is sent it as
 /// [`in_order_postgres`] says.
-#[cfg(feature = "postgres")]
-pub(crate) fn claim_due_postgres(until: i64, now: i64, limit: i64) -> String {
-    format!(
-        claim_postgres!(due, "{until}", "{now}", "{limit}"),
-        until = until,
-        now = now,
-        limit = limit
-    )
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InOrder {
+    /// [`Claim::Due`](crate::ports::Claim::Due): claimed until `until`, at `now`, at
+    /// most `limit`.
+    ClaimDue { until: i64, now: i64, limit: i64 },
+    /// [`Outbox::pending_notifications`](crate::ports::Outbox::pending_notifications).
+    Pending { limit: i64 },
+    /// [`Outbox::dead_letters`](crate::ports::Outbox::dead_letters) after position
+    /// `after`.
+    DeadLetters { after: i64, limit: i64 },
+}
+
+impl InOrder {
+    /// The pool it runs on: a claim writes.
+    pub(crate) fn side(self) -> Side {
+        match self {
+            InOrder::ClaimDue { .. } => Side::Writes,
+            InOrder::Pending { .. } | InOrder::DeadLetters { .. } => Side::Reads,
+        }
+    }
+
+    /// The statement on PostgreSQL, its arguments in its text.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(self) -> String {
+        match self {
+            InOrder::ClaimDue { until, now, limit } => format!(
+                claim_postgres!(due, "{until}", "{now}", "{limit}"),
+                until = until,
+                now = now,
+                limit = limit
+            ),
+            InOrder::Pending { limit } => format!(pending!("{limit}"), limit = limit),
+            InOrder::DeadLetters { after, limit } => format!(
+                dead_letters!("{after}", "{limit}"),
+                after = after,
+                limit = limit
+            ),
+        }
+    }
 }
 
 /// The message that sends `statement`, a PostgreSQL read of one of the outbox's partial
-/// indexes in position order (the claim of what is due, the list of pending
-/// notifications, a page of dead letters), with no sorting: it
+/// indexes in position order ([`InOrder`]), with no sorting: it
 /// is sent unprepared, after `SET LOCAL enable_sort = off` in one message (the simple
 /// query protocol: one round trip, in one implicit transaction, at whose end the
 /// setting lapses), its arguments (numbers) in its text, so that PostgreSQL plans it
@@ -854,10 +871,8 @@ pub(crate) fn swap_refused(
 /// database's schema lock), `recorded_and_found` (the recorded and the actual schema
 /// versions), `commit_claiming` (`Repository::commit`, and with a claim
 /// `Repository::commit_and_claim`), `oldest_first` (the stored ones of given
-/// notification ids, by position), `mark_all_delivered`, and the reads of the outbox's
-/// partial indexes in order: `claim_due` (the claim of what is due), `pending_rows`
-/// (the pending notifications) and `dead_letter_rows` (the dead letters after a
-/// position).
+/// notification ids, by position), `mark_all_delivered`, and `in_order` (the rows of
+/// an [`InOrder`] read).
 macro_rules! sql_repository {
     ($name:ident, $db:ty, $backend:expr, $claim_only:expr, $insert_events:expr, $insert_notifications:expr, $changes:expr) => {
         impl $name {
@@ -957,7 +972,8 @@ macro_rules! sql_repository {
                 };
                 let limit = sql::limit(limit);
                 let rows = if dead_only {
-                    self.dead_letter_rows(after, limit).await?
+                    self.in_order(sql::InOrder::DeadLetters { after, limit })
+                        .await?
                 } else {
                     let query = sqlx::query(sql::OUTBOX_PAGE).bind(after).bind(limit);
                     self.fetch_all(sql::Side::Reads, query).await?
@@ -1352,7 +1368,14 @@ macro_rules! sql_repository {
                     }
                     let left = sql::limit(limit - claimed.len());
                     let rows = match id {
-                        None => self.claim_due(until, at, left).await?,
+                        None => {
+                            let claim = sql::InOrder::ClaimDue {
+                                until,
+                                now: at,
+                                limit: left,
+                            };
+                            self.in_order(claim).await?
+                        }
                         Some(id) => {
                             let query = sqlx::query($claim_only).bind(until).bind(at);
                             let query = query.bind(left).bind(id);
@@ -1405,7 +1428,8 @@ macro_rules! sql_repository {
                 &self,
                 limit: usize,
             ) -> Result<Vec<Notification>, StoreError> {
-                let rows = self.pending_rows(sql::limit(limit)).await?;
+                let limit = sql::limit(limit);
+                let rows = self.in_order(sql::InOrder::Pending { limit }).await?;
                 rows.iter()
                     .map(|row| json_column(row, "notification"))
                     .collect()

@@ -426,33 +426,22 @@ impl SqliteRepository {
             .collect()
     }
 
-    /// Claims what is due, oldest first: until `until`, at `now`, at most `limit`.
-    async fn claim_due(
+    /// The rows of `read`, prepared and bound.
+    async fn in_order(
         &self,
-        until: i64,
-        now: i64,
-        limit: i64,
+        read: sql::InOrder,
     ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let query = sqlx::query(sql::CLAIM_DUE_SQLITE).bind(until).bind(now);
-        self.fetch_all(sql::Side::Writes, query.bind(limit)).await
-    }
-
-    /// The first `limit` pending notifications' rows, in order.
-    async fn pending_rows(&self, limit: i64) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let query = sqlx::query(sql::PENDING_SQLITE).bind(limit);
-        self.fetch_all(sql::Side::Reads, query).await
-    }
-
-    /// The rows of the dead letters after position `after`, at most `limit`.
-    async fn dead_letter_rows(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let query = sqlx::query(sql::DEAD_LETTERS_SQLITE)
-            .bind(after)
-            .bind(limit);
-        self.fetch_all(sql::Side::Reads, query).await
+        let query = match read {
+            sql::InOrder::ClaimDue { until, now, limit } => sqlx::query(sql::CLAIM_DUE_SQLITE)
+                .bind(until)
+                .bind(now)
+                .bind(limit),
+            sql::InOrder::Pending { limit } => sqlx::query(sql::PENDING_SQLITE).bind(limit),
+            sql::InOrder::DeadLetters { after, limit } => sqlx::query(sql::DEAD_LETTERS_SQLITE)
+                .bind(after)
+                .bind(limit),
+        };
+        self.fetch_all(read.side(), query).await
     }
 
     /// Marks many notifications delivered in one statement.

@@ -530,11 +530,7 @@ impl Notifier for StuckMail {
 #[tokio::test]
 async fn a_send_that_outlives_its_lease_leaves_the_new_claim_alone() {
     let (other, repo, mail, clock) = mail_world(1, 1).await;
-    mail.outage(true);
-    check_and_submit(&other, &admin(), &sub_id("s-00000"), &partner_id(0))
-        .await
-        .unwrap();
-    mail.outage(false);
+    submit_during_outage(&other, &mail, 1, |_| 0).await;
     clock.advance(Duration::hours(1));
 
     let lease = DeliveryPolicy::default().lease;

@@ -405,8 +405,13 @@ impl<'a> Pane<'a> {
                 ..self
             }
             .render(StatusCode::OK),
-            Err(e) => self.failed(e.to_string(), classify(&e).0),
+            Err(e) => self.refused(&e),
         }
+    }
+
+    /// The pane answered with the service's refusal `e` next to the field.
+    fn refused(self, e: &Error) -> Response {
+        self.failed(e.to_string(), classify(e).0)
     }
 
     /// The pane answered with `status` and `message` next to the field.
@@ -966,7 +971,7 @@ where
                     ..pane
                 }
                 .render(StatusCode::OK),
-                Err(e) => pane.failed(e.to_string(), classify(&e).0),
+                Err(e) => pane.refused(&e),
             });
         }
         let checked = state.service.check_partner(&actor, &id, &typed).await;
@@ -1012,7 +1017,7 @@ where
         }
         let receipt = match state.service.submit(&actor, &check).await {
             Ok(receipt) => receipt,
-            Err(e) => return Ok(pane.failed(e.to_string(), classify(&e).0)),
+            Err(e) => return Ok(pane.refused(&e)),
         };
         let after = &receipt.subscription;
         let who = html! {
